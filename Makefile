@@ -1,0 +1,82 @@
+# utarget build. `make` builds build/utargetd and build/utargetcli;
+# `make run` starts the daemon on the embedded default config;
+# `make check` builds with -Werror (gcc, and clang when present) and runs
+# every test, the integration tests against a sanitizer (ASan + UBSan) build.
+
+CC       ?= gcc
+BUILD    ?= build
+OPT      ?= -O2
+CFLAGS   ?= $(OPT) -g
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CPPFLAGS += -std=c11 -D_GNU_SOURCE -Isrc -Iinclude -MMD -MP
+LDLIBS   := -lisal -lcrypto -ljansson -luring -lpthread
+CLI_LIBS := -ljansson -lreadline
+
+CORE_DIRS := src/util src/io src/backstore src/scsi src/iscsi src/control
+CORE_SRCS := $(sort $(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.c)))
+DAEMON_SRCS := $(wildcard src/daemon/*.c)
+CLI_SRCS := $(wildcard src/cli/*.c) src/util/log.c
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+
+obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
+CORE_OBJS := $(call obj,$(BUILD),$(CORE_SRCS))
+DAEMON_OBJS := $(call obj,$(BUILD),$(DAEMON_SRCS))
+CLI_OBJS := $(call obj,$(BUILD),$(CLI_SRCS))
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+
+.PHONY: all run check deps clean sanitize unit integration clang-check
+all: $(BUILD)/utargetd $(BUILD)/utargetcli
+
+deps:
+	@scripts/deps.sh build
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c $< -o $@
+
+$(BUILD)/libutcore.a: $(CORE_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/utargetd: $(DAEMON_OBJS) $(BUILD)/libutcore.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/utargetcli: $(CLI_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CLI_LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libutcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< $(BUILD)/libutcore.a $(LDLIBS) -lcmocka
+
+run: deps all
+	@scripts/run-default.sh $(BUILD)/utargetd
+
+# Sanitizer build of everything, used by the tests.
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+sanitize:
+	@$(MAKE) --no-print-directory BUILD=build/san CFLAGS="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" all $(patsubst $(BUILD)/%,build/san/%,$(UNIT_BINS))
+
+# Warnings-as-errors build under clang too (issue: "clean under gcc and clang").
+clang-check:
+	@if command -v clang >/dev/null; then \
+	  $(MAKE) --no-print-directory BUILD=build/clang CC=clang all; \
+	else echo "clang not installed: skipping the clang build"; fi
+
+unit: sanitize
+	@set -e; for t in $(patsubst $(BUILD)/%,build/san/%,$(UNIT_BINS)); do echo "== $$t"; $$t; done
+
+integration: all sanitize
+	UTARGETD=$(CURDIR)/build/san/utargetd UTARGETCLI=$(CURDIR)/build/san/utargetcli \
+	  pytest-3 -q tests/integration
+
+check:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory clang-check
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

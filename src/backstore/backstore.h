@@ -1,0 +1,91 @@
+/* Backstores: one ops table per plugin (LIO's fileio, iblock, rd_mcp,
+ * pscsi). The core never branches on a backstore's type. */
+#ifndef UT_BACKSTORE_H
+#define UT_BACKSTORE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "io/loop.h"
+
+enum bs_op {
+	BS_READ,
+	BS_WRITE,
+	BS_FLUSH,        /* make everything written so far durable */
+	BS_UNMAP,        /* deallocate [off, off+len); reads return zeros */
+	BS_WRITE_ZEROES, /* write zeros over [off, off+len) */
+};
+
+/* One I/O. The caller owns it until done() runs; done() may run before
+ * submit() returns (ramdisk, synchronous fallback). */
+struct bs_io {
+	enum bs_op op;
+	uint64_t off;         /* bytes */
+	uint64_t len;         /* bytes */
+	void *buf;            /* READ / WRITE data; 4096-byte aligned */
+	bool fua;             /* WRITE: durable before done() (SBC-3 FUA) */
+	struct io_loop *loop; /* worker to run on; NULL = synchronous */
+	void (*done)(struct bs_io *io, int res); /* res: 0 or -errno */
+	/* private to the backstore */
+	struct io_uring_cb ucb;
+	uint64_t done_bytes;
+	void *bs_priv;
+};
+
+struct bs_config {
+	const char *name;
+	const char *dev;   /* fileio: file or block device; block: device */
+	uint64_t size;     /* bytes; fileio: size of a new file; ramdisk */
+	bool write_back;   /* fileio: cache writes (false = write-through) */
+	bool readonly;     /* block */
+	bool nullio;       /* ramdisk: reads zeros, drops writes */
+	bool sparse;       /* fileio: create with ftruncate (else fallocate) */
+	uint32_t block_size;
+};
+
+struct bs_dev;
+
+struct bs_ops {
+	const char *plugin; /* "fileio", "block", "ramdisk", "pscsi" */
+	/* Fills dev->size, dev->readonly, dev->write_back, dev->can_unmap,
+	 * dev->rotational, dev->path, dev->priv. err gets a message
+	 * fit for an administrator on failure. */
+	int (*open)(struct bs_dev *dev, const struct bs_config *cfg,
+		    char *err, size_t errlen);
+	void (*close)(struct bs_dev *dev);
+	void (*submit)(struct bs_dev *dev, struct bs_io *io);
+};
+
+struct bs_dev {
+	const struct bs_ops *ops;
+	char name[64];
+	char path[4096];       /* backing file / device, "" for ramdisk */
+	uint64_t size;         /* bytes */
+	uint32_t block_size;
+	bool readonly;
+	atomic_bool write_back; /* volatile write cache on (MODE SELECT WCE) */
+	bool can_unmap;
+	bool rotational;
+	void *priv;
+};
+
+const struct bs_ops *bs_find(const char *plugin);
+
+/* Allocates and opens; *out is NULL on failure. */
+int bs_open(const char *plugin, const struct bs_config *cfg,
+	    struct bs_dev **out, char *err, size_t errlen);
+void bs_close(struct bs_dev *dev);
+
+static inline void bs_submit(struct bs_dev *dev, struct bs_io *io)
+{
+	dev->ops->submit(dev, io);
+}
+
+extern const struct bs_ops bs_ramdisk_ops;
+extern const struct bs_ops bs_fileio_ops;
+extern const struct bs_ops bs_block_ops;
+extern const struct bs_ops bs_pscsi_ops;
+
+#endif

@@ -1,0 +1,228 @@
+/* The SCSI core: logical units, I_T nexus state, command dispatch for a
+ * disk LU (SPC-4 / SBC-3). Transport independent: an iSCSI task embeds a
+ * struct scsi_cmd and gets it back with container_of; completion goes back
+ * up through cmd->done. Never include an iscsi header here. */
+#ifndef UT_SCSI_H
+#define UT_SCSI_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backstore/backstore.h"
+#include "util/list.h"
+
+#define SCSI_CDB_MAX 16
+#define SCSI_SENSE_MAX 96
+#define SCSI_NAME_MAX 256
+
+/* SAM-5 status codes */
+#define SAM_STAT_GOOD 0x00
+#define SAM_STAT_CHECK_CONDITION 0x02
+#define SAM_STAT_CONDITION_MET 0x04
+#define SAM_STAT_BUSY 0x08
+#define SAM_STAT_RESERVATION_CONFLICT 0x18
+#define SAM_STAT_TASK_SET_FULL 0x28
+#define SAM_STAT_TASK_ABORTED 0x40
+
+/* Sense keys (SPC-4 4.5.6) */
+#define SK_NO_SENSE 0x0
+#define SK_RECOVERED_ERROR 0x1
+#define SK_NOT_READY 0x2
+#define SK_MEDIUM_ERROR 0x3
+#define SK_HARDWARE_ERROR 0x4
+#define SK_ILLEGAL_REQUEST 0x5
+#define SK_UNIT_ATTENTION 0x6
+#define SK_DATA_PROTECT 0x7
+#define SK_ABORTED_COMMAND 0xb
+#define SK_MISCOMPARE 0xe
+
+/* Additional sense code + qualifier packed as 0xAAQQ */
+#define ASC_NONE 0x0000
+#define ASC_INVALID_OPCODE 0x2000
+#define ASC_LBA_OUT_OF_RANGE 0x2100
+#define ASC_INVALID_FIELD_IN_CDB 0x2400
+#define ASC_LUN_NOT_SUPPORTED 0x2500
+#define ASC_INVALID_FIELD_IN_PARAM_LIST 0x2600
+#define ASC_PARAM_LIST_LENGTH_ERROR 0x1a00
+#define ASC_WRITE_PROTECTED 0x2700
+#define ASC_POWER_ON_RESET 0x2900
+#define ASC_BUS_DEVICE_RESET 0x2903 /* BUS DEVICE RESET FUNCTION OCCURRED */
+#define ASC_MODE_PARAMETERS_CHANGED 0x2a01
+#define ASC_CAPACITY_DATA_CHANGED 0x2a09
+#define ASC_REPORTED_LUNS_CHANGED 0x3f0e
+#define ASC_SAVING_PARAMS_UNSUP 0x3900
+#define ASC_READ_ERROR 0x1100      /* UNRECOVERED READ ERROR */
+#define ASC_WRITE_ERROR 0x0c00
+#define ASC_SPACE_ALLOC_FAILED 0x2707 /* SPACE ALLOCATION FAILED WRITE PROTECT */
+#define ASC_INTERNAL_TARGET_FAILURE 0x4400
+#define ASC_COMMANDS_CLEARED_BY_ANOTHER_INITIATOR 0x2f00
+#define ASC_MEDIUM_NOT_PRESENT 0x3a00
+
+/* Unit attention conditions, one bit each, reported highest-priority first
+ * (SAM-5 5.14 / SPC-4 6.37: the first pending one is returned). */
+enum scsi_ua {
+	SCSI_UA_POWER_ON = 1u << 0,          /* 29/00 */
+	SCSI_UA_LUN_RESET = 1u << 1,         /* 29/03 */
+	SCSI_UA_CAPACITY_CHANGED = 1u << 2,  /* 2A/09 */
+	SCSI_UA_MODE_CHANGED = 1u << 3,      /* 2A/01 */
+	SCSI_UA_LUNS_CHANGED = 1u << 4,      /* 3F/0E */
+	SCSI_UA_CLEARED_BY_OTHER = 1u << 5,  /* 2F/00 */
+};
+
+enum scsi_dir { SCSI_DIR_NONE = 0, SCSI_DIR_READ = 1, SCSI_DIR_WRITE = 2 };
+
+/* Storage object attributes that change SCSI behaviour (LIO names). */
+struct scsi_lu_attrs {
+	uint32_t block_size;
+	bool emulate_write_cache;
+	bool emulate_fua_write;
+	bool emulate_fua_read;
+	bool emulate_dpo;
+	bool emulate_tpu;
+	bool emulate_tpws;
+	bool emulate_caw;
+	bool emulate_3pc;
+	bool emulate_pr;
+	bool emulate_model_alias;
+	bool emulate_ua_intlck_ctrl;
+	bool emulate_tas;
+	bool emulate_rsoc;
+	bool enforce_pr_isids;
+	bool is_nonrot;
+	uint32_t max_unmap_lba_count;
+	uint32_t max_unmap_block_desc_count;
+	uint32_t unmap_granularity;
+	uint32_t unmap_granularity_alignment;
+	uint32_t max_write_same_len;
+	uint32_t optimal_sectors;
+	uint32_t hw_max_sectors;
+	uint32_t queue_depth;
+};
+
+/* A logical unit: one per storage object, shared by every TPG LUN and
+ * session that maps it (possibly on several workers at once). */
+struct scsi_lu {
+	struct bs_dev *bs;
+	char name[64];       /* storage object name (INQUIRY model alias) */
+	char plugin[16];     /* "fileio", ... (INQUIRY model "FILEIO"...) */
+	char wwn[64];        /* unit serial number (VPD 0x80), a UUID */
+	struct scsi_lu_attrs attrs;
+	_Atomic uint64_t nblocks; /* bs->size / attrs.block_size */
+	pthread_mutex_t lock;     /* guards nexus_ents (not the data path) */
+	struct list_head nexus_ents; /* struct scsi_lun_ent.lu_link */
+	atomic_int refcnt;
+};
+
+/* Target port as SPC-4 names it, for VPD 0x83 and PR. */
+struct scsi_tport {
+	char target_name[SCSI_NAME_MAX]; /* "iqn....,t,0x0001" is built from it */
+	uint16_t tpgt;
+	uint16_t rel_port_id;
+};
+
+struct scsi_nexus;
+
+/* One LUN as a nexus sees it. */
+struct scsi_lun_ent {
+	uint64_t lun;           /* number the initiator uses (mapped LUN) */
+	struct scsi_lu *lu;
+	bool write_protect;
+	atomic_uint ua;         /* pending enum scsi_ua bits for this I_T_L */
+	struct scsi_nexus *nexus;
+	struct list_head lu_link; /* on lu->nexus_ents */
+};
+
+/* The LUNs a nexus may see, sorted by lun. Immutable once published; a
+ * configuration change builds a new map (scsi_nexus_set_map). */
+struct scsi_lun_map {
+	unsigned n;
+	struct scsi_lun_ent ent[];
+};
+
+/* I_T nexus: one per iSCSI session. */
+struct scsi_nexus {
+	char initiator_port[SCSI_NAME_MAX + 32]; /* "iqn...,i,0x<isid>" */
+	char initiator_name[SCSI_NAME_MAX];
+	struct scsi_tport tport;
+	struct scsi_lun_map *map;
+};
+
+struct scsi_cmd {
+	/* --- set by the transport before scsi_cmd_prepare --- */
+	struct scsi_nexus *nexus;
+	uint64_t lun;                /* decoded LUN number (SAM-5 flat/peripheral) */
+	uint8_t cdb[SCSI_CDB_MAX];
+	uint32_t edtl;               /* expected data transfer length */
+	struct io_loop *loop;        /* worker the command runs on */
+	void (*done)(struct scsi_cmd *cmd); /* called once by scsi_cmd_exec */
+	/* --- set by scsi_cmd_prepare --- */
+	struct scsi_lun_ent *ent;    /* NULL when the LUN is not mapped */
+	enum scsi_dir dir;
+	uint32_t xfer_len;           /* bytes the CDB asks to move */
+	/* --- data buffer: provided by the transport after prepare, at least
+	 * xfer_len bytes (clamped to edtl for writes, see below), 4096-aligned.
+	 * For WRITE it holds the received data when scsi_cmd_exec is called. */
+	uint8_t *buf;
+	uint32_t buf_len;
+	/* --- results --- */
+	uint8_t status;
+	uint8_t sense[SCSI_SENSE_MAX];
+	uint8_t sense_len;
+	uint32_t data_len;           /* Data-In bytes valid in buf */
+	/* --- private to the SCSI core --- */
+	struct bs_io bio;
+	uint32_t state;
+	uint64_t lba;
+	uint32_t nblk;
+};
+
+/* Parse and check the CDB: LUN lookup, unit attentions, opcode support, CDB
+ * fields, LBA range, write protection. Returns 0 when the command must be
+ * executed (dir / xfer_len set; the transport then collects Data-Out into
+ * buf), or 1 when the status (and sense) is already final — the transport
+ * discards any data and reports cmd->status without calling exec. */
+int scsi_cmd_prepare(struct scsi_cmd *cmd);
+
+/* Execute a prepared command; cmd->done runs exactly once, possibly before
+ * this returns. */
+void scsi_cmd_exec(struct scsi_cmd *cmd);
+
+/* Sense helpers (fixed format, SPC-4 4.5.3). */
+void scsi_set_sense(struct scsi_cmd *cmd, uint8_t key, uint16_t asc);
+/* INVALID FIELD IN CDB / PARAMETER LIST with the sense-key specific field
+ * pointer (SPC-4 4.5.2.4.2): byte, bit (bit < 0 = no bit pointer). */
+void scsi_set_sense_field(struct scsi_cmd *cmd, bool in_cdb, uint16_t byte,
+			  int bit);
+static inline void scsi_set_good(struct scsi_cmd *cmd)
+{
+	cmd->status = SAM_STAT_GOOD;
+	cmd->sense_len = 0;
+}
+
+/* Logical units */
+struct scsi_lu *scsi_lu_create(struct bs_dev *bs, const char *name,
+			       const char *plugin, const char *wwn,
+			       const struct scsi_lu_attrs *attrs);
+void scsi_lu_get(struct scsi_lu *lu);
+void scsi_lu_put(struct scsi_lu *lu); /* closes bs on last put */
+void scsi_lu_attrs_default(struct scsi_lu_attrs *a, const struct bs_dev *bs);
+/* Establish a unit attention for every nexus that sees lu. */
+void scsi_lu_establish_ua(struct scsi_lu *lu, unsigned ua);
+
+/* Nexus / LUN maps. A map is built with scsi_lun_map_new + entries filled
+ * in (lun, lu with a reference, write_protect), then handed to the nexus,
+ * which links the entries to their LUs (for UAs) and sets a POWER ON UA on
+ * new entries. Runs on the nexus's worker. */
+struct scsi_lun_map *scsi_lun_map_new(unsigned n);
+void scsi_nexus_set_map(struct scsi_nexus *nx, struct scsi_lun_map *map);
+/* Drops the map (unlinks, puts LUs). */
+void scsi_nexus_clear(struct scsi_nexus *nx);
+struct scsi_lun_ent *scsi_nexus_lookup(struct scsi_nexus *nx, uint64_t lun);
+
+/* LUN field encoding (SAM-5 4.7): 8-byte LUN <-> number. */
+uint64_t scsi_lun_decode(const uint8_t lun[8]);
+void scsi_lun_encode(uint64_t lun, uint8_t out[8]);
+
+#endif
