@@ -89,6 +89,10 @@ void iscsi_text_reset(struct iscsi_text *t);
 int iscsi_text_add(struct iscsi_text *t, const char *key, const char *value);
 int iscsi_text_addf(struct iscsi_text *t, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Appends len bytes verbatim: collects the text of a request continued over
+ * several PDUs (C bit; a key=value pair may span PDUs, RFC 7143 §6.1).
+ * 0, or -ENOMEM / -E2BIG (total above 16 MiB) / -EINVAL. */
+int iscsi_text_add_raw(struct iscsi_text *t, const char *data, size_t len);
 
 /* Splits text into key=value pairs. Calls fn for each; a pair without '='
  * or with an empty / too long key (> 63 bytes) or value (> 8192 bytes) makes

@@ -120,7 +120,10 @@ struct scsi_tport {
 	char target_name[SCSI_NAME_MAX]; /* "iqn....,t,0x0001" is built from it */
 	uint16_t tpgt;
 	uint16_t rel_port_id;
+	uint8_t proto_id; /* SPC-4 7.6.1 protocol identifier: SCSI_PROTO_ISCSI */
 };
+
+#define SCSI_PROTO_ISCSI 0x5
 
 struct scsi_nexus;
 
@@ -176,6 +179,7 @@ struct scsi_cmd {
 	uint32_t state;
 	uint64_t lba;
 	uint32_t nblk;
+	struct scsi_lu *lu;          /* reference held from prepare to done */
 };
 
 /* Parse and check the CDB: LUN lookup, unit attentions, opcode support, CDB
@@ -188,6 +192,12 @@ int scsi_cmd_prepare(struct scsi_cmd *cmd);
 /* Execute a prepared command; cmd->done runs exactly once, possibly before
  * this returns. */
 void scsi_cmd_exec(struct scsi_cmd *cmd);
+
+/* For a command that scsi_cmd_prepare accepted (returned 0) but that the
+ * transport abandons without calling scsi_cmd_exec (connection lost while
+ * collecting Data-Out, task aborted): drops what prepare took. Harmless on
+ * a command that was never prepared-and-accepted or already completed. */
+void scsi_cmd_release(struct scsi_cmd *cmd);
 
 /* Sense helpers (fixed format, SPC-4 4.5.3). */
 void scsi_set_sense(struct scsi_cmd *cmd, uint8_t key, uint16_t asc);
@@ -216,6 +226,8 @@ void scsi_lu_establish_ua(struct scsi_lu *lu, unsigned ua);
  * which links the entries to their LUs (for UAs) and sets a POWER ON UA on
  * new entries. Runs on the nexus's worker. */
 struct scsi_lun_map *scsi_lun_map_new(unsigned n);
+/* Frees a map that was never handed to a nexus (puts the LUs it holds). */
+void scsi_lun_map_free(struct scsi_lun_map *map);
 void scsi_nexus_set_map(struct scsi_nexus *nx, struct scsi_lun_map *map);
 /* Drops the map (unlinks, puts LUs). */
 void scsi_nexus_clear(struct scsi_nexus *nx);

@@ -1,0 +1,56 @@
+/* The configuration model the control layer owns: storage objects (the
+ * /backstores tree) here; targets, TPGs, LUNs, portals and ACLs live in
+ * iscsi/target.h. All changes run on the control thread under
+ * iscsi_fabric.lock. */
+#ifndef UT_CONTROL_MODEL_H
+#define UT_CONTROL_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backstore/backstore.h"
+#include "scsi/scsi.h"
+#include "util/list.h"
+
+struct ctl_so {
+	struct list_head link;
+	char name[64];
+	char plugin[16];
+	char dev[4096];
+	char wwn[64];
+	uint64_t size;
+	bool write_back;
+	bool readonly;
+	bool nullio;
+	bool sparse;
+	struct scsi_lu *lu;
+};
+
+extern struct list_head ctl_sos;
+
+struct ctl_so_spec {
+	const char *plugin, *name, *dev, *wwn;
+	uint64_t size;
+	bool write_back, readonly, nullio, sparse;
+	uint32_t block_size; /* 0 = default */
+};
+
+struct ctl_so *ctl_so_find(const char *plugin, const char *name);
+/* Validates (names, duplicate, file already used by another object),
+ * opens the backstore and creates the LU. */
+int ctl_so_create(const struct ctl_so_spec *spec, struct ctl_so **out,
+		  char *err, size_t errlen);
+void ctl_so_free(struct ctl_so *so);
+/* Generates a UUID (v4) as LIO does for unit serials. */
+void ctl_gen_uuid(char out[37]);
+
+/* Empties the whole configuration: the daemon's shutdown and the first
+ * half of clearconfig. */
+void ctl_config_clear(void);
+
+/* Loads a LIO saveconfig.json. A missing file is an empty configuration.
+ * On any error nothing of the file is kept. */
+int ctl_config_load(const char *path, char *err, size_t errlen);
+
+#endif

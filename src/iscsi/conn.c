@@ -1,0 +1,787 @@
+/* iSCSI connection: the resumable receive state machine (BHS -> AHS and
+ * header digest -> data segment -> padding and data digest, RFC 7143 §11),
+ * the batched send queue, PDU dispatch, NOP-In pings and connection
+ * teardown. A connection lives on one worker for life. */
+#include "iscsi/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <netinet/tcp.h>
+
+#include "iscsi/digest.h"
+#include "util/log.h"
+
+#define RX_BUDGET 64            /* PDUs handled per readiness event */
+#define RX_DIRECT_MIN 16384     /* recv straight into the task buffer */
+#define TX_IOV_MAX 192
+#define LOGIN_TIMEOUT_MS 15000  /* LIO's login_timeout default */
+#define NOP_CHECK_MS 1000
+
+static void conn_flush(struct iscsi_conn *c);
+#define conn_put iscsi_conn_put
+
+static _Thread_local struct list_head worker_conns;
+static atomic_int conn_count;
+
+int iscsi_conn_count(void)
+{
+	return atomic_load(&conn_count);
+}
+
+void iscsi_conn_close_all(void)
+{
+	struct iscsi_conn *c, *n;
+
+	if (!worker_conns.next)
+		return;
+	list_for_each_entry_safe(c, n, &worker_conns, all_link)
+		iscsi_conn_close(c, "target shutting down");
+}
+
+void iscsi_conn_log(struct iscsi_conn *c, int lvl, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	if ((enum ut_log_level)lvl > ut_log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (c->sess && c->sess->initiator_name[0]) {
+		const uint8_t *i = c->sess->isid;
+
+		ut_log(lvl, "%s isid 0x%02x%02x%02x%02x%02x%02x cid %u (%s): %s",
+		       c->sess->initiator_name, i[0], i[1], i[2], i[3], i[4],
+		       i[5], c->cid, c->peer, msg);
+	} else {
+		ut_log(lvl, "connection from %s: %s", c->peer, msg);
+	}
+}
+
+/* ---- send side ---- */
+
+struct iscsi_txe *iscsi_txe_new(uint32_t dlen)
+{
+	struct iscsi_txe *e = calloc(1, sizeof(*e) + dlen);
+
+	if (!e)
+		return NULL;
+	list_init(&e->link);
+	if (dlen) {
+		e->data = (const uint8_t *)(e + 1);
+		e->dlen = dlen;
+	}
+	return e;
+}
+
+static void txe_free(struct iscsi_txe *e)
+{
+	if (e->task)
+		iscsi_task_put(e->task);
+	free(e);
+}
+
+static void flush_deferred(struct io_deferred *d)
+{
+	struct iscsi_conn *c = container_of(d, struct iscsi_conn, flush_d);
+
+	c->flush_queued = false;
+	conn_flush(c);
+	conn_put(c);
+}
+
+/* Sending happens once per loop iteration for everything queued during it:
+ * one writev carries many PDUs (DESIGN "batched writev"). */
+static void conn_kick(struct iscsi_conn *c)
+{
+	if (c->flush_queued || c->want_out)
+		return;
+	c->flush_queued = true;
+	c->refs++;
+	io_loop_defer(c->loop, &c->flush_d);
+}
+
+void iscsi_conn_queue(struct iscsi_conn *c, struct iscsi_txe *e,
+		      bool advance_statsn)
+{
+	uint8_t *bhs = e->hdr;
+	uint32_t pad = pad4(e->dlen);
+
+	if (c->closing) {
+		txe_free(e);
+		return;
+	}
+	put_be24(bhs + BHS_DLEN, e->dlen);
+	if (c->state != CONN_LOGIN || bhs_opcode(bhs) != ISCSI_OP_LOGIN_RSP) {
+		put_be32(bhs + BHS_CMDSN, c->stat_sn);
+		if (advance_statsn)
+			c->stat_sn++;
+		if (c->sess)
+			iscsi_session_fill_sn(c->sess, bhs);
+	}
+	e->hlen = ISCSI_BHS_LEN;
+	if (c->hdigest) {
+		iscsi_digest_put(e->hdr + ISCSI_BHS_LEN,
+				 iscsi_crc32c(e->hdr, ISCSI_BHS_LEN));
+		e->hlen += ISCSI_DIGEST_LEN;
+	}
+	memset(e->trailer, 0, sizeof(e->trailer));
+	e->tlen = (uint8_t)pad;
+	if (c->ddigest && e->dlen) {
+		uint32_t crc = iscsi_crc32c_update(ISCSI_CRC_INIT, e->data,
+						   e->dlen);
+
+		crc = iscsi_crc32c_update(crc, e->trailer, pad);
+		iscsi_digest_put(e->trailer + pad, iscsi_crc32c_final(crc));
+		e->tlen += ISCSI_DIGEST_LEN;
+	}
+	list_add_tail(&e->link, &c->txq);
+	conn_kick(c);
+}
+
+void iscsi_conn_send_simple(struct iscsi_conn *c, const uint8_t *bhs,
+			    const void *data, uint32_t dlen, bool statsn)
+{
+	struct iscsi_txe *e = iscsi_txe_new(dlen);
+
+	if (!e) {
+		iscsi_conn_close(c, "out of memory");
+		return;
+	}
+	memcpy(e->hdr, bhs, ISCSI_BHS_LEN);
+	if (dlen)
+		memcpy((uint8_t *)(e + 1), data, dlen);
+	iscsi_conn_queue(c, e, statsn);
+}
+
+/* Reject (RFC 7143 §11.17): the rejected PDU's header is the data. */
+void iscsi_conn_reject(struct iscsi_conn *c, uint8_t reason, const uint8_t *bhs)
+{
+	uint8_t r[ISCSI_BHS_LEN] = { 0 };
+
+	iscsi_conn_log(c, UT_LOG_WARN, "reject opcode 0x%02x: reason 0x%02x",
+		       bhs_opcode(bhs), reason);
+	r[0] = ISCSI_OP_REJECT;
+	r[1] = ISCSI_FLAG_FINAL;
+	r[2] = reason;
+	put_be32(r + BHS_ITT, ISCSI_RSVD_TAG);
+	iscsi_conn_send_simple(c, r, bhs, ISCSI_BHS_LEN, true);
+}
+
+static void conn_flush(struct iscsi_conn *c)
+{
+	struct iovec iov[TX_IOV_MAX];
+	struct iscsi_txe *e, *n;
+	int cnt;
+	ssize_t w;
+	size_t skip;
+	bool close_after = false;
+
+	while (!c->closing && !list_empty(&c->txq)) {
+		cnt = 0;
+		skip = c->tx_off;
+		list_for_each_entry(e, &c->txq, link) {
+			const void *p[3] = { e->hdr, e->data, e->trailer };
+			size_t l[3] = { e->hlen, e->dlen, e->tlen };
+			int k;
+
+			if (cnt > TX_IOV_MAX - 3)
+				break;
+			for (k = 0; k < 3; k++) {
+				if (skip >= l[k]) {
+					skip -= l[k];
+					continue;
+				}
+				iov[cnt].iov_base = (char *)p[k] + skip;
+				iov[cnt].iov_len = l[k] - skip;
+				skip = 0;
+				cnt++;
+			}
+			if (e->close_after)
+				break;
+		}
+		w = writev(c->h.fd, iov, cnt);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				if (!c->want_out) {
+					c->want_out = true;
+					io_loop_mod(c->loop, &c->h,
+						    EPOLLIN | EPOLLOUT);
+				}
+				return;
+			}
+			iscsi_conn_close(c, strerror(errno));
+			return;
+		}
+		/* retire what was fully sent */
+		w += c->tx_off;
+		list_for_each_entry_safe(e, n, &c->txq, link) {
+			size_t len = (size_t)e->hlen + e->dlen + e->tlen;
+
+			if ((size_t)w < len)
+				break;
+			w -= (ssize_t)len;
+			list_del(&e->link);
+			close_after = e->close_after;
+			txe_free(e);
+			if (close_after) {
+				iscsi_conn_close(c, NULL);
+				return;
+			}
+		}
+		c->tx_off = (uint32_t)w;
+	}
+	if (c->want_out && !c->closing) {
+		c->want_out = false;
+		io_loop_mod(c->loop, &c->h, EPOLLIN);
+	}
+}
+
+/* ---- lifecycle ---- */
+
+static void conn_free(struct io_deferred *d)
+{
+	struct iscsi_conn *c = container_of(d, struct iscsi_conn, free_d);
+
+	if (c->sess)
+		iscsi_session_destroy(c->sess);
+	atomic_fetch_sub(&conn_count, 1);
+	free(c->rbuf);
+	free(c->scratch);
+	iscsi_text_free(&c->text_out);
+	iscsi_text_free(&c->text_in);
+	free(c);
+}
+
+void iscsi_conn_get(struct iscsi_conn *c)
+{
+	c->refs++;
+}
+
+void iscsi_conn_put(struct iscsi_conn *c)
+{
+	if (--c->refs > 0)
+		return;
+	/* Never free inside our own callback: finish at the end of the loop
+	 * iteration (DESIGN habits). */
+	c->free_d.fn = conn_free;
+	io_loop_defer(c->loop, &c->free_d);
+}
+
+void iscsi_conn_close(struct iscsi_conn *c, const char *why)
+{
+	struct iscsi_txe *e, *n;
+
+	if (c->closing)
+		return;
+	c->closing = true;
+	if (why)
+		iscsi_conn_log(c, UT_LOG_INFO, "connection closed: %s", why);
+	else
+		iscsi_conn_log(c, UT_LOG_DEBUG, "connection closed");
+	io_timer_cancel(&c->login_timer);
+	io_timer_cancel(&c->nop_timer);
+	io_loop_del(c->loop, &c->h);
+	close(c->h.fd);
+	c->h.fd = -1;
+	list_for_each_entry_safe(e, n, &c->txq, link) {
+		list_del(&e->link);
+		txe_free(e);
+	}
+	iscsi_login_free(c);
+	if (c->sess) {
+		struct iscsi_session *s = c->sess;
+
+		/* Tasks still in a backstore keep the connection (and the
+		 * session) alive through their references until they finish. */
+		iscsi_session_abort_tasks(s, true, 0);
+		iscsi_session_unlink(s);
+	}
+	io_loop_load_add(c->loop, -1);
+	list_del(&c->all_link);
+	c->state = CONN_CLOSED;
+	conn_put(c);
+}
+
+static void login_timeout(struct io_timer *t)
+{
+	struct iscsi_conn *c = container_of(t, struct iscsi_conn, login_timer);
+
+	iscsi_conn_close(c, "login timed out");
+}
+
+/* RFC 7143 §11.19: target NOP-In with a valid TTT asks for a NOP-Out; an
+ * initiator silent for nopin_timeout gets pinged, and one that does not
+ * answer within nopin_response_timeout loses the connection. */
+static void nop_tick(struct io_timer *t)
+{
+	struct iscsi_conn *c = container_of(t, struct iscsi_conn, nop_timer);
+	struct iscsi_session *s = c->sess;
+	uint64_t now = io_now_ms();
+	uint64_t idle = now - c->last_rx_ms;
+
+	if (c->state != CONN_FFP || !s)
+		return;
+	if (c->nop_ttt) {
+		if (idle >= (uint64_t)s->acl_attrs.nopin_response_timeout * 1000) {
+			iscsi_conn_close(c, "no answer to NOP-In");
+			return;
+		}
+	} else if (idle >= (uint64_t)s->acl_attrs.nopin_timeout * 1000) {
+		uint8_t b[ISCSI_BHS_LEN] = { 0 };
+
+		c->nop_ttt = ++s->next_ttt | 0x80000000u;
+		b[0] = ISCSI_OP_NOP_IN;
+		b[1] = ISCSI_FLAG_FINAL;
+		put_be32(b + BHS_ITT, ISCSI_RSVD_TAG);
+		put_be32(b + BHS_TTT, c->nop_ttt);
+		/* StatSN is not advanced for a ping (§11.19.4) */
+		iscsi_conn_send_simple(c, b, NULL, 0, false);
+	}
+	io_timer_arm(c->loop, t, NOP_CHECK_MS);
+}
+
+void iscsi_conn_enter_ffp(struct iscsi_conn *c)
+{
+	c->state = CONN_FFP;
+	io_timer_cancel(&c->login_timer);
+	c->last_rx_ms = io_now_ms();
+	io_timer_arm(c->loop, &c->nop_timer, NOP_CHECK_MS);
+	iscsi_conn_log(c, UT_LOG_DEBUG, "full feature phase");
+}
+
+/* ---- receive side ---- */
+
+static int scratch_reserve(struct iscsi_conn *c, uint32_t n)
+{
+	uint8_t *p;
+
+	if (n <= c->scratch_cap)
+		return 0;
+	p = realloc(c->scratch, n);
+	if (!p)
+		return -ENOMEM;
+	c->scratch = p;
+	c->scratch_cap = n;
+	return 0;
+}
+
+static void handle_nop_out(struct iscsi_conn *c)
+{
+	const uint8_t *h = c->hdr;
+	uint32_t itt = get_be32(h + BHS_ITT);
+	uint32_t ttt = get_be32(h + BHS_TTT);
+	uint8_t r[ISCSI_BHS_LEN] = { 0 };
+
+	if (ttt != ISCSI_RSVD_TAG) {
+		/* answer to our ping */
+		if (ttt == c->nop_ttt)
+			c->nop_ttt = 0;
+		return;
+	}
+	if (!(h[0] & ISCSI_OP_IMMEDIATE) &&
+	    iscsi_session_check_cmdsn(c->sess, get_be32(h + BHS_CMDSN),
+				      false) < 0)
+		return;
+	if (itt == ISCSI_RSVD_TAG)
+		return; /* no answer wanted (§11.18) */
+	r[0] = ISCSI_OP_NOP_IN;
+	r[1] = ISCSI_FLAG_FINAL;
+	memcpy(r + BHS_LUN, h + BHS_LUN, 8);
+	put_be32(r + BHS_ITT, itt);
+	put_be32(r + BHS_TTT, ISCSI_RSVD_TAG);
+	iscsi_conn_send_simple(c, r, c->dlen ? c->scratch : NULL, c->dlen, true);
+}
+
+static void handle_logout(struct iscsi_conn *c)
+{
+	const uint8_t *h = c->hdr;
+	uint8_t reason = h[1] & 0x7f;
+	uint8_t r[ISCSI_BHS_LEN] = { 0 };
+	struct iscsi_txe *e;
+
+	if (!(h[0] & ISCSI_OP_IMMEDIATE))
+		iscsi_session_check_cmdsn(c->sess, get_be32(h + BHS_CMDSN),
+					  false);
+	r[0] = ISCSI_OP_LOGOUT_RSP;
+	r[1] = ISCSI_FLAG_FINAL;
+	put_be32(r + BHS_ITT, get_be32(h + BHS_ITT));
+	/* §11.15: 0 closes the session, 1 the connection; with one connection
+	 * per session both end everything. 2 (recovery) needs ERL 2. */
+	if (reason == 2) {
+		r[2] = 2; /* connection recovery is not supported */
+	} else if (reason == 1 && get_be16(h + 20) != c->cid) {
+		r[2] = 1; /* CID not found */
+	} else {
+		r[2] = 0;
+	}
+	put_be16(r + 40, (uint16_t)c->sess->params.time2wait);
+	put_be16(r + 42, (uint16_t)c->sess->params.time2retain);
+	e = iscsi_txe_new(0);
+	if (!e) {
+		iscsi_conn_close(c, "out of memory");
+		return;
+	}
+	memcpy(e->hdr, r, sizeof(r));
+	if (r[2] == 0) {
+		e->close_after = true;
+		c->state = CONN_LOGOUT;
+		iscsi_conn_log(c, UT_LOG_INFO, "logout (reason %u)", reason);
+	}
+	iscsi_conn_queue(c, e, true);
+}
+
+/* The whole PDU (header and data) is in: act on it. */
+static void pdu_done(struct iscsi_conn *c)
+{
+	uint8_t op = bhs_opcode(c->hdr);
+
+	c->last_rx_ms = io_now_ms();
+	if (c->state == CONN_LOGIN) {
+		iscsi_login_rx(c);
+		return;
+	}
+	if (c->state != CONN_FFP)
+		return; /* logging out: ignore what trails the Logout */
+	c->exp_stat_sn = get_be32(c->hdr + BHS_EXPSTATSN);
+	switch (op) {
+	case ISCSI_OP_NOP_OUT:
+		handle_nop_out(c);
+		break;
+	case ISCSI_OP_SCSI_CMD:
+		iscsi_scsi_cmd_rx_done(c);
+		break;
+	case ISCSI_OP_DATA_OUT:
+		iscsi_data_out_rx_done(c);
+		break;
+	case ISCSI_OP_TEXT_REQ:
+		iscsi_text_rx(c);
+		break;
+	case ISCSI_OP_TMF_REQ:
+		iscsi_tmf_rx(c);
+		break;
+	case ISCSI_OP_LOGOUT_REQ:
+		handle_logout(c);
+		break;
+	case ISCSI_OP_LOGIN_REQ:
+		/* §6.2: a Login Request in full feature phase is a protocol
+		 * error. */
+		iscsi_conn_reject(c, ISCSI_REJECT_PROTOCOL, c->hdr);
+		break;
+	case ISCSI_OP_SNACK_REQ:
+		/* SNACK needs ERL >= 1, and we only agree to 0. */
+		iscsi_conn_reject(c, ISCSI_REJECT_CMD_NOT_SUPPORTED, c->hdr);
+		break;
+	default:
+		iscsi_conn_reject(c, ISCSI_REJECT_CMD_NOT_SUPPORTED, c->hdr);
+		break;
+	}
+}
+
+/* Header (BHS + AHS) is in and its digest checked: decide where the data
+ * segment goes. Returns -1 when the connection was closed. */
+static int header_done(struct iscsi_conn *c)
+{
+	uint8_t op = bhs_opcode(c->hdr);
+	uint32_t ahs = bhs_ahslen(c->hdr);
+
+	if (c->hdigest) {
+		uint32_t want = iscsi_digest_get(c->hdr + ISCSI_BHS_LEN + ahs);
+
+		if (iscsi_crc32c(c->hdr, ISCSI_BHS_LEN + ahs) != want) {
+			/* §7.8: with ERL 0 a header digest error ends the
+			 * connection (the PDU's length cannot be trusted). */
+			iscsi_conn_close(c, "header digest error");
+			return -1;
+		}
+	}
+	if (c->dlen > c->max_recv_dsl) {
+		iscsi_conn_log(c, UT_LOG_WARN,
+			       "data segment %u exceeds MaxRecvDataSegmentLength %u",
+			       c->dlen, c->max_recv_dsl);
+		iscsi_conn_close(c, "protocol error");
+		return -1;
+	}
+	if (c->state == CONN_LOGIN && op != ISCSI_OP_LOGIN_REQ) {
+		iscsi_conn_close(c, "non-login PDU before login completed");
+		return -1;
+	}
+	c->rx_dst = NULL;
+	c->rx_discard = false;
+	c->rx_task = NULL;
+	c->rx_got = 0;
+	c->rx_crc = ISCSI_CRC_INIT;
+	if (c->state == CONN_FFP && op == ISCSI_OP_SCSI_CMD)
+		iscsi_scsi_cmd_rx_hdr(c);
+	else if (c->state == CONN_FFP && op == ISCSI_OP_DATA_OUT)
+		iscsi_data_out_rx_hdr(c);
+	if (c->closing)
+		return -1;
+	if (!c->rx_dst && !c->rx_discard && c->dlen) {
+		if (scratch_reserve(c, c->dlen)) {
+			iscsi_conn_close(c, "out of memory");
+			return -1;
+		}
+		c->rx_dst = c->scratch;
+	}
+	c->trail_got = 0;
+	c->trail_need = pad4(c->dlen) + (c->ddigest ? ISCSI_DIGEST_LEN : 0);
+	c->rx_state = c->dlen ? RX_DATA : RX_TRAIL;
+	return 0;
+}
+
+static void data_land(struct iscsi_conn *c, const uint8_t *src, uint32_t n)
+{
+	if (c->ddigest)
+		c->rx_crc = iscsi_crc32c_update(c->rx_crc, src, n);
+	if (!c->rx_discard && src != c->rx_dst + c->rx_got)
+		memcpy(c->rx_dst + c->rx_got, src, n);
+	c->rx_got += n;
+}
+
+/* Refill the receive buffer. Returns bytes read, 0 on EOF, -EAGAIN, or
+ * another -errno. */
+static int rx_fill(struct iscsi_conn *c)
+{
+	ssize_t r;
+
+	if (c->rpos == c->rlen) {
+		c->rpos = c->rlen = 0;
+	} else if (c->rlen == ISCSI_RBUF_SIZE) {
+		memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+		c->rlen -= c->rpos;
+		c->rpos = 0;
+	}
+	do
+		r = recv(c->h.fd, c->rbuf + c->rlen, ISCSI_RBUF_SIZE - c->rlen, 0);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return errno == EAGAIN ? -EAGAIN : -errno;
+	c->rlen += (uint32_t)r;
+	return (int)r;
+}
+
+/* Returns true when the caller should stop (EAGAIN, closed). */
+static bool rx_more(struct iscsi_conn *c)
+{
+	int r = rx_fill(c);
+
+	if (r > 0)
+		return false;
+	if (r == 0)
+		iscsi_conn_close(c, c->rx_state == RX_BHS && c->hdr_got == 0 ?
+				 "closed by initiator" :
+				 "closed by initiator mid-PDU");
+	else if (r != -EAGAIN)
+		iscsi_conn_close(c, strerror(-r));
+	return true;
+}
+
+static void rx_reset(struct iscsi_conn *c)
+{
+	c->rx_state = RX_BHS;
+	c->hdr_got = 0;
+	c->hdr_need = ISCSI_BHS_LEN;
+}
+
+static void conn_rx(struct iscsi_conn *c)
+{
+	int budget = RX_BUDGET;
+
+	while (!c->closing && budget > 0) {
+		uint32_t avail = c->rlen - c->rpos;
+		uint32_t n;
+
+		switch (c->rx_state) {
+		case RX_BHS:
+		case RX_AHS:
+			n = c->hdr_need - c->hdr_got;
+			if (n > avail)
+				n = avail;
+			memcpy(c->hdr + c->hdr_got, c->rbuf + c->rpos, n);
+			c->rpos += n;
+			c->hdr_got += n;
+			if (c->hdr_got < c->hdr_need) {
+				if (rx_more(c))
+					return;
+				continue;
+			}
+			if (c->rx_state == RX_BHS) {
+				c->dlen = bhs_dlen(c->hdr);
+				c->hdr_need = ISCSI_BHS_LEN + bhs_ahslen(c->hdr) +
+					      (c->hdigest ? ISCSI_DIGEST_LEN : 0);
+				c->rx_state = RX_AHS;
+				if (c->hdr_need > c->hdr_got)
+					continue;
+			}
+			if (header_done(c))
+				return;
+			continue;
+		case RX_DATA:
+			n = c->dlen - c->rx_got;
+			if (avail) {
+				if (n > avail)
+					n = avail;
+				data_land(c, c->rbuf + c->rpos, n);
+				c->rpos += n;
+			} else if (n >= RX_DIRECT_MIN && !c->rx_discard) {
+				/* Large payloads go straight to their final
+				 * buffer: no copy through rbuf. */
+				ssize_t r = recv(c->h.fd, c->rx_dst + c->rx_got,
+						 n, 0);
+
+				if (r <= 0) {
+					if (r < 0 && errno == EINTR)
+						continue;
+					if (r < 0 && errno == EAGAIN)
+						return;
+					iscsi_conn_close(c, r == 0 ?
+						"closed by initiator mid-PDU" :
+						strerror(errno));
+					return;
+				}
+				data_land(c, c->rx_dst + c->rx_got, (uint32_t)r);
+			} else if (rx_more(c)) {
+				return;
+			}
+			if (c->rx_got == c->dlen)
+				c->rx_state = RX_TRAIL;
+			continue;
+		case RX_TRAIL:
+			n = c->trail_need - c->trail_got;
+			if (n > avail)
+				n = avail;
+			memcpy(c->trail + c->trail_got, c->rbuf + c->rpos, n);
+			c->rpos += n;
+			c->trail_got += n;
+			if (c->trail_got < c->trail_need) {
+				if (rx_more(c))
+					return;
+				continue;
+			}
+			if (c->ddigest && c->dlen) {
+				uint32_t pad = pad4(c->dlen);
+				uint32_t crc = iscsi_crc32c_final(
+					iscsi_crc32c_update(c->rx_crc, c->trail,
+							    pad));
+
+				if (crc != iscsi_digest_get(c->trail + pad)) {
+					/* §7.8.1: reject the PDU; at ERL 0
+					 * we then drop the connection, since
+					 * the command cannot be recovered. */
+					iscsi_conn_reject(
+						c, ISCSI_REJECT_DATA_DIGEST,
+						c->hdr);
+					conn_flush(c);
+					iscsi_conn_close(c, "data digest error");
+					return;
+				}
+			}
+			rx_reset(c);
+			pdu_done(c);
+			budget--;
+			continue;
+		}
+	}
+}
+
+static void conn_event(struct io_handler *h, uint32_t events)
+{
+	struct iscsi_conn *c = container_of(h, struct iscsi_conn, h);
+
+	c->refs++;
+	if (events & EPOLLOUT)
+		conn_flush(c);
+	if (!c->closing && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		conn_rx(c);
+	conn_put(c);
+}
+
+struct conn_start_msg {
+	int fd;
+	struct io_loop *loop;
+	const struct iscsi_listener *ls;
+};
+
+static void sockaddr_str(const struct sockaddr_storage *ss, char *ip,
+			 size_t iplen, uint16_t *port)
+{
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, ip, (socklen_t)iplen);
+		*port = ntohs(s6->sin6_port);
+	} else {
+		const struct sockaddr_in *s4 = (const void *)ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, ip, (socklen_t)iplen);
+		*port = ntohs(s4->sin_port);
+	}
+}
+
+void iscsi_conn_start(int fd, struct io_loop *loop,
+		      const struct iscsi_listener *ls)
+{
+	struct iscsi_conn *c = calloc(1, sizeof(*c));
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char ip[INET6_ADDRSTRLEN];
+	uint16_t port = 0;
+	int one = 1;
+
+	if (!c || !(c->rbuf = malloc(ISCSI_RBUF_SIZE))) {
+		free(c);
+		close(fd);
+		log_err("out of memory accepting a connection");
+		return;
+	}
+	c->h.fd = fd;
+	c->h.fn = conn_event;
+	c->loop = loop;
+	c->listener = ls;
+	c->refs = 1;
+	c->state = CONN_LOGIN;
+	c->max_recv_dsl = 8192; /* §13.12: the login phase default */
+	c->max_xmit_dsl = 8192;
+	list_init(&c->txq);
+	c->flush_d.fn = flush_deferred;
+	io_timer_init(&c->login_timer, login_timeout);
+	io_timer_init(&c->nop_timer, nop_tick);
+	iscsi_text_init(&c->text_out);
+	iscsi_text_init(&c->text_in);
+	rx_reset(c);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		sockaddr_str(&ss, ip, sizeof(ip), &port);
+		snprintf(c->peer, sizeof(c->peer),
+			 ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
+			 port);
+	}
+	sl = sizeof(c->local_addr);
+	if (getsockname(fd, (struct sockaddr *)&c->local_addr, &sl) == 0) {
+		sockaddr_str(&c->local_addr, c->local_ip, sizeof(c->local_ip),
+			     &c->local_port);
+		c->local_family = c->local_addr.ss_family;
+	}
+	io_loop_load_add(loop, 1);
+	if (!worker_conns.next)
+		list_init(&worker_conns);
+	list_add_tail(&c->all_link, &worker_conns);
+	atomic_fetch_add(&conn_count, 1);
+	if (io_loop_add(loop, &c->h, EPOLLIN)) {
+		iscsi_conn_close(c, "epoll registration failed");
+		return;
+	}
+	io_timer_arm(loop, &c->login_timer, LOGIN_TIMEOUT_MS);
+	iscsi_conn_log(c, UT_LOG_DEBUG, "accepted");
+}

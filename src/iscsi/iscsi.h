@@ -1,0 +1,15 @@
+/* What the layers above (control, daemon) use of the iSCSI layer. */
+#ifndef UT_ISCSI_H
+#define UT_ISCSI_H
+
+#include "io/loop.h"
+#include "iscsi/target.h"
+
+/* Listening sockets are served by this (the control thread's) loop. */
+void iscsi_listeners_set_loop(struct io_loop *l);
+/* Closes every connection of the calling worker (shutdown). */
+void iscsi_conn_close_all(void);
+/* Connections alive in the whole daemon. */
+int iscsi_conn_count(void);
+
+#endif

@@ -1,0 +1,478 @@
+/* Login phase (RFC 7143 §6, §11.12-11.13): stages (security ->
+ * operational -> full feature), the identity keys, target / portal group /
+ * ACL resolution, TSIH allocation and session reinstatement. Operational
+ * keys go to the negotiation table in params.c. */
+#include "iscsi/conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+
+#define STAGE_SECURITY 0
+#define STAGE_OPERATIONAL 1
+#define STAGE_FFP 3
+
+struct iscsi_login_state {
+	bool started;
+	bool resolved;
+	uint8_t isid[6];
+	uint16_t tsih;
+	uint16_t cid;
+	uint32_t itt;
+	uint32_t cmdsn;
+	int stage;
+	bool discovery;
+	bool have_session_type;
+	bool auth_negotiated;   /* AuthMethod answered */
+	bool auth_none;         /* AuthMethod=None agreed */
+	bool auth_required;
+	bool declared;          /* TargetAlias / TPGT sent */
+	char initiator[ISCSI_NAME_MAX];
+	char target[ISCSI_NAME_MAX];
+	char alias[ISCSI_PARAM_VALUE_MAX];
+	uint16_t tpgt;
+	struct iscsi_tpg_params tpg_params;
+	struct iscsi_tpg_attrs tpg_attrs;
+	struct iscsi_acl_attrs acl_attrs;
+	struct iscsi_sess_params sp;
+	struct iscsi_neg neg;
+	struct scsi_lun_map *map;
+	struct iscsi_text in;
+	struct iscsi_text out;
+	uint16_t fail;          /* login status to answer with, 0 = none */
+};
+
+void iscsi_login_free(struct iscsi_conn *c)
+{
+	struct iscsi_login_state *l = c->login;
+
+	if (!l)
+		return;
+	if (l->map) {
+		/* never handed to a nexus: drop the LU references */
+		unsigned i;
+
+		for (i = 0; i < l->map->n; i++)
+			scsi_lu_put(l->map->ent[i].lu);
+		free(l->map);
+	}
+	iscsi_text_free(&l->in);
+	iscsi_text_free(&l->out);
+	free(l);
+	c->login = NULL;
+}
+
+static void login_respond(struct iscsi_conn *c, bool transit, int nsg,
+			  uint16_t status, uint16_t tsih)
+{
+	struct iscsi_login_state *l = c->login;
+	struct iscsi_txe *e = iscsi_txe_new((uint32_t)l->out.len);
+	uint8_t *b;
+	uint32_t depth = l->tpg_attrs.default_cmdsn_depth;
+
+	if (!e) {
+		iscsi_conn_close(c, "out of memory");
+		return;
+	}
+	b = e->hdr;
+	b[0] = ISCSI_OP_LOGIN_RSP;
+	if (status == ISCSI_LOGIN_OK) {
+		b[1] = (uint8_t)((transit ? ISCSI_FLAG_LOGIN_TRANSIT : 0) |
+				 (l->stage << 2) | (transit ? nsg : 0));
+	} else {
+		b[1] = (uint8_t)(l->stage << 2);
+	}
+	b[2] = 0; /* version-max */
+	b[3] = 0; /* version-active */
+	memcpy(b + 8, l->isid, 6);
+	put_be16(b + 14, tsih);
+	put_be32(b + BHS_ITT, l->itt);
+	put_be32(b + BHS_CMDSN, c->stat_sn++);
+	put_be32(b + BHS_EXPSTATSN, l->cmdsn);
+	put_be32(b + BHS_MAXCMDSN, l->cmdsn + (depth ? depth : 64) - 1);
+	b[36] = (uint8_t)(status >> 8);
+	b[37] = (uint8_t)status;
+	if (l->out.len)
+		memcpy((uint8_t *)(e + 1), l->out.buf, l->out.len);
+	if (status != ISCSI_LOGIN_OK)
+		e->close_after = true;
+	iscsi_text_reset(&l->out);
+	iscsi_conn_queue(c, e, false);
+}
+
+static void login_fail(struct iscsi_conn *c, uint16_t status, const char *why)
+{
+	iscsi_conn_log(c, UT_LOG_WARN, "login refused (%02x%02x): %s",
+		       status >> 8, status & 0xff, why);
+	iscsi_text_reset(&c->login->out);
+	login_respond(c, false, 0, status, 0);
+}
+
+/* Pass 1: keys that say who is logging in where (§13.4-13.6, §13.11). */
+static int identity_key(void *arg, const char *key, const char *value)
+{
+	struct iscsi_login_state *l = arg;
+
+	if (!strcmp(key, "InitiatorName")) {
+		if (strlen(value) >= ISCSI_NAME_MAX || !value[0]) {
+			l->fail = ISCSI_LOGIN_INITIATOR_ERROR;
+			return 1;
+		}
+		strcpy(l->initiator, value);
+	} else if (!strcmp(key, "TargetName")) {
+		if (strlen(value) >= ISCSI_NAME_MAX) {
+			l->fail = ISCSI_LOGIN_NOT_FOUND;
+			return 1;
+		}
+		strcpy(l->target, value);
+	} else if (!strcmp(key, "SessionType")) {
+		if (!strcmp(value, "Discovery")) {
+			l->discovery = true;
+		} else if (!strcmp(value, "Normal")) {
+			l->discovery = false;
+		} else {
+			l->fail = ISCSI_LOGIN_SESSION_TYPE_UNSUPPORTED;
+			return 1;
+		}
+		l->have_session_type = true;
+	} else if (!strcmp(key, "InitiatorAlias")) {
+		snprintf(l->alias, sizeof(l->alias), "%s", value);
+	}
+	return 0;
+}
+
+static bool list_has(const char *list, const char *item)
+{
+	size_t n = strlen(item);
+	const char *p = list;
+
+	while (p && *p) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+
+		if (len == n && !strncmp(p, item, n))
+			return true;
+		p = comma ? comma + 1 : NULL;
+	}
+	return false;
+}
+
+/* AuthMethod (§12.1): the first of the initiator's methods we allow. With
+ * authentication=1 only CHAP is allowed; CHAP itself lives in chap.c. */
+static void auth_method(struct iscsi_login_state *l, const char *value)
+{
+	char buf[ISCSI_PARAM_VALUE_MAX];
+	char *save = NULL, *tok;
+	const char *pick = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", value);
+	for (tok = strtok_r(buf, ",", &save); tok && !pick;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(tok, "None") && !l->auth_required)
+			pick = "None";
+		else if (!strcmp(tok, "CHAP") && l->auth_required &&
+			 list_has(l->tpg_params.val[ITK_AUTHMETHOD], "CHAP"))
+			pick = "CHAP";
+	}
+	l->auth_negotiated = true;
+	if (!pick) {
+		iscsi_text_add(&l->out, "AuthMethod", "Reject");
+		return;
+	}
+	iscsi_text_add(&l->out, "AuthMethod", pick);
+	l->auth_none = !strcmp(pick, "None");
+}
+
+/* Pass 2: everything else. */
+static int other_key(void *arg, const char *key, const char *value)
+{
+	struct iscsi_login_state *l = arg;
+	enum iscsi_neg_result r;
+
+	if (!strcmp(key, "InitiatorName") || !strcmp(key, "TargetName") ||
+	    !strcmp(key, "SessionType") || !strcmp(key, "InitiatorAlias"))
+		return 0;
+	if (!strcmp(key, "AuthMethod")) {
+		if (l->stage != STAGE_SECURITY) {
+			l->fail = ISCSI_LOGIN_INITIATOR_ERROR;
+			return 1;
+		}
+		auth_method(l, value);
+		return 0;
+	}
+	if (!strncmp(key, "CHAP_", 5)) {
+		/* CHAP exchange: see chap.c (issue: access control). Without
+		 * an agreed CHAP there is nothing to answer. */
+		l->fail = ISCSI_LOGIN_AUTH_FAILED;
+		return 1;
+	}
+	r = iscsi_neg_key(&l->neg, key, value, &l->out);
+	if (r == ISCSI_NEG_FAIL) {
+		l->fail = ISCSI_LOGIN_INITIATOR_ERROR;
+		return 1;
+	}
+	if (r == ISCSI_NEG_UNKNOWN)
+		/* target-declared keys (TargetAlias, TargetAddress,
+		 * TargetPortalGroupTag) and SendTargets are not the
+		 * initiator's to send in a login */
+		iscsi_text_add(&l->out, key, "Reject");
+	return 0;
+}
+
+/* Find the target, the portal group that serves this connection's address
+ * and the initiator's LUN map. Returns a login status. */
+static uint16_t resolve(struct iscsi_conn *c)
+{
+	struct iscsi_login_state *l = c->login;
+	struct iscsi_target *t;
+	struct iscsi_tpg *tpg;
+	struct iscsi_acl *acl;
+	bool denied;
+
+	if (!l->initiator[0])
+		return ISCSI_LOGIN_MISSING_PARAMETER;
+	iscsi_tpg_params_default(&l->tpg_params);
+	iscsi_tpg_attrs_default(&l->tpg_attrs);
+	iscsi_acl_attrs_default(&l->acl_attrs);
+	if (l->discovery) {
+		/* Discovery sessions negotiate with defaults; discovery
+		 * authentication (when enabled) requires CHAP. */
+		pthread_mutex_lock(&iscsi_fabric.lock);
+		l->auth_required = iscsi_fabric.discovery_enable_auth;
+		pthread_mutex_unlock(&iscsi_fabric.lock);
+		snprintf(l->tpg_params.val[ITK_AUTHMETHOD], ISCSI_PARAM_VALUE_MAX,
+			 "CHAP,None");
+		return ISCSI_LOGIN_OK;
+	}
+	if (!l->target[0])
+		return ISCSI_LOGIN_MISSING_PARAMETER;
+	pthread_mutex_lock(&iscsi_fabric.lock);
+	t = iscsi_target_find(l->target);
+	tpg = t ? iscsi_tpg_for_addr(t, &c->local_addr) : NULL;
+	if (!tpg) {
+		pthread_mutex_unlock(&iscsi_fabric.lock);
+		return ISCSI_LOGIN_NOT_FOUND;
+	}
+	l->map = iscsi_tpg_build_map(tpg, l->initiator, &denied);
+	if (!l->map) {
+		pthread_mutex_unlock(&iscsi_fabric.lock);
+		return denied ? ISCSI_LOGIN_FORBIDDEN :
+				ISCSI_LOGIN_OUT_OF_RESOURCES;
+	}
+	snprintf(l->target, sizeof(l->target), "%s", t->wwn);
+	l->tpgt = tpg->tag;
+	l->tpg_params = tpg->params;
+	l->tpg_attrs = tpg->attrs;
+	acl = iscsi_acl_find(tpg, l->initiator);
+	if (acl)
+		l->acl_attrs = acl->attrs;
+	l->auth_required = tpg->attrs.authentication != 0;
+	pthread_mutex_unlock(&iscsi_fabric.lock);
+	return ISCSI_LOGIN_OK;
+}
+
+/* Leading login done: create the session (TSIH, reinstatement). */
+static int session_start(struct iscsi_conn *c)
+{
+	struct iscsi_login_state *l = c->login;
+	struct iscsi_session *s = iscsi_session_new();
+
+	if (!s)
+		return -ENOMEM;
+	memcpy(s->isid, l->isid, 6);
+	s->discovery = l->discovery;
+	snprintf(s->initiator_name, sizeof(s->initiator_name), "%s",
+		 l->initiator);
+	snprintf(s->target_name, sizeof(s->target_name), "%s", l->target);
+	snprintf(s->initiator_alias, sizeof(s->initiator_alias), "%s", l->alias);
+	s->tpgt = l->tpgt;
+	s->params = l->sp;
+	s->tpg_params = l->tpg_params;
+	s->acl_attrs = l->acl_attrs;
+	s->conn = c;
+	s->loop = c->loop;
+	s->exp_cmdsn = l->cmdsn;
+	s->cmdsn_depth = l->tpg_attrs.default_cmdsn_depth ?
+				 l->tpg_attrs.default_cmdsn_depth : 64;
+	if (!l->discovery) {
+		const uint8_t *i = l->isid;
+
+		/* SPC-4 7.7.3.5 / RFC 7143 §4.2.7.3: "name,i,0xISID" */
+		snprintf(s->nexus.initiator_port, sizeof(s->nexus.initiator_port),
+			 "%s,i,0x%02x%02x%02x%02x%02x%02x", l->initiator, i[0],
+			 i[1], i[2], i[3], i[4], i[5]);
+		snprintf(s->nexus.initiator_name, sizeof(s->nexus.initiator_name),
+			 "%s", l->initiator);
+		snprintf(s->nexus.tport.target_name,
+			 sizeof(s->nexus.tport.target_name), "%s", l->target);
+		s->nexus.tport.tpgt = l->tpgt;
+		s->nexus.tport.rel_port_id = l->tpgt;
+		iscsi_session_reinstate_find(l->initiator, l->isid, l->target,
+					     l->tpgt);
+		scsi_nexus_set_map(&s->nexus, l->map);
+		l->map = NULL;
+	}
+	iscsi_session_register(s);
+	c->sess = s;
+	return 0;
+}
+
+static void login_finish(struct iscsi_conn *c)
+{
+	struct iscsi_login_state *l = c->login;
+	struct iscsi_sess_params *sp = &l->sp;
+
+	if (!l->declared && !l->discovery) {
+		/* §13.9, §13.10: declared by the target in a Normal session */
+		if (sp->target_alias[0])
+			iscsi_text_add(&l->out, "TargetAlias", sp->target_alias);
+		iscsi_text_addf(&l->out, "TargetPortalGroupTag", "%u", l->tpgt);
+		l->declared = true;
+	}
+	if (iscsi_neg_finish(&l->neg, &l->out)) {
+		login_fail(c, ISCSI_LOGIN_INITIATOR_ERROR, "negotiation failed");
+		return;
+	}
+	if (session_start(c)) {
+		login_fail(c, ISCSI_LOGIN_OUT_OF_RESOURCES, "out of memory");
+		return;
+	}
+	/* The final response goes out without digests; everything after it
+	 * uses the negotiated ones (§13.1). */
+	login_respond(c, true, STAGE_FFP, ISCSI_LOGIN_OK, c->sess->tsih);
+	c->hdigest = sp->header_digest;
+	c->ddigest = sp->data_digest;
+	c->max_recv_dsl = sp->max_recv_dsl;
+	c->max_xmit_dsl = sp->max_xmit_dsl;
+	iscsi_conn_log(c, UT_LOG_INFO,
+		       "logged in to %s (tsih %u)%s%s",
+		       l->discovery ? "discovery" : l->target, c->sess->tsih,
+		       sp->header_digest ? ", header digest" : "",
+		       sp->data_digest ? ", data digest" : "");
+	iscsi_login_free(c);
+	iscsi_conn_enter_ffp(c);
+}
+
+void iscsi_login_rx(struct iscsi_conn *c)
+{
+	const uint8_t *h = c->hdr;
+	struct iscsi_login_state *l = c->login;
+	bool transit = h[1] & ISCSI_FLAG_LOGIN_TRANSIT;
+	bool cont = h[1] & ISCSI_FLAG_LOGIN_CONTINUE;
+	int csg = (h[1] >> 2) & 3, nsg = h[1] & 3;
+	uint16_t st;
+
+	if (!l) {
+		l = c->login = calloc(1, sizeof(*l));
+		if (!l) {
+			iscsi_conn_close(c, "out of memory");
+			return;
+		}
+		iscsi_text_init(&l->in);
+		iscsi_text_init(&l->out);
+	}
+	if (!l->started) {
+		l->started = true;
+		memcpy(l->isid, h + 8, 6);
+		l->tsih = get_be16(h + 14);
+		l->itt = get_be32(h + BHS_ITT);
+		l->cid = get_be16(h + 20);
+		l->cmdsn = get_be32(h + BHS_CMDSN);
+		l->stage = csg;
+		c->cid = l->cid;
+		c->stat_sn = get_be32(h + BHS_EXPSTATSN);
+		iscsi_tpg_attrs_default(&l->tpg_attrs);
+		/* version-min > 0 asks for a protocol version we lack */
+		if (h[3] > 0) {
+			login_fail(c, ISCSI_LOGIN_UNSUPPORTED_VERSION,
+				   "unsupported version");
+			return;
+		}
+	}
+	if (memcmp(l->isid, h + 8, 6) || l->tsih != get_be16(h + 14) ||
+	    l->cid != get_be16(h + 20)) {
+		login_fail(c, ISCSI_LOGIN_INITIATOR_ERROR,
+			   "ISID/TSIH/CID changed during login");
+		return;
+	}
+	l->itt = get_be32(h + BHS_ITT);
+	/* §11.12.2: C and T together, a stage we are not in, a next stage
+	 * that does not exist or goes backwards: initiator error. */
+	if ((transit && cont) || csg != l->stage || csg == 2 || csg == 3 ||
+	    (transit && (nsg == 2 || nsg <= csg))) {
+		login_fail(c, ISCSI_LOGIN_INITIATOR_ERROR,
+			   "invalid stage transition");
+		return;
+	}
+	if (c->dlen && iscsi_text_add_raw(&l->in, (const char *)c->scratch,
+					  c->dlen)) {
+		login_fail(c, ISCSI_LOGIN_OUT_OF_RESOURCES, "out of memory");
+		return;
+	}
+	if (cont) {
+		/* more text to come: acknowledge with an empty response */
+		login_respond(c, false, 0, ISCSI_LOGIN_OK, 0);
+		return;
+	}
+	if (iscsi_text_foreach(l->in.buf, l->in.len, identity_key, l) < 0)
+		l->fail = ISCSI_LOGIN_INITIATOR_ERROR;
+	if (l->fail) {
+		login_fail(c, l->fail, "bad identity keys");
+		return;
+	}
+	if (!l->resolved) {
+		st = resolve(c);
+		if (st) {
+			login_fail(c, st, st == ISCSI_LOGIN_NOT_FOUND ?
+				   "target not found on this portal" :
+				   st == ISCSI_LOGIN_FORBIDDEN ?
+				   "initiator not in the ACL" :
+				   "missing InitiatorName or TargetName");
+			return;
+		}
+		l->resolved = true;
+		iscsi_neg_init(&l->neg, &l->tpg_params, &l->sp, l->tsih == 0);
+		l->neg.discovery = l->discovery;
+		snprintf(l->sp.target_alias, sizeof(l->sp.target_alias), "%s",
+			 l->discovery ? "" : l->tpg_params.val[ITK_TARGETALIAS]);
+		if (l->tsih != 0) {
+			/* Adding a connection to a session (MC/S) or
+			 * connection reinstatement: we run one connection
+			 * per session (MaxConnections=1). */
+			login_fail(c, ISCSI_LOGIN_TOO_MANY_CONNECTIONS,
+				   "multiple connections per session are not supported");
+			return;
+		}
+	}
+	if (iscsi_text_foreach(l->in.buf, l->in.len, other_key, l) < 0)
+		l->fail = ISCSI_LOGIN_INITIATOR_ERROR;
+	iscsi_text_reset(&l->in);
+	if (l->fail) {
+		login_fail(c, l->fail, l->fail == ISCSI_LOGIN_AUTH_FAILED ?
+			   "authentication failed" : "negotiation error");
+		return;
+	}
+	if (!transit) {
+		login_respond(c, false, 0, ISCSI_LOGIN_OK, 0);
+		return;
+	}
+	if (l->stage == STAGE_SECURITY || (l->auth_required && !l->auth_none)) {
+		/* Leaving security negotiation (or skipping it) needs an
+		 * agreed method; with authentication required, that is CHAP
+		 * completed. */
+		if (l->auth_required) {
+			login_fail(c, ISCSI_LOGIN_AUTH_FAILED,
+				   "authentication required (CHAP)");
+			return;
+		}
+	}
+	if (nsg == STAGE_FFP) {
+		login_finish(c);
+		return;
+	}
+	login_respond(c, true, nsg, ISCSI_LOGIN_OK, 0);
+	l->stage = nsg;
+}

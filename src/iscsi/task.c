@@ -1,0 +1,423 @@
+/* SCSI over iSCSI (RFC 7143 §11.3-11.8): SCSI Command, immediate and
+ * unsolicited data, R2T / Data-Out, Data-In with the status in the last
+ * Data-In, SCSI Response with sense and residual counts. */
+#include "iscsi/conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+
+#define TASK_BUF_ALIGN 4096
+
+static unsigned itt_hash(uint32_t itt)
+{
+	return (itt ^ (itt >> 8) ^ (itt >> 16)) & (ISCSI_TASK_HASH - 1);
+}
+
+struct iscsi_task *iscsi_task_find(struct iscsi_session *s, uint32_t itt)
+{
+	struct iscsi_task *t;
+
+	list_for_each_entry(t, &s->task_hash[itt_hash(itt)], hash_link)
+		if (t->itt == itt)
+			return t;
+	return NULL;
+}
+
+static struct iscsi_task *task_new(struct iscsi_conn *c, uint32_t itt)
+{
+	struct iscsi_task *t = calloc(1, sizeof(*t));
+	struct iscsi_session *s = c->sess;
+
+	if (!t)
+		return NULL;
+	t->conn = c;
+	t->refs = 1;
+	t->itt = itt;
+	iscsi_conn_get(c);
+	list_add_tail(&t->link, &s->tasks);
+	list_add_tail(&t->hash_link, &s->task_hash[itt_hash(itt)]);
+	s->active_tasks++;
+	return t;
+}
+
+void iscsi_task_put(struct iscsi_task *t)
+{
+	if (--t->refs > 0)
+		return;
+	free(t->buf);
+	iscsi_conn_put(t->conn);
+	free(t);
+}
+
+/* The task leaves the session's tables: its CmdSN slot opens again. */
+static void task_finish(struct iscsi_task *t)
+{
+	if (!list_linked(&t->link))
+		return;
+	list_del(&t->link);
+	list_del(&t->hash_link);
+	t->conn->sess->active_tasks--;
+	t->state = TASK_DONE;
+	iscsi_task_put(t);
+}
+
+void iscsi_task_abort(struct iscsi_task *t)
+{
+	t->aborted = true;
+	if (t->state == TASK_EXEC) {
+		/* the backstore still owns the buffer: drop the task when it
+		 * completes, but let no Data-Out find it any more */
+		list_del(&t->hash_link);
+		return;
+	}
+	task_finish(t);
+}
+
+void iscsi_session_abort_tasks(struct iscsi_session *s, bool all, uint64_t lun)
+{
+	struct iscsi_task *t, *n;
+
+	list_for_each_entry_safe(t, n, &s->tasks, link)
+		if (!t->aborted && (all || t->cmd.lun == lun))
+			iscsi_task_abort(t);
+}
+
+/* Residual count and O/U flags (§11.4.5.2). */
+static uint32_t residual(const struct iscsi_task *t, uint8_t *flags)
+{
+	uint32_t want;
+
+	if (t->flags & ISCSI_FLAG_CMD_READ)
+		want = t->cmd.data_len;
+	else if ((t->flags & ISCSI_FLAG_CMD_WRITE) && !t->final_status)
+		want = t->cmd.xfer_len;
+	else
+		want = 0;
+	if (want > t->edtl) {
+		*flags |= ISCSI_FLAG_RSP_OVERFLOW;
+		return want - t->edtl;
+	}
+	if (want < t->edtl) {
+		*flags |= ISCSI_FLAG_RSP_UNDERFLOW;
+		return t->edtl - want;
+	}
+	return 0;
+}
+
+static void send_response(struct iscsi_task *t)
+{
+	struct iscsi_conn *c = t->conn;
+	struct scsi_cmd *cmd = &t->cmd;
+	uint32_t dlen = cmd->sense_len ? 2u + cmd->sense_len : 0;
+	struct iscsi_txe *e = iscsi_txe_new(dlen);
+	uint8_t *b;
+
+	if (!e) {
+		iscsi_conn_close(c, "out of memory");
+		return;
+	}
+	b = e->hdr;
+	b[0] = ISCSI_OP_SCSI_RSP;
+	b[1] = ISCSI_FLAG_FINAL;
+	b[2] = 0; /* command completed at target */
+	b[3] = cmd->status;
+	put_be32(b + BHS_ITT, t->itt);
+	put_be32(b + 36, t->datasn); /* ExpDataSN: Data-Ins sent */
+	put_be32(b + 44, residual(t, &b[1]));
+	if (dlen) {
+		uint8_t *d = (uint8_t *)(e + 1);
+
+		/* §11.4.7: SenseLength, then the sense data */
+		put_be16(d, cmd->sense_len);
+		memcpy(d + 2, cmd->sense, cmd->sense_len);
+	}
+	iscsi_conn_queue(c, e, true);
+}
+
+/* Data-In PDUs of at most MaxRecvDataSegmentLength (the initiator's), F at
+ * every MaxBurstLength boundary; the status rides in the last one when
+ * there is no sense data (§11.7.4). */
+static void send_data_in(struct iscsi_task *t)
+{
+	struct iscsi_conn *c = t->conn;
+	struct scsi_cmd *cmd = &t->cmd;
+	uint32_t total = cmd->data_len < t->edtl ? cmd->data_len : t->edtl;
+	uint32_t burst = c->sess->params.max_burst;
+	bool status_in_data = cmd->sense_len == 0;
+	uint32_t off = 0;
+
+	while (off < total) {
+		uint32_t n = total - off, in_burst = burst - off % burst;
+		struct iscsi_txe *e;
+		uint8_t *b;
+		bool last;
+
+		if (n > c->max_xmit_dsl)
+			n = c->max_xmit_dsl;
+		if (n > in_burst)
+			n = in_burst;
+		last = off + n == total;
+		e = iscsi_txe_new(0);
+		if (!e) {
+			iscsi_conn_close(c, "out of memory");
+			return;
+		}
+		b = e->hdr;
+		b[0] = ISCSI_OP_DATA_IN;
+		if (last || n == in_burst)
+			b[1] |= ISCSI_FLAG_FINAL;
+		put_be32(b + BHS_ITT, t->itt);
+		put_be32(b + BHS_TTT, ISCSI_RSVD_TAG);
+		put_be32(b + 36, t->datasn++);
+		put_be32(b + 40, off);
+		if (last && status_in_data) {
+			b[1] |= ISCSI_FLAG_DATA_STATUS | ISCSI_FLAG_FINAL;
+			b[3] = cmd->status;
+			put_be32(b + 44, residual(t, &b[1]));
+		}
+		e->data = t->buf + off;
+		e->dlen = n;
+		e->task = t;
+		t->refs++;
+		iscsi_conn_queue(c, e, last && status_in_data);
+		off += n;
+	}
+	if (!total || !status_in_data)
+		send_response(t);
+}
+
+static void task_complete(struct iscsi_task *t)
+{
+	struct iscsi_conn *c = t->conn;
+
+	if (!t->aborted && !c->closing) {
+		if ((t->flags & ISCSI_FLAG_CMD_READ) && t->cmd.data_len &&
+		    t->edtl)
+			send_data_in(t);
+		else
+			send_response(t);
+	}
+	task_finish(t);
+}
+
+static void scsi_done(struct scsi_cmd *cmd)
+{
+	struct iscsi_task *t = container_of(cmd, struct iscsi_task, cmd);
+
+	task_complete(t);
+}
+
+static void task_exec(struct iscsi_task *t)
+{
+	t->state = TASK_EXEC;
+	t->cmd.buf = t->buf;
+	if (t->cmd.dir == SCSI_DIR_WRITE)
+		t->cmd.buf_len = t->data_got < t->data_want ? t->data_got :
+							      t->data_want;
+	else
+		t->cmd.buf_len = t->buf_cap;
+	scsi_cmd_exec(&t->cmd);
+}
+
+/* Solicit what is still missing, MaxOutstandingR2T at a time, each at most
+ * MaxBurstLength (§11.8). */
+static void send_r2ts(struct iscsi_task *t)
+{
+	struct iscsi_conn *c = t->conn;
+	struct iscsi_session *s = c->sess;
+
+	while (t->r2t_outstanding < s->params.max_outstanding_r2t &&
+	       t->r2t_next < t->data_want) {
+		uint32_t len = t->data_want - t->r2t_next;
+		uint8_t b[ISCSI_BHS_LEN] = { 0 };
+
+		if (len > s->params.max_burst)
+			len = s->params.max_burst;
+		b[0] = ISCSI_OP_R2T;
+		b[1] = ISCSI_FLAG_FINAL;
+		scsi_lun_encode(t->cmd.lun, b + BHS_LUN);
+		put_be32(b + BHS_ITT, t->itt);
+		put_be32(b + BHS_TTT, t->ttt);
+		put_be32(b + 36, t->r2tsn++);
+		put_be32(b + 40, t->r2t_next);
+		put_be32(b + 44, len);
+		iscsi_conn_send_simple(c, b, NULL, 0, false);
+		t->r2t_next += len;
+		t->r2t_outstanding++;
+	}
+}
+
+/* Called as data arrives: once the unsolicited part is in, either answer
+ * the status prepare already decided, run the command when everything is
+ * in, or solicit the rest. */
+static void task_data_progress(struct iscsi_task *t)
+{
+	if (t->unsol_got < t->unsol_end) {
+		if (!t->final_status)
+			send_r2ts(t);
+		return;
+	}
+	if (t->final_status) {
+		task_complete(t);
+		return;
+	}
+	if (t->data_got >= t->data_want) {
+		task_exec(t);
+		return;
+	}
+	send_r2ts(t);
+}
+
+void iscsi_scsi_cmd_rx_hdr(struct iscsi_conn *c)
+{
+	const uint8_t *h = c->hdr;
+	struct iscsi_session *s = c->sess;
+	struct iscsi_sess_params *sp = &s->params;
+	bool immediate = h[0] & ISCSI_OP_IMMEDIATE;
+	uint32_t itt = get_be32(h + BHS_ITT);
+	uint32_t edtl = get_be32(h + 20);
+	struct iscsi_task *t;
+	uint32_t unsol, cap;
+
+	c->rx_discard = true; /* unless a task takes the data */
+	if (s->discovery) {
+		c->rx_task = NULL;
+		return; /* rejected when the PDU is complete */
+	}
+	if (iscsi_session_check_cmdsn(s, get_be32(h + BHS_CMDSN), immediate))
+		return;
+	if (iscsi_task_find(s, itt)) {
+		iscsi_conn_log(c, UT_LOG_WARN, "ITT 0x%08x already in use", itt);
+		return;
+	}
+	if (c->dlen && (!(h[1] & ISCSI_FLAG_CMD_WRITE) || !sp->immediate_data ||
+			c->dlen > sp->first_burst || c->dlen > edtl)) {
+		/* §11.3: immediate data only with W, ImmediateData=Yes, and
+		 * within FirstBurstLength and the EDTL */
+		return;
+	}
+	t = task_new(c, itt);
+	if (!t) {
+		iscsi_conn_close(c, "out of memory");
+		return;
+	}
+	t->edtl = edtl;
+	t->flags = h[1];
+	t->immediate = immediate;
+	t->cmdsn = get_be32(h + BHS_CMDSN);
+	t->ttt = ++s->next_ttt & 0x7fffffffu;
+	t->state = TASK_NEW;
+	t->cmd.nexus = &s->nexus;
+	t->cmd.lun = scsi_lun_decode(h + BHS_LUN);
+	memcpy(t->cmd.cdb, h + 32, SCSI_CDB_MAX);
+	t->cmd.edtl = edtl;
+	t->cmd.loop = c->loop;
+	t->cmd.done = scsi_done;
+	c->rx_task = t;
+
+	/* unsolicited data: immediate, plus Data-Out up to FirstBurstLength
+	 * when InitialR2T=No (§13.10-13.11) */
+	unsol = 0;
+	if (h[1] & ISCSI_FLAG_CMD_WRITE) {
+		if (!(h[1] & ISCSI_FLAG_FINAL) && !sp->initial_r2t)
+			unsol = edtl < sp->first_burst ? edtl : sp->first_burst;
+		else
+			unsol = c->dlen;
+	}
+	t->unsol_end = unsol;
+
+	if (scsi_cmd_prepare(&t->cmd)) {
+		t->final_status = true;
+		return; /* data, if any, is discarded */
+	}
+	if (t->cmd.dir == SCSI_DIR_WRITE) {
+		t->data_want = edtl < t->cmd.xfer_len ? edtl : t->cmd.xfer_len;
+		if (!(h[1] & ISCSI_FLAG_CMD_WRITE))
+			t->data_want = 0;
+	}
+	cap = t->cmd.xfer_len > unsol ? t->cmd.xfer_len : unsol;
+	if (cap) {
+		/* 4096-aligned: block backstores use O_DIRECT */
+		if (posix_memalign((void **)&t->buf, TASK_BUF_ALIGN, cap)) {
+			iscsi_conn_close(c, "out of memory");
+			return;
+		}
+		t->buf_cap = cap;
+	}
+	t->r2t_next = unsol < t->data_want ? unsol : t->data_want;
+	if (c->dlen) {
+		c->rx_dst = t->buf;
+		c->rx_discard = false;
+	}
+}
+
+void iscsi_scsi_cmd_rx_done(struct iscsi_conn *c)
+{
+	struct iscsi_task *t = c->rx_task;
+
+	if (c->sess->discovery) {
+		iscsi_conn_reject(c, ISCSI_REJECT_PROTOCOL, c->hdr);
+		return;
+	}
+	if (!t)
+		return; /* ignored (CmdSN window) or invalid */
+	c->rx_task = NULL;
+	t->data_got = c->dlen;
+	t->unsol_got = c->dlen;
+	if (t->cmd.dir != SCSI_DIR_WRITE && !t->final_status) {
+		task_exec(t);
+		return;
+	}
+	t->state = TASK_DATA_OUT;
+	task_data_progress(t);
+}
+
+void iscsi_data_out_rx_hdr(struct iscsi_conn *c)
+{
+	const uint8_t *h = c->hdr;
+	uint32_t itt = get_be32(h + BHS_ITT), ttt = get_be32(h + BHS_TTT);
+	uint32_t off = get_be32(h + 40);
+	struct iscsi_task *t = iscsi_task_find(c->sess, itt);
+	uint32_t limit;
+
+	c->rx_discard = true;
+	c->rx_task = NULL;
+	if (!t || (t->state != TASK_DATA_OUT && t->state != TASK_NEW))
+		return;
+	limit = ttt == ISCSI_RSVD_TAG ? t->unsol_end : t->data_want;
+	if ((ttt != ISCSI_RSVD_TAG && ttt != t->ttt) ||
+	    (uint64_t)off + c->dlen > limit)
+		return;
+	c->rx_task = t;
+	if (!t->final_status && t->buf && (uint64_t)off + c->dlen <= t->buf_cap) {
+		c->rx_dst = t->buf + off;
+		c->rx_discard = false;
+	}
+}
+
+void iscsi_data_out_rx_done(struct iscsi_conn *c)
+{
+	const uint8_t *h = c->hdr;
+	struct iscsi_task *t = c->rx_task;
+
+	if (!t) {
+		/* unknown ITT, wrong TTT or data past what was asked for
+		 * (§11.7): reject the PDU */
+		iscsi_conn_reject(c, ISCSI_REJECT_INVALID_PDU_FIELD, h);
+		return;
+	}
+	c->rx_task = NULL;
+	t->data_got += c->dlen;
+	if (get_be32(h + BHS_TTT) == ISCSI_RSVD_TAG) {
+		t->unsol_got += c->dlen;
+		/* F ends the unsolicited sequence, even if short */
+		if (h[1] & ISCSI_FLAG_FINAL)
+			t->unsol_end = t->unsol_got;
+	} else if ((h[1] & ISCSI_FLAG_FINAL) && t->r2t_outstanding) {
+		t->r2t_outstanding--;
+	}
+	task_data_progress(t);
+}

@@ -1,0 +1,232 @@
+/* Command dispatch: the opcode table, LUN lookup, unit attention reporting
+ * and completion. The per-opcode work lives in spc.c and sbc.c. */
+#include <string.h>
+
+#include "scsi/scsi_int.h"
+#include "util/log.h"
+
+/* Opcodes (SPC-4 / SBC-3). */
+enum {
+	OP_TEST_UNIT_READY = 0x00,
+	OP_REQUEST_SENSE = 0x03,
+	OP_READ_6 = 0x08,
+	OP_WRITE_6 = 0x0a,
+	OP_INQUIRY = 0x12,
+	OP_MODE_SELECT_6 = 0x15,
+	OP_MODE_SENSE_6 = 0x1a,
+	OP_START_STOP_UNIT = 0x1b,
+	OP_PREVENT_ALLOW = 0x1e,
+	OP_READ_CAPACITY_10 = 0x25,
+	OP_READ_10 = 0x28,
+	OP_WRITE_10 = 0x2a,
+	OP_VERIFY_10 = 0x2f,
+	OP_SYNC_CACHE_10 = 0x35,
+	OP_WRITE_SAME_10 = 0x41,
+	OP_UNMAP = 0x42,
+	OP_MODE_SELECT_10 = 0x55,
+	OP_MODE_SENSE_10 = 0x5a,
+	OP_READ_16 = 0x88,
+	OP_WRITE_16 = 0x8a,
+	OP_VERIFY_16 = 0x8f,
+	OP_SYNC_CACHE_16 = 0x91,
+	OP_WRITE_SAME_16 = 0x93,
+	OP_SERVICE_ACTION_IN_16 = 0x9e,
+	OP_REPORT_LUNS = 0xa0,
+	OP_READ_12 = 0xa8,
+	OP_WRITE_12 = 0xaa,
+};
+
+#define ANY (SCSI_OPF_NO_UA | SCSI_OPF_ANY_LUN)
+
+/* Indexed by operation code; an entry without prepare is unsupported. */
+static const struct scsi_op scsi_ops[256] = {
+	[OP_TEST_UNIT_READY] = { 0, spc_prepare_test_unit_ready, spc_exec_good },
+	[OP_REQUEST_SENSE] = { ANY, spc_prepare_request_sense, spc_exec_request_sense },
+	[OP_READ_6] = { 0, sbc_prepare_rw, sbc_exec_rw },
+	[OP_WRITE_6] = { 0, sbc_prepare_rw, sbc_exec_rw },
+	[OP_INQUIRY] = { ANY, spc_prepare_inquiry, spc_exec_inquiry },
+	[OP_MODE_SELECT_6] = { 0, spc_prepare_mode_select, spc_exec_mode_select },
+	[OP_MODE_SENSE_6] = { 0, spc_prepare_mode_sense, spc_exec_mode_sense },
+	[OP_START_STOP_UNIT] = { 0, spc_prepare_start_stop, spc_exec_good },
+	[OP_PREVENT_ALLOW] = { 0, spc_prepare_prevent_allow, spc_exec_good },
+	[OP_READ_CAPACITY_10] = { 0, sbc_prepare_read_capacity10, sbc_exec_read_capacity10 },
+	[OP_READ_10] = { 0, sbc_prepare_rw, sbc_exec_rw },
+	[OP_WRITE_10] = { 0, sbc_prepare_rw, sbc_exec_rw },
+	[OP_VERIFY_10] = { 0, sbc_prepare_verify, sbc_exec_verify },
+	[OP_SYNC_CACHE_10] = { 0, sbc_prepare_sync_cache, sbc_exec_sync_cache },
+	[OP_WRITE_SAME_10] = { 0, sbc_prepare_write_same, sbc_exec_write_same },
+	[OP_UNMAP] = { 0, sbc_prepare_unmap, sbc_exec_unmap },
+	[OP_MODE_SELECT_10] = { 0, spc_prepare_mode_select, spc_exec_mode_select },
+	[OP_MODE_SENSE_10] = { 0, spc_prepare_mode_sense, spc_exec_mode_sense },
+	[OP_READ_16] = { 0, sbc_prepare_rw, sbc_exec_rw },
+	[OP_WRITE_16] = { 0, sbc_prepare_rw, sbc_exec_rw },
+	[OP_VERIFY_16] = { 0, sbc_prepare_verify, sbc_exec_verify },
+	[OP_SYNC_CACHE_16] = { 0, sbc_prepare_sync_cache, sbc_exec_sync_cache },
+	[OP_WRITE_SAME_16] = { 0, sbc_prepare_write_same, sbc_exec_write_same },
+	[OP_SERVICE_ACTION_IN_16] = { 0, sbc_prepare_sai, sbc_exec_sai },
+	[OP_REPORT_LUNS] = { ANY, spc_prepare_report_luns, spc_exec_report_luns },
+	[OP_READ_12] = { 0, sbc_prepare_rw, sbc_exec_rw },
+	[OP_WRITE_12] = { 0, sbc_prepare_rw, sbc_exec_rw },
+};
+
+/* enum scsi_ua bit -> additional sense code, same order (SAM-5 5.14). */
+static const uint16_t ua_asc[] = {
+	ASC_POWER_ON_RESET,
+	ASC_BUS_DEVICE_RESET,
+	ASC_CAPACITY_DATA_CHANGED,
+	ASC_MODE_PARAMETERS_CHANGED,
+	ASC_REPORTED_LUNS_CHANGED,
+	ASC_COMMANDS_CLEARED_BY_ANOTHER_INITIATOR,
+};
+
+uint16_t scsi_ua_asc(unsigned ua_bit)
+{
+	for (unsigned i = 0; i < sizeof(ua_asc) / sizeof(ua_asc[0]); i++)
+		if (ua_bit == 1u << i)
+			return ua_asc[i];
+	return ASC_POWER_ON_RESET;
+}
+
+/* Several workers may race for the same I_T_L (one session, several
+ * connections): the compare-and-swap makes exactly one of them report
+ * each condition. */
+unsigned scsi_ua_pop(struct scsi_lun_ent *ent)
+{
+	unsigned cur = atomic_load(&ent->ua);
+
+	while (cur) {
+		unsigned bit = cur & (~cur + 1u); /* lowest = highest priority */
+
+		if (atomic_compare_exchange_weak(&ent->ua, &cur, cur & ~bit))
+			return bit;
+	}
+	return 0;
+}
+
+uint32_t scsi_max_xfer_blocks(const struct scsi_lu *lu)
+{
+	uint32_t cap = SCSI_MAX_XFER_BYTES / lu->attrs.block_size;
+	uint32_t hw = lu->attrs.hw_max_sectors;
+
+	return hw && hw < cap ? hw : cap;
+}
+
+/* Called from prepare, while cmd->ent is the live map entry. */
+bool scsi_lun_write_protected(const struct scsi_cmd *cmd)
+{
+	return cmd->ent &&
+	       (cmd->ent->write_protect || cmd->ent->lu->bs->readonly);
+}
+
+void scsi_data_in(struct scsi_cmd *cmd, const void *data, size_t len)
+{
+	size_t n = len;
+
+	if (n > cmd->xfer_len)
+		n = cmd->xfer_len;
+	if (n > cmd->buf_len)
+		n = cmd->buf_len;
+	if (!cmd->buf)
+		n = 0;
+	if (n)
+		memcpy(cmd->buf, data, n);
+	scsi_set_good(cmd);
+	cmd->data_len = (uint32_t)n;
+}
+
+void scsi_cmd_complete(struct scsi_cmd *cmd)
+{
+	struct scsi_lu *lu = cmd->lu;
+	struct io_loop *loop = cmd->loop;
+
+	/* Only a read that succeeded returns data. */
+	if (cmd->status != SAM_STAT_GOOD || cmd->dir != SCSI_DIR_READ)
+		cmd->data_len = 0;
+	cmd->lu = NULL;
+	cmd->done(cmd); /* cmd may be gone after this */
+	scsi_lu_put_on(lu, loop);
+}
+
+void scsi_cmd_release(struct scsi_cmd *cmd)
+{
+	struct scsi_lu *lu = cmd->lu;
+
+	cmd->lu = NULL;
+	scsi_lu_put_on(lu, cmd->loop);
+}
+
+/* SAM-5 5.14 / SPC-4 7.5.2: report the highest-priority pending unit
+ * attention instead of running the command, and clear it (UA_INTLCK_CTRL
+ * 00b). With LUICLR (VPD 0x86) a REPORTED LUNS DATA HAS CHANGED reported on
+ * one LUN is cleared on every LUN of the nexus. */
+static bool report_ua(struct scsi_cmd *cmd, struct scsi_lun_ent *ent)
+{
+	unsigned bit = scsi_ua_pop(ent);
+
+	if (!bit)
+		return false;
+	if (bit == SCSI_UA_LUNS_CHANGED)
+		scsi_nexus_clear_ua(cmd->nexus, bit);
+	scsi_set_sense(cmd, SK_UNIT_ATTENTION, scsi_ua_asc(bit));
+	return true;
+}
+
+int scsi_cmd_prepare(struct scsi_cmd *cmd)
+{
+	const struct scsi_op *op = &scsi_ops[cmd->cdb[0]];
+	struct scsi_lun_ent *ent;
+	int rc;
+
+	scsi_set_good(cmd);
+	cmd->data_len = 0;
+	cmd->dir = SCSI_DIR_NONE;
+	cmd->xfer_len = 0;
+	cmd->state = 0;
+	cmd->lba = 0;
+	cmd->nblk = 0;
+	cmd->lu = NULL;
+	memset(&cmd->bio, 0, sizeof(cmd->bio));
+
+	ent = scsi_nexus_lookup(cmd->nexus, cmd->lun);
+	cmd->ent = ent;
+	if (!ent) {
+		/* SPC-4 6.4.1 (INQUIRY PQ 011b), 6.33 (REPORT LUNS), 6.39
+		 * (REQUEST SENSE) work on any LUN; the rest are refused. */
+		if (!(op->flags & SCSI_OPF_ANY_LUN)) {
+			scsi_set_sense(cmd, SK_ILLEGAL_REQUEST,
+				       ASC_LUN_NOT_SUPPORTED);
+			return 1;
+		}
+	} else if (!(op->flags & SCSI_OPF_NO_UA) && report_ua(cmd, ent)) {
+		return 1;
+	}
+	if (!op->prepare) {
+		log_debug("scsi: unsupported opcode 0x%02x", cmd->cdb[0]);
+		scsi_set_sense(cmd, SK_ILLEGAL_REQUEST, ASC_INVALID_OPCODE);
+		return 1;
+	}
+	/* prepare functions use cmd->lu; the reference is taken only when the
+	 * command goes on to exec. */
+	cmd->lu = ent ? ent->lu : NULL;
+	rc = op->prepare(cmd);
+	if (rc == 0 && cmd->xfer_len > SCSI_MAX_XFER_BYTES) {
+		/* Each prepare checks its own length fields; this is the net
+		 * under them. */
+		scsi_set_sense(cmd, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
+		rc = 1;
+	}
+	if (rc) {
+		cmd->lu = NULL;
+		cmd->xfer_len = 0;
+		cmd->data_len = 0;
+		return 1;
+	}
+	if (cmd->lu)
+		scsi_lu_get(cmd->lu);
+	return 0;
+}
+
+void scsi_cmd_exec(struct scsi_cmd *cmd)
+{
+	scsi_ops[cmd->cdb[0]].exec(cmd);
+}

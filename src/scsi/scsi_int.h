@@ -1,0 +1,127 @@
+/* Private to the SCSI core: shared between cmd.c (dispatch), spc.c (primary
+ * commands), sbc.c (block commands), sense.c and lun.c. Not for transports. */
+#ifndef UT_SCSI_INT_H
+#define UT_SCSI_INT_H
+
+#include <stddef.h>
+
+#include "scsi/scsi.h"
+
+/* Additional sense codes only the core produces. */
+#define ASC_MISCOMPARE_VERIFY 0x1d00       /* MISCOMPARE DURING VERIFY OPERATION */
+#define ASC_INVALID_FIELD_IN_CMD_IU 0x0e03 /* INVALID FIELD IN COMMAND INFORMATION UNIT */
+#define ASC_NO_ADDITIONAL_SENSE 0x0000
+
+/* The largest data transfer one command may ask for. */
+#define SCSI_MAX_XFER_BYTES (64u << 20)
+
+/* LIO's IEEE company id (OUI 00-14-05), used for the NAA designator. */
+#define SCSI_LIO_COMPANY_ID 0x001405u
+
+#define SCSI_VENDOR "LIO-ORG "
+#define SCSI_REVISION "4.0 "
+
+/* Opcode table entry. prepare returns 0 (execute) or 1 (status final). */
+struct scsi_op {
+	unsigned flags;
+	int (*prepare)(struct scsi_cmd *cmd);
+	void (*exec)(struct scsi_cmd *cmd);
+};
+
+/* SPC-4 5.14 / SAM-5 5.14: INQUIRY, REPORT LUNS and REQUEST SENSE neither
+ * report nor clear a pending unit attention through CHECK CONDITION. */
+#define SCSI_OPF_NO_UA 0x1u
+/* Allowed on a LUN the nexus does not see (SPC-4 6.4.1 / 6.33 / 6.39). */
+#define SCSI_OPF_ANY_LUN 0x2u
+
+/* --- cmd.c --- */
+/* Completes cmd: runs cmd->done and drops the LU reference prepare took. */
+void scsi_cmd_complete(struct scsi_cmd *cmd);
+/* GOOD with min(len, xfer_len, buf_len) bytes of data copied to buf. */
+void scsi_data_in(struct scsi_cmd *cmd, const void *data, size_t len);
+/* Takes the highest-priority pending UA off ent; 0 when none. */
+unsigned scsi_ua_pop(struct scsi_lun_ent *ent);
+uint16_t scsi_ua_asc(unsigned ua_bit);
+/* Largest transfer length in logical blocks (VPD B0 MAXIMUM TRANSFER LENGTH). */
+uint32_t scsi_max_xfer_blocks(const struct scsi_lu *lu);
+/* Write protection of the LUN as this nexus sees it. */
+bool scsi_lun_write_protected(const struct scsi_cmd *cmd);
+
+/* Logical block provisioning is offered when the attribute asks for it and
+ * the backstore can deallocate (SBC-3 4.7). */
+static inline bool scsi_lu_tpu(const struct scsi_lu *lu)
+{
+	return lu->attrs.emulate_tpu && lu->bs->can_unmap;
+}
+
+static inline bool scsi_lu_tpws(const struct scsi_lu *lu)
+{
+	return lu->attrs.emulate_tpws && lu->bs->can_unmap;
+}
+
+/* LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT (SBC-3 5.16.2): log2 of the
+ * backstore's block size over the exported one. */
+static inline unsigned scsi_lbppbe(const struct scsi_lu *lu)
+{
+	unsigned e = 0;
+	uint32_t phys = lu->bs->block_size;
+
+	while (phys > lu->attrs.block_size && e < 15) {
+		phys >>= 1;
+		e++;
+	}
+	return e;
+}
+
+/* --- sense.c --- */
+/* 18 bytes of fixed-format sense data (SPC-4 4.5.3). */
+#define SCSI_FIXED_SENSE_LEN 18
+void scsi_sense_fill(uint8_t *s, uint8_t key, uint16_t asc);
+/* CHECK CONDITION with the INFORMATION field valid (e.g. MISCOMPARE). */
+void scsi_set_sense_info(struct scsi_cmd *cmd, uint8_t key, uint16_t asc,
+			 uint32_t info);
+
+/* --- lun.c --- */
+/* A UA for every nexus that sees lu except nx (SPC-4 7.5.2: MODE SELECT). */
+void scsi_lu_establish_ua_except(struct scsi_lu *lu, unsigned ua,
+				 const struct scsi_nexus *nx);
+/* Clears ua bits on every LUN of the nexus (LUICLR, REPORT LUNS). */
+void scsi_nexus_clear_ua(struct scsi_nexus *nx, unsigned ua);
+/* Drops a reference; a last put on a worker defers the close to the end of
+ * the loop iteration, so a backstore is never closed inside its own
+ * completion callback. */
+void scsi_lu_put_on(struct scsi_lu *lu, struct io_loop *loop);
+
+/* --- spc.c --- */
+int spc_prepare_inquiry(struct scsi_cmd *cmd);
+void spc_exec_inquiry(struct scsi_cmd *cmd);
+int spc_prepare_report_luns(struct scsi_cmd *cmd);
+void spc_exec_report_luns(struct scsi_cmd *cmd);
+int spc_prepare_test_unit_ready(struct scsi_cmd *cmd);
+void spc_exec_good(struct scsi_cmd *cmd);
+int spc_prepare_request_sense(struct scsi_cmd *cmd);
+void spc_exec_request_sense(struct scsi_cmd *cmd);
+int spc_prepare_mode_sense(struct scsi_cmd *cmd);
+void spc_exec_mode_sense(struct scsi_cmd *cmd);
+int spc_prepare_mode_select(struct scsi_cmd *cmd);
+void spc_exec_mode_select(struct scsi_cmd *cmd);
+int spc_prepare_start_stop(struct scsi_cmd *cmd);
+int spc_prepare_prevent_allow(struct scsi_cmd *cmd);
+
+/* --- sbc.c --- */
+int sbc_prepare_rw(struct scsi_cmd *cmd);
+void sbc_exec_rw(struct scsi_cmd *cmd);
+int sbc_prepare_read_capacity10(struct scsi_cmd *cmd);
+void sbc_exec_read_capacity10(struct scsi_cmd *cmd);
+int sbc_prepare_sai(struct scsi_cmd *cmd);
+void sbc_exec_sai(struct scsi_cmd *cmd);
+int sbc_prepare_sync_cache(struct scsi_cmd *cmd);
+void sbc_exec_sync_cache(struct scsi_cmd *cmd);
+int sbc_prepare_verify(struct scsi_cmd *cmd);
+void sbc_exec_verify(struct scsi_cmd *cmd);
+int sbc_prepare_write_same(struct scsi_cmd *cmd);
+void sbc_exec_write_same(struct scsi_cmd *cmd);
+int sbc_prepare_unmap(struct scsi_cmd *cmd);
+void sbc_exec_unmap(struct scsi_cmd *cmd);
+
+#endif
