@@ -519,6 +519,8 @@ static int header_done(struct iscsi_conn *c)
 	c->rx_dst = NULL;
 	c->rx_discard = false;
 	c->rx_task = NULL;
+	if (op != ISCSI_OP_DATA_OUT)
+		c->rx_quiet = false;
 	c->rx_got = 0;
 	c->rx_crc = ISCSI_CRC_INIT;
 	if (c->state == CONN_FFP && op == ISCSI_OP_SCSI_CMD)

@@ -19,6 +19,7 @@
 #define ISCSI_RBUF_SIZE (256 * 1024)
 #define ISCSI_MAX_AHS 1020
 #define ISCSI_TASK_HASH 256
+#define ISCSI_MAX_R2T 16 /* MaxOutstandingR2T we agree to at most */
 
 struct iscsi_session;
 struct iscsi_conn;
@@ -68,7 +69,10 @@ struct iscsi_task {
 	uint32_t r2t_outstanding;
 	uint32_t r2tsn;
 	uint32_t ttt;
-	uint32_t exp_datasn;
+	uint32_t unsol_datasn;       /* next DataSN of the unsolicited burst */
+	struct {                     /* outstanding R2Ts (§11.8) */
+		uint32_t off, len, got, datasn;
+	} r2t[ISCSI_MAX_R2T];
 	/* read: Data-In */
 	uint32_t datasn;
 	uint8_t *buf;
@@ -91,6 +95,7 @@ struct iscsi_session {
 	struct io_loop *loop;
 	struct scsi_nexus nexus;
 	uint32_t exp_cmdsn;
+	uint32_t max_cmdsn;          /* highest MaxCmdSN advertised */
 	uint32_t cmdsn_depth;
 	uint32_t active_tasks;
 	uint32_t next_ttt;
@@ -145,6 +150,7 @@ struct iscsi_conn {
 	uint32_t dlen;
 	uint8_t *rx_dst;       /* where the data segment goes */
 	bool rx_discard;       /* data segment is read and dropped */
+	bool rx_quiet;         /* drop trailing Data-Out without a Reject */
 	uint32_t rx_got;
 	uint8_t trail[3 + ISCSI_DIGEST_LEN];
 	uint32_t trail_got, trail_need;

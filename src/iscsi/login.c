@@ -297,6 +297,8 @@ static int session_start(struct iscsi_conn *c)
 	s->exp_cmdsn = l->cmdsn;
 	s->cmdsn_depth = l->tpg_attrs.default_cmdsn_depth ?
 				 l->tpg_attrs.default_cmdsn_depth : 64;
+	/* what the final login response advertises */
+	s->max_cmdsn = l->cmdsn + s->cmdsn_depth - 1;
 	if (!l->discovery) {
 		const uint8_t *i = l->isid;
 

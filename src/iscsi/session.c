@@ -136,9 +136,13 @@ void iscsi_session_fill_sn(struct iscsi_session *s, uint8_t *bhs)
 {
 	uint32_t room = s->cmdsn_depth > s->active_tasks ?
 				s->cmdsn_depth - s->active_tasks : 0;
+	uint32_t max = s->exp_cmdsn + room - 1;
 
+	/* The window the initiator may use is what we last told it. */
+	if (sn_cmp(max, s->max_cmdsn) > 0)
+		s->max_cmdsn = max;
 	put_be32(bhs + BHS_EXPSTATSN, s->exp_cmdsn);
-	put_be32(bhs + BHS_MAXCMDSN, s->exp_cmdsn + room - 1);
+	put_be32(bhs + BHS_MAXCMDSN, s->max_cmdsn);
 }
 
 /* §4.2.2.1: a non-immediate command must have ExpCmdSN <= CmdSN <=
@@ -147,9 +151,7 @@ void iscsi_session_fill_sn(struct iscsi_session *s, uint8_t *bhs)
 int iscsi_session_check_cmdsn(struct iscsi_session *s, uint32_t cmdsn,
 			      bool immediate)
 {
-	uint32_t room = s->cmdsn_depth > s->active_tasks ?
-				s->cmdsn_depth - s->active_tasks : 0;
-	uint32_t max = s->exp_cmdsn + room - 1;
+	uint32_t max = s->max_cmdsn;
 
 	if (immediate)
 		return 0;

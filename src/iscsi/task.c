@@ -52,15 +52,21 @@ void iscsi_task_put(struct iscsi_task *t)
 	free(t);
 }
 
-/* The task leaves the session's tables: its CmdSN slot opens again. */
-static void task_finish(struct iscsi_task *t)
+/* The task leaves the session's tables: its CmdSN slot opens again (so
+ * the response that follows already advertises the larger window). */
+static void task_unlink(struct iscsi_task *t)
 {
-	if (!list_linked(&t->link))
-		return;
 	list_del(&t->link);
 	list_del(&t->hash_link);
 	t->conn->sess->active_tasks--;
 	t->state = TASK_DONE;
+}
+
+static void task_finish(struct iscsi_task *t)
+{
+	if (!list_linked(&t->link))
+		return;
+	task_unlink(t);
 	iscsi_task_put(t);
 }
 
@@ -193,6 +199,9 @@ static void task_complete(struct iscsi_task *t)
 {
 	struct iscsi_conn *c = t->conn;
 
+	if (!list_linked(&t->link))
+		return;
+	task_unlink(t);
 	if (!t->aborted && !c->closing) {
 		if ((t->flags & ISCSI_FLAG_CMD_READ) && t->cmd.data_len &&
 		    t->edtl)
@@ -200,7 +209,7 @@ static void task_complete(struct iscsi_task *t)
 		else
 			send_response(t);
 	}
-	task_finish(t);
+	iscsi_task_put(t);
 }
 
 static void scsi_done(struct scsi_cmd *cmd)
@@ -222,20 +231,30 @@ static void task_exec(struct iscsi_task *t)
 	scsi_cmd_exec(&t->cmd);
 }
 
-/* Solicit what is still missing, MaxOutstandingR2T at a time, each at most
- * MaxBurstLength (§11.8). */
+/* Solicit what is still missing, MaxOutstandingR2T at a time (we use at
+ * most ISCSI_MAX_R2T), each at most MaxBurstLength (§11.8). Each R2T is its
+ * own Data-Out sequence with DataSN counting from 0 (§11.7.5). */
 static void send_r2ts(struct iscsi_task *t)
 {
 	struct iscsi_conn *c = t->conn;
 	struct iscsi_session *s = c->sess;
+	uint32_t max = s->params.max_outstanding_r2t;
 
-	while (t->r2t_outstanding < s->params.max_outstanding_r2t &&
-	       t->r2t_next < t->data_want) {
+	if (max > ISCSI_MAX_R2T)
+		max = ISCSI_MAX_R2T;
+	while (t->r2t_outstanding < max && t->r2t_next < t->data_want) {
 		uint32_t len = t->data_want - t->r2t_next;
 		uint8_t b[ISCSI_BHS_LEN] = { 0 };
+		unsigned i;
 
+		for (i = 0; i < ISCSI_MAX_R2T && t->r2t[i].len; i++)
+			;
 		if (len > s->params.max_burst)
 			len = s->params.max_burst;
+		t->r2t[i].off = t->r2t_next;
+		t->r2t[i].len = len;
+		t->r2t[i].got = 0;
+		t->r2t[i].datasn = 0;
 		b[0] = ISCSI_OP_R2T;
 		b[1] = ISCSI_FLAG_FINAL;
 		scsi_lun_encode(t->cmd.lun, b + BHS_LUN);
@@ -375,22 +394,68 @@ void iscsi_scsi_cmd_rx_done(struct iscsi_conn *c)
 	task_data_progress(t);
 }
 
+/* A Data-Out that breaks the sequence rules (DataSN, offsets; §11.7) cannot
+ * be recovered within the command at ErrorRecoveryLevel 0: the command ends
+ * with CHECK CONDITION, ABORTED COMMAND (SPC-4: 4B/00 DATA PHASE ERROR,
+ * 4B/05 DATA OFFSET ERROR) and the rest of its data is dropped; the
+ * session carries on. */
+static void data_out_seq_error(struct iscsi_conn *c, struct iscsi_task *t,
+			       uint16_t asc, const char *what)
+{
+	iscsi_conn_log(c, UT_LOG_WARN, "Data-Out for ITT 0x%08x: %s", t->itt,
+		       what);
+	scsi_set_sense(&t->cmd, SK_ABORTED_COMMAND, asc);
+	t->final_status = true;
+	t->cmd.data_len = 0;
+	c->rx_quiet = true;
+	task_complete(t);
+}
+
 void iscsi_data_out_rx_hdr(struct iscsi_conn *c)
 {
 	const uint8_t *h = c->hdr;
 	uint32_t itt = get_be32(h + BHS_ITT), ttt = get_be32(h + BHS_TTT);
-	uint32_t off = get_be32(h + 40);
+	uint32_t off = get_be32(h + 40), datasn = get_be32(h + 36);
 	struct iscsi_task *t = iscsi_task_find(c->sess, itt);
-	uint32_t limit;
+	unsigned i;
 
 	c->rx_discard = true;
 	c->rx_task = NULL;
 	if (!t || (t->state != TASK_DATA_OUT && t->state != TASK_NEW))
 		return;
-	limit = ttt == ISCSI_RSVD_TAG ? t->unsol_end : t->data_want;
-	if ((ttt != ISCSI_RSVD_TAG && ttt != t->ttt) ||
-	    (uint64_t)off + c->dlen > limit)
-		return;
+	if (ttt == ISCSI_RSVD_TAG) {
+		if ((uint64_t)off + c->dlen > t->unsol_end)
+			return;
+		if (datasn != t->unsol_datasn) {
+			data_out_seq_error(c, t, 0x4b00, "unsolicited DataSN out of order");
+			return;
+		}
+		if (off != t->unsol_got) {
+			data_out_seq_error(c, t, 0x4b05, "unsolicited offset out of order");
+			return;
+		}
+		t->unsol_datasn++;
+	} else {
+		if (ttt != t->ttt)
+			return;
+		for (i = 0; i < ISCSI_MAX_R2T; i++)
+			if (t->r2t[i].len && off >= t->r2t[i].off &&
+			    off < t->r2t[i].off + t->r2t[i].len)
+				break;
+		if (i == ISCSI_MAX_R2T ||
+		    (uint64_t)off + c->dlen > t->r2t[i].off + t->r2t[i].len)
+			return;
+		if (datasn != t->r2t[i].datasn) {
+			data_out_seq_error(c, t, 0x4b00, "DataSN out of order");
+			return;
+		}
+		if (off != t->r2t[i].off + t->r2t[i].got) {
+			data_out_seq_error(c, t, 0x4b05, "offset out of order");
+			return;
+		}
+		t->r2t[i].datasn++;
+		t->r2t[i].got += c->dlen;
+	}
 	c->rx_task = t;
 	if (!t->final_status && t->buf && (uint64_t)off + c->dlen <= t->buf_cap) {
 		c->rx_dst = t->buf + off;
@@ -405,8 +470,10 @@ void iscsi_data_out_rx_done(struct iscsi_conn *c)
 
 	if (!t) {
 		/* unknown ITT, wrong TTT or data past what was asked for
-		 * (§11.7): reject the PDU */
-		iscsi_conn_reject(c, ISCSI_REJECT_INVALID_PDU_FIELD, h);
+		 * (§11.7): reject the PDU, unless it trails a command that
+		 * already ended on a sequence error */
+		if (!c->rx_quiet)
+			iscsi_conn_reject(c, ISCSI_REJECT_INVALID_PDU_FIELD, h);
 		return;
 	}
 	c->rx_task = NULL;
@@ -416,8 +483,16 @@ void iscsi_data_out_rx_done(struct iscsi_conn *c)
 		/* F ends the unsolicited sequence, even if short */
 		if (h[1] & ISCSI_FLAG_FINAL)
 			t->unsol_end = t->unsol_got;
-	} else if ((h[1] & ISCSI_FLAG_FINAL) && t->r2t_outstanding) {
-		t->r2t_outstanding--;
+	} else {
+		unsigned i;
+
+		/* the sequence of an R2T ends when all it asked for is in
+		 * (the F bit marks the same point) */
+		for (i = 0; i < ISCSI_MAX_R2T; i++)
+			if (t->r2t[i].len && t->r2t[i].got == t->r2t[i].len) {
+				t->r2t[i].len = 0;
+				t->r2t_outstanding--;
+			}
 	}
 	task_data_progress(t);
 }

@@ -147,14 +147,6 @@ void scsi_cmd_complete(struct scsi_cmd *cmd)
 	scsi_lu_put_on(lu, loop);
 }
 
-void scsi_cmd_release(struct scsi_cmd *cmd)
-{
-	struct scsi_lu *lu = cmd->lu;
-
-	cmd->lu = NULL;
-	scsi_lu_put_on(lu, cmd->loop);
-}
-
 /* SAM-5 5.14 / SPC-4 7.5.2: report the highest-priority pending unit
  * attention instead of running the command, and clear it (UA_INTLCK_CTRL
  * 00b). With LUICLR (VPD 0x86) a REPORTED LUNS DATA HAS CHANGED reported on
@@ -205,8 +197,9 @@ int scsi_cmd_prepare(struct scsi_cmd *cmd)
 		scsi_set_sense(cmd, SK_ILLEGAL_REQUEST, ASC_INVALID_OPCODE);
 		return 1;
 	}
-	/* prepare functions use cmd->lu; the reference is taken only when the
-	 * command goes on to exec. */
+	/* prepare functions use cmd->lu. No reference is taken yet: a
+	 * transport may drop a prepared command without exec (task aborted
+	 * while its Data-Out was arriving), and it must leak nothing. */
 	cmd->lu = ent ? ent->lu : NULL;
 	rc = op->prepare(cmd);
 	if (rc == 0 && cmd->xfer_len > SCSI_MAX_XFER_BYTES) {
@@ -221,12 +214,28 @@ int scsi_cmd_prepare(struct scsi_cmd *cmd)
 		cmd->data_len = 0;
 		return 1;
 	}
-	if (cmd->lu)
-		scsi_lu_get(cmd->lu);
 	return 0;
 }
 
 void scsi_cmd_exec(struct scsi_cmd *cmd)
 {
+	if (cmd->lu) {
+		/* The map may have changed while Data-Out arrived: find the
+		 * LUN again (cmd->ent may point into a freed map) and hold
+		 * the LU until the command completes. The block commands
+		 * check their LBA range again for the same reason. */
+		struct scsi_lun_ent *ent = scsi_nexus_lookup(cmd->nexus, cmd->lun);
+
+		if (!ent || ent->lu != cmd->lu) {
+			cmd->ent = NULL;
+			cmd->lu = NULL;
+			scsi_set_sense(cmd, SK_ILLEGAL_REQUEST,
+				       ASC_LUN_NOT_SUPPORTED);
+			scsi_cmd_complete(cmd);
+			return;
+		}
+		cmd->ent = ent;
+		scsi_lu_get(cmd->lu);
+	}
 	scsi_ops[cmd->cdb[0]].exec(cmd);
 }

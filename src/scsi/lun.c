@@ -66,6 +66,8 @@ struct scsi_lu *scsi_lu_create(struct bs_dev *bs, const char *name,
 		lu->attrs = *attrs;
 	else
 		scsi_lu_attrs_default(&lu->attrs, bs);
+	if (!lu->attrs.block_size)
+		lu->attrs.block_size = bs->block_size ? bs->block_size : 512;
 	if (!valid_block_size(lu->attrs.block_size)) {
 		log_err("storage object %s: invalid block size %u", lu->name,
 			lu->attrs.block_size);
@@ -234,6 +236,8 @@ void scsi_nexus_set_map(struct scsi_nexus *nx, struct scsi_lun_map *map)
 {
 	struct scsi_lun_map *old = nx->map;
 
+	if (map == old)
+		return;
 	if (map) {
 		bool changed;
 

@@ -39,6 +39,16 @@ static int check_lba(struct scsi_cmd *cmd, uint64_t lba, uint64_t nblk)
 	return 0;
 }
 
+/* At exec: the capacity may have shrunk since prepare (see scsi_cmd_exec).
+ * Completes the command when the range no longer fits. */
+static bool range_gone(struct scsi_cmd *cmd)
+{
+	if (!check_lba(cmd, cmd->lba, cmd->nblk))
+		return false;
+	scsi_cmd_complete(cmd);
+	return true;
+}
+
 static int check_wp(struct scsi_cmd *cmd)
 {
 	/* SBC-3 4.11: writes to a write-protected medium */
@@ -170,6 +180,8 @@ void sbc_exec_rw(struct scsi_cmd *cmd)
 {
 	bool write = cmd->dir == SCSI_DIR_WRITE;
 
+	if (range_gone(cmd))
+		return;
 	if (cmd->nblk == 0) { /* SBC-3: zero blocks is not an error */
 		scsi_set_good(cmd);
 		scsi_cmd_complete(cmd);
@@ -289,6 +301,8 @@ static void status_done(struct bs_io *io, int res)
 
 void sbc_exec_sync_cache(struct scsi_cmd *cmd)
 {
+	if (range_gone(cmd))
+		return;
 	bio_setup(cmd, BS_FLUSH, cmd->lba, cmd->nblk, NULL, status_done);
 	bs_submit(cmd->lu->bs, &cmd->bio);
 }
@@ -349,6 +363,8 @@ void sbc_exec_verify(struct scsi_cmd *cmd)
 {
 	void *medium;
 
+	if (range_gone(cmd))
+		return;
 	if (!(cmd->state & ST_BYTCHK) || cmd->nblk == 0) {
 		scsi_set_good(cmd);
 		scsi_cmd_complete(cmd);
@@ -508,6 +524,8 @@ void sbc_exec_write_same(struct scsi_cmd *cmd)
 	uint8_t *pat;
 	bool zero;
 
+	if (range_gone(cmd))
+		return;
 	if (data_out_short(cmd)) {
 		scsi_cmd_complete(cmd);
 		return;

@@ -179,7 +179,7 @@ struct scsi_cmd {
 	uint32_t state;
 	uint64_t lba;
 	uint32_t nblk;
-	struct scsi_lu *lu;          /* reference held from prepare to done */
+	struct scsi_lu *lu;          /* referenced from exec to done */
 };
 
 /* Parse and check the CDB: LUN lookup, unit attentions, opcode support, CDB
@@ -192,12 +192,6 @@ int scsi_cmd_prepare(struct scsi_cmd *cmd);
 /* Execute a prepared command; cmd->done runs exactly once, possibly before
  * this returns. */
 void scsi_cmd_exec(struct scsi_cmd *cmd);
-
-/* For a command that scsi_cmd_prepare accepted (returned 0) but that the
- * transport abandons without calling scsi_cmd_exec (connection lost while
- * collecting Data-Out, task aborted): drops what prepare took. Harmless on
- * a command that was never prepared-and-accepted or already completed. */
-void scsi_cmd_release(struct scsi_cmd *cmd);
 
 /* Sense helpers (fixed format, SPC-4 4.5.3). */
 void scsi_set_sense(struct scsi_cmd *cmd, uint8_t key, uint16_t asc);
