@@ -51,14 +51,8 @@ void iscsi_login_free(struct iscsi_conn *c)
 
 	if (!l)
 		return;
-	if (l->map) {
-		/* never handed to a nexus: drop the LU references */
-		unsigned i;
-
-		for (i = 0; i < l->map->n; i++)
-			scsi_lu_put(l->map->ent[i].lu);
-		free(l->map);
-	}
+	if (l->map)
+		scsi_lun_map_free(l->map); /* never handed to a nexus */
 	iscsi_text_free(&l->in);
 	iscsi_text_free(&l->out);
 	free(l);
@@ -312,6 +306,7 @@ static int session_start(struct iscsi_conn *c)
 			 sizeof(s->nexus.tport.target_name), "%s", l->target);
 		s->nexus.tport.tpgt = l->tpgt;
 		s->nexus.tport.rel_port_id = l->tpgt;
+		s->nexus.tport.proto_id = SCSI_PROTO_ISCSI;
 		iscsi_session_reinstate_find(l->initiator, l->isid, l->target,
 					     l->tpgt);
 		scsi_nexus_set_map(&s->nexus, l->map);

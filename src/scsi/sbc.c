@@ -187,12 +187,17 @@ void sbc_exec_rw(struct scsi_cmd *cmd)
 		scsi_cmd_complete(cmd);
 		return;
 	}
-	if (write) {
-		if (data_out_short(cmd)) {
+	if (write && cmd->buf_len < cmd->xfer_len) {
+		/* The initiator's expected transfer length was shorter than
+		 * the CDB's: write only the whole blocks that arrived (as LIO
+		 * does); the transport reports the residual overflow. */
+		cmd->nblk = cmd->buf ? cmd->buf_len / cmd->lu->attrs.block_size : 0;
+		if (cmd->nblk == 0) {
+			scsi_set_good(cmd);
 			scsi_cmd_complete(cmd);
 			return;
 		}
-	} else if (!cmd->buf || cmd->buf_len < cmd->xfer_len) {
+	} else if (!write && (!cmd->buf || cmd->buf_len < cmd->xfer_len)) {
 		/* the transport broke its side of scsi.h */
 		scsi_set_sense(cmd, SK_HARDWARE_ERROR,
 			       ASC_INTERNAL_TARGET_FAILURE);
