@@ -2,6 +2,8 @@
  * fabric_modules). The file is applied whole: any error clears what the
  * load created and reports which object failed. */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +14,45 @@
 #include "util/log.h"
 
 #define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -EINVAL)
+
+/* One restore: errors are collected per object ("..., skipped") and the
+ * objects this restore created are remembered, so abort_on_error can take
+ * them all away again. */
+struct restore {
+	json_t *errors;
+	bool abort_on_error;
+	bool failed;
+	struct ctl_so **sos;
+	size_t nsos;
+	struct iscsi_target **tgts;
+	size_t ntgts;
+};
+
+static void skip(struct restore *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void skip(struct restore *r, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	r->failed = true;
+	log_warn("restore: %s, skipped", msg);
+	if (r->errors)
+		json_array_append_new(r->errors, json_sprintf("%s, skipped", msg));
+}
+
+static void remember(void ***arr, size_t *n, void *p)
+{
+	void **a = realloc(*arr, (*n + 1) * sizeof(void *));
+
+	if (!a)
+		return;
+	a[(*n)++] = p;
+	*arr = a;
+}
 
 static const char *jstr(json_t *o, const char *k)
 {
@@ -60,33 +101,38 @@ static bool jbool(json_t *o, const char *k, bool dflt)
 	return jnum(json_object_get(o, k), &v) ? dflt : v != 0;
 }
 
-static int apply_attrs(json_t *attrs, const struct ctl_attr *tab, void *obj,
-		       const char *what, char *err, size_t errlen)
+/* Unknown names are skipped with an error; values out of range too. */
+static void apply_attrs(struct restore *r, json_t *attrs,
+			const struct ctl_attr *tab, void *obj, const char *what)
 {
 	const char *k;
 	json_t *v;
 
 	if (!attrs)
-		return 0;
-	if (!json_is_object(attrs))
-		return ERR("%s: attributes must be an object", what);
+		return;
+	if (!json_is_object(attrs)) {
+		skip(r, "%s: attributes must be an object", what);
+		return;
+	}
 	json_object_foreach(attrs, k, v) {
 		const struct ctl_attr *a = ctl_attr_find(tab, k);
 		long long n;
 		char e[256];
 
 		if (!a) {
-			log_warn("%s: unknown attribute %s ignored", what, k);
+			/* attributes of newer kernels: harmless to ignore */
+			log_debug("%s: unknown attribute %s ignored", what, k);
 			continue;
 		}
-		if (jnum(v, &n))
-			return ERR("%s: attribute %s is not a number", what, k);
 		if (a->ro)
 			continue; /* read-only values are facts, not settings */
+		if (jnum(v, &n)) {
+			skip(r, "%s: attribute %s is not a number", what, k);
+			continue;
+		}
 		if (ctl_attr_set(a, obj, n, true, e, sizeof(e)))
-			return ERR("%s: %s", what, e);
+			skip(r, "%s: %s", what, e);
 	}
-	return 0;
 }
 
 static void load_auth(json_t *o, struct iscsi_auth *a, const char *prefix)
@@ -108,26 +154,29 @@ static void load_auth(json_t *o, struct iscsi_auth *a, const char *prefix)
 	}
 }
 
-static int load_so(json_t *j, char *err, size_t errlen)
+static void load_so(struct restore *r, json_t *j)
 {
 	struct ctl_so_spec spec = { 0 };
 	struct ctl_so *so;
 	json_t *attrs = json_object_get(j, "attributes");
 	long long n;
-	char what[128];
-	int rc;
+	char what[128], err[512];
 
 	spec.plugin = jstr(j, "plugin");
 	spec.name = jstr(j, "name");
 	spec.dev = jstr(j, "dev");
 	spec.wwn = jstr(j, "wwn");
-	if (!spec.plugin || !spec.name)
-		return ERR("storage object without plugin or name");
-	snprintf(what, sizeof(what), "storage object %s/%s", spec.plugin,
+	if (!spec.plugin || !spec.name) {
+		skip(r, "storage object without plugin or name");
+		return;
+	}
+	snprintf(what, sizeof(what), "Storage object %s/%s", spec.plugin,
 		 spec.name);
 	if (!jnum(json_object_get(j, "size"), &n)) {
-		if (n < 0)
-			return ERR("%s: negative size", what);
+		if (n < 0) {
+			skip(r, "%s: negative size", what);
+			return;
+		}
 		spec.size = (uint64_t)n;
 	}
 	spec.write_back = jbool(j, "write_back", !strcmp(spec.plugin, "fileio"));
@@ -136,58 +185,67 @@ static int load_so(json_t *j, char *err, size_t errlen)
 	spec.sparse = jbool(j, "sparse", true);
 	if (attrs && !jnum(json_object_get(attrs, "block_size"), &n))
 		spec.block_size = (uint32_t)n;
-	rc = ctl_so_create(&spec, &so, err, errlen);
-	if (rc) {
-		char e2[512];
-
-		snprintf(e2, sizeof(e2), "%s", err);
-		return ERR("%s: %s", what, e2);
+	if (ctl_so_create(&spec, &so, err, sizeof(err))) {
+		skip(r, "%s: %s", what, err);
+		return;
 	}
-	return apply_attrs(attrs, ctl_so_attrs, &so->lu->attrs, what, err,
-			   errlen);
+	remember((void ***)&r->sos, &r->nsos, so);
+	apply_attrs(r, attrs, ctl_so_attrs, &so->lu->attrs, what);
 }
 
-static int load_acl(struct iscsi_tpg *tpg, json_t *j, char *err, size_t errlen)
+static void load_acl(struct restore *r, struct iscsi_tpg *tpg, json_t *j,
+		     const char *tpgname)
 {
 	const char *wwn = jstr(j, "node_wwn");
 	struct iscsi_acl *acl;
 	json_t *m;
 	size_t i;
-	char what[300];
+	char what[512];
 
-	if (!wwn)
-		return ERR("node ACL without node_wwn");
-	snprintf(what, sizeof(what), "ACL %s", wwn);
-	if (iscsi_acl_find(tpg, wwn))
-		return ERR("%s: defined twice", what);
+	if (!wwn) {
+		skip(r, "%s: node ACL without node_wwn", tpgname);
+		return;
+	}
+	snprintf(what, sizeof(what), "%s ACL %s", tpgname, wwn);
+	if (iscsi_acl_find(tpg, wwn)) {
+		skip(r, "%s: defined twice", what);
+		return;
+	}
 	acl = iscsi_acl_new(tpg, wwn);
-	if (!acl)
-		return -ENOMEM;
+	if (!acl) {
+		skip(r, "%s: out of memory", what);
+		return;
+	}
 	if (jstr(j, "tag"))
 		snprintf(acl->tag, sizeof(acl->tag), "%s", jstr(j, "tag"));
 	load_auth(j, &acl->auth, "chap_");
-	if (apply_attrs(json_object_get(j, "attributes"), ctl_acl_attrs,
-			&acl->attrs, what, err, errlen))
-		return -EINVAL;
+	apply_attrs(r, json_object_get(j, "attributes"), ctl_acl_attrs,
+		    &acl->attrs, what);
 	json_array_foreach(json_object_get(j, "mapped_luns"), i, m) {
 		long long idx, tl;
+		struct iscsi_mapped_lun *ml;
 
 		if (jnum(json_object_get(m, "index"), &idx) ||
 		    jnum(json_object_get(m, "tpg_lun"), &tl) || idx < 0 ||
-		    idx > 65535 || tl < 0 || tl > 65535)
-			return ERR("%s: mapped LUN needs index and tpg_lun (0-65535)",
-				   what);
-		if (!iscsi_tpg_lun_find(tpg, (uint32_t)tl))
-			return ERR("%s: mapped LUN %lld refers to missing TPG LUN %lld",
-				   what, idx, tl);
-		if (!iscsi_mapped_lun_new(acl, (uint32_t)idx, (uint32_t)tl,
-					  jbool(m, "write_protect", false)))
-			return -ENOMEM;
+		    idx > 65535 || tl < 0 || tl > 65535) {
+			skip(r, "%s: mapped LUN needs index and tpg_lun (0-65535)",
+			     what);
+			continue;
+		}
+		if (!iscsi_tpg_lun_find(tpg, (uint32_t)tl)) {
+			skip(r, "%s: mapped LUN %lld refers to missing TPG LUN %lld",
+			     what, idx, tl);
+			continue;
+		}
+		ml = iscsi_mapped_lun_new(acl, (uint32_t)idx, (uint32_t)tl,
+					  jbool(m, "write_protect", false));
+		if (ml && jstr(m, "alias"))
+			snprintf(ml->alias, sizeof(ml->alias), "%s",
+				 jstr(m, "alias"));
 	}
-	return 0;
 }
 
-static int load_tpg(struct iscsi_target *t, json_t *j, char *err, size_t errlen)
+static void load_tpg(struct restore *r, struct iscsi_target *t, json_t *j)
 {
 	struct iscsi_tpg *tpg;
 	long long tag = 1;
@@ -196,33 +254,42 @@ static int load_tpg(struct iscsi_target *t, json_t *j, char *err, size_t errlen)
 	size_t i;
 	char what[300];
 
-	if (json_object_get(j, "tag") && jnum(json_object_get(j, "tag"), &tag))
-		return ERR("target %s: TPG tag is not a number", t->wwn);
-	if (tag < 1 || tag > 65535)
-		return ERR("target %s: TPG tag %lld out of range (1-65535)",
-			   t->wwn, tag);
+	if (json_object_get(j, "tag") && jnum(json_object_get(j, "tag"), &tag)) {
+		skip(r, "Target %s: TPG tag is not a number", t->wwn);
+		return;
+	}
+	if (tag < 1 || tag > 65535) {
+		skip(r, "Target %s: TPG tag %lld out of range (1-65535)", t->wwn,
+		     tag);
+		return;
+	}
 	snprintf(what, sizeof(what), "%s tpg%lld", t->wwn, tag);
-	if (iscsi_tpg_find(t, (uint16_t)tag))
-		return ERR("%s: defined twice", what);
+	if (iscsi_tpg_find(t, (uint16_t)tag)) {
+		skip(r, "%s: defined twice", what);
+		return;
+	}
 	tpg = iscsi_tpg_new(t, (uint16_t)tag);
-	if (!tpg)
-		return -ENOMEM;
-	if (apply_attrs(json_object_get(j, "attributes"), ctl_tpg_attrs,
-			&tpg->attrs, what, err, errlen))
-		return -EINVAL;
+	if (!tpg) {
+		skip(r, "%s: out of memory", what);
+		return;
+	}
+	apply_attrs(r, json_object_get(j, "attributes"), ctl_tpg_attrs,
+		    &tpg->attrs, what);
 	params = json_object_get(j, "parameters");
 	json_object_foreach(params, k, v) {
 		char e[300];
 
-		if (!json_is_string(v))
-			return ERR("%s: parameter %s must be a string", what, k);
+		if (!json_is_string(v)) {
+			skip(r, "%s: parameter %s must be a string", what, k);
+			continue;
+		}
 		if (iscsi_tpg_key_find(k) < 0) {
-			log_warn("%s: unknown parameter %s ignored", what, k);
+			log_debug("%s: unknown parameter %s ignored", what, k);
 			continue;
 		}
 		if (iscsi_tpg_param_set(&tpg->params, k, json_string_value(v),
 					e, sizeof(e)))
-			return ERR("%s: %s", what, e);
+			skip(r, "%s: %s", what, e);
 	}
 	load_auth(j, &tpg->auth, "chap_");
 	json_array_foreach(json_object_get(j, "luns"), i, v) {
@@ -233,23 +300,28 @@ static int load_tpg(struct iscsi_target *t, json_t *j, char *err, size_t errlen)
 		struct iscsi_tpg_lun *l;
 
 		if (jnum(json_object_get(v, "index"), &idx) || idx < 0 ||
-		    idx > 65535)
-			return ERR("%s: LUN index missing or out of range (0-65535)",
-				   what);
+		    idx > 65535) {
+			skip(r, "%s: LUN index missing or out of range (0-65535)",
+			     what);
+			continue;
+		}
 		if (!so_path ||
-		    sscanf(so_path, "/backstores/%31[^/]/%63s", plugin, name) != 2)
-			return ERR("%s: LUN %lld: bad storage_object path", what,
-				   idx);
+		    sscanf(so_path, "/backstores/%31[^/]/%63s", plugin, name) != 2) {
+			skip(r, "%s: LUN %lld: bad storage_object path", what, idx);
+			continue;
+		}
 		so = ctl_so_find(plugin, name);
-		if (!so)
-			return ERR("%s: LUN %lld: storage object %s does not exist",
-				   what, idx, so_path);
-		if (iscsi_tpg_lun_find(tpg, (uint32_t)idx))
-			return ERR("%s: LUN %lld defined twice", what, idx);
+		if (!so) {
+			skip(r, "%s: LUN %lld: storage object %s does not exist",
+			     what, idx, so_path);
+			continue;
+		}
+		if (iscsi_tpg_lun_find(tpg, (uint32_t)idx)) {
+			skip(r, "%s: LUN %lld defined twice", what, idx);
+			continue;
+		}
 		l = iscsi_tpg_lun_new(tpg, (uint32_t)idx, so->lu, so_path);
-		if (!l)
-			return -ENOMEM;
-		if (jstr(v, "alias"))
+		if (l && jstr(v, "alias"))
 			snprintf(l->alias, sizeof(l->alias), "%s",
 				 jstr(v, "alias"));
 	}
@@ -260,22 +332,24 @@ static int load_tpg(struct iscsi_target *t, json_t *j, char *err, size_t errlen)
 		char e[256];
 
 		if (json_object_get(v, "port") &&
-		    jnum(json_object_get(v, "port"), &port))
-			return ERR("%s: portal port is not a number", what);
-		if (!ip || port < 1 || port > 65535)
-			return ERR("%s: portal needs ip_address and a port 1-65535",
-				   what);
+		    jnum(json_object_get(v, "port"), &port)) {
+			skip(r, "%s: portal port is not a number", what);
+			continue;
+		}
+		if (!ip || port < 1 || port > 65535) {
+			skip(r, "%s: portal needs ip_address and a port 1-65535",
+			     what);
+			continue;
+		}
 		if (iscsi_portal_new(tpg, ip, (uint16_t)port, &p, e, sizeof(e)))
-			return ERR("%s: portal %s:%lld: %s", what, ip, port, e);
+			skip(r, "%s: portal %s:%lld: %s", what, ip, port, e);
 	}
 	json_array_foreach(json_object_get(j, "node_acls"), i, v)
-		if (load_acl(tpg, v, err, errlen))
-			return -EINVAL;
+		load_acl(r, tpg, v, what);
 	tpg->enable = jbool(j, "enable", true);
-	return 0;
 }
 
-static int load_targets(json_t *root, char *err, size_t errlen)
+static void load_targets(struct restore *r, json_t *root)
 {
 	json_t *t, *tpg;
 	size_t i, k;
@@ -283,24 +357,31 @@ static int load_targets(json_t *root, char *err, size_t errlen)
 	json_array_foreach(json_object_get(root, "targets"), i, t) {
 		const char *fabric = jstr(t, "fabric"), *wwn = jstr(t, "wwn");
 		struct iscsi_target *tgt;
+		char e[256];
 
 		if (fabric && strcmp(fabric, "iscsi")) {
-			log_warn("target %s: fabric %s is not supported, skipped",
-				 wwn ? wwn : "?", fabric);
+			skip(r, "Target %s: fabric %s is not supported",
+			     wwn ? wwn : "?", fabric);
 			continue;
 		}
-		if (!wwn)
-			return ERR("target without wwn");
-		if (iscsi_target_find(wwn))
-			return ERR("target %s defined twice", wwn);
+		if (!wwn || ctl_wwn_check(wwn, e, sizeof(e))) {
+			skip(r, "Target %s: %s", wwn ? wwn : "?",
+			     wwn ? e : "no wwn");
+			continue;
+		}
+		if (iscsi_target_find(wwn)) {
+			skip(r, "Target %s already exists", wwn);
+			continue;
+		}
 		tgt = iscsi_target_new(wwn);
-		if (!tgt)
-			return -ENOMEM;
+		if (!tgt) {
+			skip(r, "Target %s: out of memory", wwn);
+			continue;
+		}
+		remember((void ***)&r->tgts, &r->ntgts, tgt);
 		json_array_foreach(json_object_get(t, "tpgs"), k, tpg)
-			if (load_tpg(tgt, tpg, err, errlen))
-				return -EINVAL;
+			load_tpg(r, tgt, tpg);
 	}
-	return 0;
 }
 
 static void load_fabric(json_t *root)
@@ -317,40 +398,59 @@ static void load_fabric(json_t *root)
 	}
 }
 
-int ctl_config_load(const char *path, char *err, size_t errlen)
+int ctl_config_restore(json_t *root, bool abort_on_error, json_t *errors,
+		       char *err, size_t errlen)
 {
-	json_error_t jerr;
-	json_t *root, *so;
+	struct restore r = { .errors = errors, .abort_on_error = abort_on_error };
+	bool disc_auth = iscsi_fabric.discovery_enable_auth;
+	struct iscsi_auth disc = iscsi_fabric.discovery_auth;
+	json_t *so;
 	size_t i;
 	int rc = 0;
+
+	if (!json_is_object(root))
+		return ERR("not a saveconfig.json object");
+	/* caller holds iscsi_fabric.lock */
+	json_array_foreach(json_object_get(root, "storage_objects"), i, so)
+		load_so(&r, so);
+	load_fabric(root);
+	load_targets(&r, root);
+	if (r.failed && abort_on_error) {
+		/* take back everything this restore created */
+		for (i = r.ntgts; i-- > 0;)
+			iscsi_target_free(r.tgts[i]);
+		for (i = r.nsos; i-- > 0;)
+			ctl_so_free(r.sos[i]);
+		iscsi_fabric.discovery_enable_auth = disc_auth;
+		iscsi_fabric.discovery_auth = disc;
+		rc = ERR("Configuration not restored: %zu errors",
+			 errors ? json_array_size(errors) : (size_t)1);
+	}
+	free(r.sos);
+	free(r.tgts);
+	return rc;
+}
+
+int ctl_config_load_file(const char *path, bool abort_on_error,
+			 json_t *errors, char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *root;
 	FILE *f = fopen(path, "r");
+	int rc;
 
 	if (!f) {
 		if (errno == ENOENT)
-			return 0; /* no file: empty configuration */
+			return -ENOENT;
 		return ERR("Cannot open %s: %s", path, strerror(errno));
 	}
 	root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
 	fclose(f);
 	if (!root)
 		return ERR("%s: line %d: %s", path, jerr.line, jerr.text);
-	if (!json_is_object(root)) {
-		json_decref(root);
-		return ERR("%s: not a saveconfig.json object", path);
-	}
 	pthread_mutex_lock(&iscsi_fabric.lock);
-	json_array_foreach(json_object_get(root, "storage_objects"), i, so) {
-		rc = load_so(so, err, errlen);
-		if (rc)
-			break;
-	}
-	if (!rc) {
-		load_fabric(root);
-		rc = load_targets(root, err, errlen);
-	}
+	rc = ctl_config_restore(root, abort_on_error, errors, err, errlen);
 	pthread_mutex_unlock(&iscsi_fabric.lock);
 	json_decref(root);
-	if (rc)
-		ctl_config_clear();
 	return rc;
 }

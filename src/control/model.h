@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "backstore/backstore.h"
 #include "scsi/scsi.h"
 #include "util/list.h"
@@ -49,8 +51,17 @@ void ctl_gen_uuid(char out[37]);
  * half of clearconfig. */
 void ctl_config_clear(void);
 
-/* Loads a LIO saveconfig.json. A missing file is an empty configuration.
- * On any error nothing of the file is kept. */
-int ctl_config_load(const char *path, char *err, size_t errlen);
+/* Restores a saveconfig.json document on top of what exists (caller holds
+ * iscsi_fabric.lock). Problems are per object: each is appended to errors
+ * (if not NULL) as "<object>: <why>, skipped" and the rest loads; with
+ * abort_on_error any problem takes back everything this call created. */
+int ctl_config_restore(json_t *root, bool abort_on_error, json_t *errors,
+		       char *err, size_t errlen);
+/* The same from a file; -ENOENT when it does not exist. */
+int ctl_config_load_file(const char *path, bool abort_on_error,
+			 json_t *errors, char *err, size_t errlen);
+
+/* WWN checks (RFC 3720-3722 forms: iqn., naa., eui.). */
+int ctl_wwn_check(const char *wwn, char *err, size_t errlen);
 
 #endif

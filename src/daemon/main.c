@@ -166,8 +166,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "utargetd: cannot start workers\n");
 		return 1;
 	}
-	rc = ctl_config_load(cfg, err, sizeof(err));
-	if (rc) {
+	rc = ctl_config_load_file(cfg, false, NULL, err, sizeof(err));
+	if (rc && rc != -ENOENT) {
 		log_err("configuration not loaded: %s", err);
 		io_workers_stop();
 		io_loop_destroy(d.loop);

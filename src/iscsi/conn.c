@@ -488,6 +488,27 @@ static void pdu_done(struct iscsi_conn *c)
 	}
 }
 
+/* The 48-byte BHS is in: refuse what cannot be a valid PDU here before
+ * waiting for any AHS or data it announces. */
+static int bhs_check(struct iscsi_conn *c)
+{
+	uint32_t dlen = bhs_dlen(c->hdr);
+
+	if (c->state == CONN_LOGIN && bhs_opcode(c->hdr) != ISCSI_OP_LOGIN_REQ) {
+		/* §6.1: only Login Requests until the login completes */
+		iscsi_conn_close(c, "non-login PDU before login completed");
+		return -1;
+	}
+	if (dlen > c->max_recv_dsl) {
+		iscsi_conn_log(c, UT_LOG_WARN,
+			       "data segment %u exceeds MaxRecvDataSegmentLength %u",
+			       dlen, c->max_recv_dsl);
+		iscsi_conn_close(c, "protocol error");
+		return -1;
+	}
+	return 0;
+}
+
 /* Header (BHS + AHS) is in and its digest checked: decide where the data
  * segment goes. Returns -1 when the connection was closed. */
 static int header_done(struct iscsi_conn *c)
@@ -504,17 +525,6 @@ static int header_done(struct iscsi_conn *c)
 			iscsi_conn_close(c, "header digest error");
 			return -1;
 		}
-	}
-	if (c->dlen > c->max_recv_dsl) {
-		iscsi_conn_log(c, UT_LOG_WARN,
-			       "data segment %u exceeds MaxRecvDataSegmentLength %u",
-			       c->dlen, c->max_recv_dsl);
-		iscsi_conn_close(c, "protocol error");
-		return -1;
-	}
-	if (c->state == CONN_LOGIN && op != ISCSI_OP_LOGIN_REQ) {
-		iscsi_conn_close(c, "non-login PDU before login completed");
-		return -1;
 	}
 	c->rx_dst = NULL;
 	c->rx_discard = false;
@@ -619,6 +629,8 @@ static void conn_rx(struct iscsi_conn *c)
 				continue;
 			}
 			if (c->rx_state == RX_BHS) {
+				if (bhs_check(c))
+					return;
 				c->dlen = bhs_dlen(c->hdr);
 				c->hdr_need = ISCSI_BHS_LEN + bhs_ahslen(c->hdr) +
 					      (c->hdigest ? ISCSI_DIGEST_LEN : 0);

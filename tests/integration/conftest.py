@@ -85,11 +85,11 @@ def loop_factory(workdir):
 
 @pytest.fixture
 def utarget(request, utargetd_bin, workdir, loop_factory):
-    """utarget(cfg, name='utargetd') -> a started uthelpers.Daemon."""
+    """utarget(cfg, name='utargetd', argv=None, env=None) -> a started uthelpers.Daemon."""
     daemons = request.node.stash.setdefault(_DAEMONS, [])
 
-    def start(cfg, name="utargetd", timeout=10.0):
-        d = ut.Daemon(utargetd_bin, cfg, workdir, name=name)
+    def start(cfg, name="utargetd", timeout=10.0, argv=None, env=None):
+        d = ut.Daemon(utargetd_bin, cfg, workdir, name=name, argv=argv, env=env)
         daemons.append(d)
         return d.start(timeout=timeout)
 

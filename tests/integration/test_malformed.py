@@ -95,7 +95,10 @@ def test_protocol_error_closes_connection(daemon, name):
             if not chunk:
                 closed = True
                 break
-        assert closed, "connection still open 10 s after %s" % name
+        assert closed, ("connection still open 10 s after %s (LIO drops a connection "
+                        "whose first PDU is not a Login Request right after the BHS, "
+                        "without reading the data segment it announces)\n%s"
+                        % (name, daemon.stderr_tail(2000)))
     _check_serving(daemon)
 
 

@@ -35,7 +35,7 @@ MiB = 1024 * KiB
 
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
 DEFAULT_TARGET = "iqn.2003-01.org.linux-iscsi.test:t1"
-TOOL_TIMEOUT = 180  # seconds; the daemon under test is an ASan build
+TOOL_TIMEOUT = 90  # seconds per initiator command; the daemon under test is an ASan build
 
 
 def free_port(host="127.0.0.1"):
@@ -199,11 +199,65 @@ def _tail(path, nbytes=6000):
         return "<cannot read %s: %s>" % (path, e)
 
 
+def _listening_inodes(port):
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(fields[9])
+        except OSError:
+            pass
+    return inodes
+
+
+def _group_pids(pgid):
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    st = f.read()
+                if int(st.rsplit(")", 1)[1].split()[2]) == pgid:
+                    pids.append(d)
+            except (OSError, ValueError, IndexError):
+                pass
+    return pids
+
+
+def owns_listener(pgid, port):
+    """True when a process of group `pgid` has a socket listening on TCP `port`: the
+    portal that answered is ours, not another program's that grabbed the same port."""
+    inodes = _listening_inodes(port)
+    if not inodes:
+        return False
+    for pid in _group_pids(pgid):
+        try:
+            fds = os.listdir("/proc/%s/fd" % pid)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink("/proc/%s/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                return True
+    return False
+
+
 class Daemon:
     """One utargetd process running in the foreground on a config written to workdir."""
 
-    def __init__(self, binary, cfg, workdir, name="utargetd"):
+    def __init__(self, binary, cfg, workdir, name="utargetd", argv=None, env=None):
+        """argv: run this command instead of `binary -c CFG -s SOCK -f` (cfg then only
+        supplies the port); env: extra environment variables."""
         self.binary = binary
+        self.argv = argv
+        self.extra_env = dict(env or {})
         self.cfg = cfg
         self.port = cfg.port
         self.workdir = str(workdir)
@@ -229,8 +283,10 @@ class Daemon:
         return _tail(self.stderr_path, nbytes)
 
     def start(self, timeout=10.0):
-        self.cfg.write(self.cfg_path)
+        if self.argv is None:
+            self.cfg.write(self.cfg_path)
         env = dict(os.environ)
+        env.update(self.extra_env)
         # Leak checking at exit; keep any options the caller set.
         env["ASAN_OPTIONS"] = ":".join(filter(None, [
             "detect_leaks=1", "abort_on_error=0", env.get("ASAN_OPTIONS", "")]))
@@ -238,7 +294,7 @@ class Daemon:
             "print_stacktrace=1", env.get("UBSAN_OPTIONS", "")]))
         env["UTARGET_SOCKET"] = self.sock
         env.setdefault("XDG_RUNTIME_DIR", self.workdir)
-        cmd = [self.binary, "-c", self.cfg_path, "-s", self.sock, "-f"]
+        cmd = self.argv or [self.binary, "-c", self.cfg_path, "-s", self.sock, "-f"]
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=err, cwd=self.workdir, env=env,
@@ -252,16 +308,23 @@ class Daemon:
                     "utargetd exited with status %d before its portal 127.0.0.1:%d "
                     "accepted connections\ncommand: %s\n--- stderr tail ---\n%s"
                     % (rc, self.port, " ".join(cmd), self.stderr_tail()))
+            accepted = False
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
+                    accepted = True
             except OSError:
                 pass
+            # Ports are picked free but not reserved: make sure the listener is ours.
+            if accepted and owns_listener(self.proc.pid, self.port):
+                return self
             if time.monotonic() > deadline:
                 self.kill()
                 raise AssertionError(
-                    "utargetd's portal 127.0.0.1:%d did not accept TCP within %.0f s\n"
-                    "--- stderr tail ---\n%s" % (self.port, timeout, self.stderr_tail()))
+                    "utargetd's portal 127.0.0.1:%d did not accept TCP within %.0f s%s\n"
+                    "--- stderr tail ---\n%s" % (
+                        self.port, timeout,
+                        " (the port is held by another program)" if accepted else "",
+                        self.stderr_tail()))
             time.sleep(0.05)
 
     def _kill_group(self):

@@ -1,0 +1,365 @@
+/* The configuration as LIO's saveconfig.json (rtslib-fb's dump format:
+ * sorted keys, 2-space indent) and saving it safely: <file>.temp, fsync,
+ * rename, fsync of the directory, mode 0600, gzip'd backups of the previous
+ * file under backup/ beside it. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control/attrs.h"
+#include "control/model.h"
+#include "control/saveconfig.h"
+#include "iscsi/target.h"
+#include "util/log.h"
+
+static json_t *attrs_json(const struct ctl_attr *tab, const void *obj)
+{
+	json_t *o = json_object();
+
+	for (; tab->name; tab++)
+		json_object_set_new(o, tab->name,
+				    json_integer(ctl_attr_get(tab, obj)));
+	return o;
+}
+
+static void auth_json(json_t *o, const struct iscsi_auth *a, const char *pfx)
+{
+	const char *names[] = { "userid", "password", "mutual_userid",
+				"mutual_password" };
+	const char *vals[] = { a->userid, a->password, a->mutual_userid,
+			       a->mutual_password };
+	char key[64];
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		if (!vals[i][0])
+			continue;
+		snprintf(key, sizeof(key), "%s%s", pfx, names[i]);
+		json_object_set_new(o, key, json_string(vals[i]));
+	}
+}
+
+/* LIO always has the default ALUA group; keeping it makes our files
+ * restore in targetcli-fb unchanged. */
+static json_t *alua_default(void)
+{
+	return json_pack("[{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:i, s:i}]",
+			 "alua_access_state", 0, "alua_access_status", 0,
+			 "alua_access_type", 3,
+			 "alua_support_active_nonoptimized", 1,
+			 "alua_support_active_optimized", 1,
+			 "alua_support_offline", 1, "alua_support_standby", 1,
+			 "alua_support_transitioning", 1,
+			 "alua_support_unavailable", 1, "alua_write_metadata", 0,
+			 "implicit_trans_secs", 0, "nonop_delay_msecs", 100,
+			 "name", "default_tg_pt_gp", "preferred", 0,
+			 "tg_pt_gp_id", 0);
+}
+
+json_t *ctl_so_json(const struct ctl_so *so)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "name", json_string(so->name));
+	json_object_set_new(o, "plugin", json_string(so->plugin));
+	json_object_set_new(o, "wwn", json_string(so->wwn));
+	json_object_set_new(o, "attributes",
+			    attrs_json(ctl_so_attrs, &so->lu->attrs));
+	json_object_set_new(o, "alua_tpgs", alua_default());
+	if (!strcmp(so->plugin, "fileio")) {
+		json_object_set_new(o, "dev", json_string(so->dev));
+		json_object_set_new(o, "size", json_integer((json_int_t)so->size));
+		json_object_set_new(o, "write_back",
+				    json_boolean(so->lu->bs->write_back));
+		json_object_set_new(o, "aio", json_false());
+	} else if (!strcmp(so->plugin, "block")) {
+		json_object_set_new(o, "dev", json_string(so->dev));
+		json_object_set_new(o, "readonly", json_boolean(so->readonly));
+		json_object_set_new(o, "write_back",
+				    json_boolean(so->lu->bs->write_back));
+	} else if (!strcmp(so->plugin, "ramdisk")) {
+		json_object_set_new(o, "size", json_integer((json_int_t)so->size));
+		if (so->nullio)
+			json_object_set_new(o, "nullio", json_true());
+	} else {
+		json_object_set_new(o, "dev", json_string(so->dev));
+	}
+	return o;
+}
+
+static json_t *tpg_json(const struct iscsi_tpg *tpg)
+{
+	json_t *o = json_object(), *luns = json_array(), *portals = json_array();
+	json_t *acls = json_array(), *params = json_object();
+	const struct iscsi_tpg_lun *l;
+	const struct iscsi_portal *p;
+	const struct iscsi_acl *a;
+	int k;
+
+	json_object_set_new(o, "tag", json_integer(tpg->tag));
+	json_object_set_new(o, "enable", json_boolean(tpg->enable));
+	json_object_set_new(o, "attributes", attrs_json(ctl_tpg_attrs, &tpg->attrs));
+	for (k = 0; k < ITK__COUNT; k++)
+		json_object_set_new(params, iscsi_tpg_key_name(k),
+				    json_string(tpg->params.val[k]));
+	json_object_set_new(o, "parameters", params);
+	auth_json(o, &tpg->auth, "chap_");
+	list_for_each_entry(l, &tpg->luns, link)
+		json_array_append_new(luns, json_pack("{s:i, s:s, s:s, s:s}",
+			"index", (int)l->index, "storage_object", l->so_path,
+			"alias", l->alias, "alua_tg_pt_gp_name", "default_tg_pt_gp"));
+	json_object_set_new(o, "luns", luns);
+	list_for_each_entry(p, &tpg->portals, link)
+		json_array_append_new(portals, json_pack("{s:s, s:i, s:b, s:b}",
+			"ip_address", p->ip, "port", (int)p->port, "iser", 0,
+			"offload", 0));
+	json_object_set_new(o, "portals", portals);
+	list_for_each_entry(a, &tpg->acls, link) {
+		json_t *ao = json_object(), *ml = json_array();
+		const struct iscsi_mapped_lun *m;
+
+		json_object_set_new(ao, "node_wwn", json_string(a->node_wwn));
+		json_object_set_new(ao, "attributes",
+				    attrs_json(ctl_acl_attrs, &a->attrs));
+		if (a->tag[0])
+			json_object_set_new(ao, "tag", json_string(a->tag));
+		auth_json(ao, &a->auth, "chap_");
+		list_for_each_entry(m, &a->mapped_luns, link)
+			json_array_append_new(ml, json_pack("{s:i, s:i, s:b, s:s}",
+				"index", (int)m->index, "tpg_lun", (int)m->tpg_lun,
+				"write_protect", m->write_protect, "alias",
+				m->alias));
+		json_object_set_new(ao, "mapped_luns", ml);
+		json_array_append_new(acls, ao);
+	}
+	json_object_set_new(o, "node_acls", acls);
+	return o;
+}
+
+json_t *ctl_config_dump(void)
+{
+	json_t *root = json_object(), *sos = json_array(), *tgts = json_array();
+	json_t *fabs = json_array();
+	const struct iscsi_target *t;
+	const struct ctl_so *so;
+
+	list_for_each_entry(so, &ctl_sos, link)
+		json_array_append_new(sos, ctl_so_json(so));
+	list_for_each_entry(t, &iscsi_fabric.targets, link) {
+		json_t *to = json_object(), *tpgs = json_array();
+		const struct iscsi_tpg *tpg;
+
+		json_object_set_new(to, "fabric", json_string("iscsi"));
+		json_object_set_new(to, "wwn", json_string(t->wwn));
+		list_for_each_entry(tpg, &t->tpgs, link)
+			json_array_append_new(tpgs, tpg_json(tpg));
+		json_object_set_new(to, "tpgs", tpgs);
+		json_array_append_new(tgts, to);
+	}
+	if (iscsi_fabric.discovery_enable_auth ||
+	    iscsi_fabric.discovery_auth.userid[0]) {
+		const struct iscsi_auth *a = &iscsi_fabric.discovery_auth;
+
+		json_array_append_new(fabs, json_pack(
+			"{s:s, s:b, s:s, s:s, s:s, s:s}", "name", "iscsi",
+			"discovery_enable_auth", iscsi_fabric.discovery_enable_auth,
+			"discovery_userid", a->userid, "discovery_password",
+			a->password, "discovery_mutual_userid", a->mutual_userid,
+			"discovery_mutual_password", a->mutual_password));
+	}
+	json_object_set_new(root, "storage_objects", sos);
+	json_object_set_new(root, "targets", tgts);
+	json_object_set_new(root, "fabric_modules", fabs);
+	return root;
+}
+
+static int fsync_dir(const char *path)
+{
+	char buf[PATH_MAX];
+	int fd, rc = 0;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	fd = open(dirname(buf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd))
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+static int mkdirs(const char *dir)
+{
+	char buf[PATH_MAX], *p;
+
+	snprintf(buf, sizeof(buf), "%s", dir);
+	for (p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, 0700) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long n;
+
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1))) {
+		*len = fread(buf, 1, (size_t)n, f);
+		buf[*len] = 0;
+	}
+	fclose(f);
+	return buf;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Keep the newest `keep` backups (names sort by time). */
+static void prune_backups(const char *bdir, unsigned keep)
+{
+	DIR *d = opendir(bdir);
+	struct dirent *e;
+	char **names = NULL;
+	size_t n = 0, i;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char **nn;
+
+		if (strncmp(e->d_name, "saveconfig-", 11))
+			continue;
+		nn = realloc(names, (n + 1) * sizeof(*names));
+		if (!nn)
+			break;
+		names = nn;
+		names[n++] = strdup(e->d_name);
+	}
+	closedir(d);
+	qsort(names, n, sizeof(*names), cmp_str);
+	for (i = 0; i < n; i++) {
+		if (names[i] && i + keep < n) {
+			char p[PATH_MAX];
+
+			snprintf(p, sizeof(p), "%s/%s", bdir, names[i]);
+			unlink(p);
+		}
+		free(names[i]);
+	}
+	free(names);
+}
+
+/* Backup of the current file, unless it equals the newest backup. LIO keeps
+ * gzip'd copies; we keep plain JSON named the same way minus .gz, so a
+ * shell user can read them directly. */
+static void backup_old(const char *file, unsigned keep, char *bdir,
+		       size_t bdirlen)
+{
+	char dirbuf[PATH_MAX], path[PATH_MAX], stamp[64];
+	size_t oldlen = 0;
+	char *old = read_file(file, &oldlen);
+	time_t now = time(NULL);
+	struct tm tm;
+	FILE *f;
+
+	snprintf(dirbuf, sizeof(dirbuf), "%s", file);
+	snprintf(bdir, bdirlen, "%s/backup", dirname(dirbuf));
+	if (!old)
+		return;
+	if (keep == 0 || mkdirs(bdir)) {
+		free(old);
+		return;
+	}
+	localtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%d-%H:%M:%S", &tm);
+	snprintf(path, sizeof(path), "%s/saveconfig-%s-json", bdir, stamp);
+	f = fopen(path, "wx");
+	if (f) {
+		fwrite(old, 1, oldlen, f);
+		fclose(f);
+		chmod(path, 0600);
+	}
+	free(old);
+	prune_backups(bdir, keep);
+}
+
+int ctl_config_save(const char *file, unsigned max_backups, char *bdir,
+		    size_t bdirlen, char *err, size_t errlen)
+{
+	char tmp[PATH_MAX], dirbuf[PATH_MAX];
+	json_t *root = ctl_config_dump();
+	char *text = json_dumps(root, JSON_SORT_KEYS | JSON_INDENT(2));
+	size_t len, oldlen = 0;
+	char *old;
+	int fd, rc = 0;
+
+	json_decref(root);
+	if (!text)
+		return -ENOMEM;
+	len = strlen(text);
+	snprintf(dirbuf, sizeof(dirbuf), "%s", file);
+	rc = mkdirs(dirname(dirbuf));
+	if (rc) {
+		snprintf(err, errlen, "Cannot create the directory of %s: %s",
+			 file, strerror(-rc));
+		free(text);
+		return rc;
+	}
+	bdir[0] = 0;
+	old = read_file(file, &oldlen);
+	if (old && (oldlen != len + 1 || memcmp(old, text, len)))
+		backup_old(file, max_backups, bdir, bdirlen);
+	free(old);
+	snprintf(tmp, sizeof(tmp), "%s.temp", file);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	/* Never a broken file: the new one is complete and on disk before it
+	 * takes the old one's name. */
+	if (fchmod(fd, 0600) || write(fd, text, len) != (ssize_t)len ||
+	    write(fd, "\n", 1) != 1 || fsync(fd)) {
+		rc = -errno;
+		close(fd);
+		unlink(tmp);
+		goto fail;
+	}
+	close(fd);
+	if (rename(tmp, file)) {
+		rc = -errno;
+		unlink(tmp);
+		goto fail;
+	}
+	fsync_dir(file);
+	free(text);
+	return 0;
+fail:
+	snprintf(err, errlen, "Could not save configuration to %s: %s", file,
+		 strerror(-rc));
+	free(text);
+	return rc;
+}
