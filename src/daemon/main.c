@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "control/model.h"
+#include "control/rpc.h"
 #include "io/loop.h"
 #include "io/workers.h"
 #include "iscsi/iscsi.h"
@@ -174,6 +175,17 @@ int main(int argc, char **argv)
 		close(d.sig.fd);
 		return 1;
 	}
+	snprintf(ctl_settings.config_file, sizeof(ctl_settings.config_file),
+		 "%s", cfg);
+	rc = ctl_rpc_start(d.loop, sock, err, sizeof(err));
+	if (rc) {
+		log_err("%s", err);
+		ctl_config_clear();
+		io_workers_stop();
+		io_loop_destroy(d.loop);
+		close(d.sig.fd);
+		return 1;
+	}
 	log_info("utargetd %s: %ld workers, configuration %s, control socket %s",
 		 UTARGET_VERSION, workers, cfg, sock);
 	if (!foreground && daemon(0, 0)) {
@@ -181,6 +193,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	io_loop_run(d.loop);
+	ctl_rpc_stop();
 	shutdown_all();
 	close(d.sig.fd);
 	io_loop_destroy(d.loop);

@@ -102,7 +102,11 @@ struct iscsi_session {
 	struct list_head tasks;
 	struct list_head task_hash[ISCSI_TASK_HASH];
 	atomic_bool closing;
-	const struct iscsi_listener *listener;
+	/* fixed at login, read by the `sessions` listing */
+	bool authenticated;
+	uint16_t cid;
+	char peer[64];
+	char local[64];
 };
 
 enum iscsi_conn_state {
@@ -222,6 +226,7 @@ struct iscsi_session *iscsi_session_reinstate_find(const char *initiator,
 						   const uint8_t isid[6],
 						   const char *target,
 						   uint16_t tpgt);
+struct iscsi_session *iscsi_session_lookup(uint16_t tsih, struct io_loop *loop);
 void iscsi_session_fill_sn(struct iscsi_session *s, uint8_t *bhs);
 /* CmdSN checks for a non-immediate command: 0 = accept, -1 = ignore. */
 int iscsi_session_check_cmdsn(struct iscsi_session *s, uint32_t cmdsn,

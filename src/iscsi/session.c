@@ -4,9 +4,11 @@
 #include "iscsi/conn.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "iscsi/mgmt.h"
 #include "util/log.h"
 
 static pthread_mutex_t sess_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -168,4 +170,52 @@ int iscsi_session_check_cmdsn(struct iscsi_session *s, uint32_t cmdsn,
 		 * and resynchronise rather than stall. */
 		s->exp_cmdsn = cmdsn + 1;
 	return 0;
+}
+
+/* On the session's own worker only: the session is alive while listed. */
+struct iscsi_session *iscsi_session_lookup(uint16_t tsih, struct io_loop *loop)
+{
+	struct iscsi_session *s, *found = NULL;
+
+	pthread_mutex_lock(&sess_lock);
+	list_for_each_entry(s, &sessions, link)
+		if (s->tsih == tsih && s->loop == loop) {
+			found = s;
+			break;
+		}
+	pthread_mutex_unlock(&sess_lock);
+	return found;
+}
+
+size_t iscsi_session_refs(struct iscsi_sess_ref *out, size_t max, size_t skip)
+{
+	struct iscsi_session *s;
+	size_t n = 0, i = 0;
+
+	pthread_mutex_lock(&sess_lock);
+	list_for_each_entry(s, &sessions, link) {
+		struct iscsi_sess_ref *r;
+
+		if (i++ < skip)
+			continue;
+		if (n == max)
+			break;
+		r = &out[n++];
+		memset(r, 0, sizeof(*r));
+		r->tsih = s->tsih;
+		r->loop = s->loop;
+		r->discovery = s->discovery;
+		r->tpgt = s->tpgt;
+		memcpy(r->isid, s->isid, 6);
+		snprintf(r->initiator, sizeof(r->initiator), "%s", s->initiator_name);
+		snprintf(r->alias, sizeof(r->alias), "%s", s->initiator_alias);
+		snprintf(r->target, sizeof(r->target), "%s", s->target_name);
+		r->params = s->params;
+		r->authenticated = s->authenticated;
+		r->cid = s->cid;
+		snprintf(r->peer, sizeof(r->peer), "%s", s->peer);
+		snprintf(r->local, sizeof(r->local), "%s", s->local);
+	}
+	pthread_mutex_unlock(&sess_lock);
+	return n;
 }

@@ -1,0 +1,1233 @@
+/* The control API's methods (docs/control-api.md). Each validates its
+ * whole request before changing anything, so a refused call leaves the
+ * configuration as it was; live sessions then get what the change means
+ * for them (new LUN maps, or their end). Called with iscsi_fabric.lock
+ * held, on the control thread. */
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "control/attrs.h"
+#include "control/model.h"
+#include "control/rpc.h"
+#include "control/saveconfig.h"
+#include "iscsi/mgmt.h"
+#include "iscsi/target.h"
+#include "util/log.h"
+
+#define UTARGET_VERSION "0.1.0"
+
+static json_t *fail(struct rpc_error *e, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static json_t *fail(struct rpc_error *e, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	e->code = code;
+	va_start(ap, fmt);
+	vsnprintf(e->message, sizeof(e->message), fmt, ap);
+	va_end(ap);
+	return NULL;
+}
+
+/* ---- parameter access ---- */
+
+static const char *p_str(json_t *p, const char *k, bool req,
+			 struct rpc_error *e, bool *bad)
+{
+	json_t *v = json_object_get(p, k);
+
+	if (!v || json_is_null(v)) {
+		if (req) {
+			fail(e, RPC_INVALID_PARAMS, "Missing parameter %s", k);
+			*bad = true;
+		}
+		return NULL;
+	}
+	if (!json_is_string(v)) {
+		fail(e, RPC_INVALID_PARAMS, "Parameter %s must be a string", k);
+		*bad = true;
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+/* Integers may come as numbers or numeric strings (the CLI passes what
+ * the user typed). */
+static bool p_int(json_t *p, const char *k, long long *out, bool req,
+		  struct rpc_error *e, bool *bad)
+{
+	json_t *v = json_object_get(p, k);
+	char *end;
+
+	if (!v || json_is_null(v)) {
+		if (req) {
+			fail(e, RPC_INVALID_PARAMS, "Missing parameter %s", k);
+			*bad = true;
+		}
+		return false;
+	}
+	if (json_is_integer(v)) {
+		*out = json_integer_value(v);
+		return true;
+	}
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+
+		errno = 0;
+		*out = strtoll(s, &end, 0);
+		if (!errno && end != s && !*end)
+			return true;
+	}
+	fail(e, RPC_INVALID_PARAMS, "Parameter %s must be an integer", k);
+	*bad = true;
+	return false;
+}
+
+static bool p_bool(json_t *p, const char *k, bool dflt, struct rpc_error *e,
+		   bool *bad)
+{
+	json_t *v = json_object_get(p, k);
+
+	if (!v || json_is_null(v))
+		return dflt;
+	if (json_is_boolean(v))
+		return json_is_true(v);
+	if (json_is_integer(v))
+		return json_integer_value(v) != 0;
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+
+		if (!strcasecmp(s, "true") || !strcasecmp(s, "yes") ||
+		    !strcmp(s, "1"))
+			return true;
+		if (!strcasecmp(s, "false") || !strcasecmp(s, "no") ||
+		    !strcmp(s, "0"))
+			return false;
+	}
+	fail(e, RPC_INVALID_PARAMS, "Parameter %s must be true or false", k);
+	*bad = true;
+	return dflt;
+}
+
+/* ---- object lookup ---- */
+
+static struct ctl_so *get_so(json_t *p, struct rpc_error *e)
+{
+	bool bad = false;
+	const char *plugin = p_str(p, "plugin", true, e, &bad);
+	const char *name = p_str(p, "name", true, e, &bad);
+	struct ctl_so *so;
+
+	if (bad)
+		return NULL;
+	so = ctl_so_find(plugin, name);
+	if (!so)
+		fail(e, RPC_NOT_FOUND, "No storage object named %s in %s", name,
+		     plugin);
+	return so;
+}
+
+static struct iscsi_target *get_target(json_t *p, struct rpc_error *e)
+{
+	bool bad = false;
+	const char *wwn = p_str(p, "wwn", true, e, &bad);
+	struct iscsi_target *t;
+
+	if (bad)
+		return NULL;
+	t = iscsi_target_find(wwn);
+	if (!t)
+		fail(e, RPC_NOT_FOUND, "No such Target in configfs: %s", wwn);
+	return t;
+}
+
+static struct iscsi_tpg *get_tpg(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_target *t = get_target(p, e);
+	bool bad = false;
+	long long tag;
+	struct iscsi_tpg *tpg;
+
+	if (!t || !p_int(p, "tag", &tag, true, e, &bad))
+		return NULL;
+	tpg = tag >= 1 && tag <= 65535 ? iscsi_tpg_find(t, (uint16_t)tag) : NULL;
+	if (!tpg)
+		fail(e, RPC_NOT_FOUND, "No such TPG: %s tpg%lld", t->wwn, tag);
+	return tpg;
+}
+
+static struct iscsi_acl *get_acl(json_t *p, struct iscsi_tpg **tpgp,
+				 struct rpc_error *e)
+{
+	struct iscsi_tpg *tpg = get_tpg(p, e);
+	bool bad = false;
+	const char *wwn;
+	struct iscsi_acl *acl;
+
+	if (!tpg)
+		return NULL;
+	wwn = p_str(p, "node_wwn", true, e, &bad);
+	if (bad)
+		return NULL;
+	acl = iscsi_acl_find(tpg, wwn);
+	if (!acl)
+		fail(e, RPC_NOT_FOUND, "No such NodeACL in configfs: %s", wwn);
+	if (tpgp)
+		*tpgp = tpg;
+	return acl;
+}
+
+/* ---- attributes (shared by backstores, TPGs, ACLs) ---- */
+
+static json_t *attrs_get(const struct ctl_attr *tab, const void *obj)
+{
+	json_t *o = json_object();
+
+	for (; tab->name; tab++)
+		json_object_set_new(o, tab->name,
+				    json_integer(ctl_attr_get(tab, obj)));
+	return o;
+}
+
+/* All or none: values are checked on a copy, then copied back. */
+static bool attrs_set(const struct ctl_attr *tab, void *obj, size_t objsize,
+		      json_t *attrs, struct rpc_error *e)
+{
+	unsigned char copy[1024];
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(attrs)) {
+		fail(e, RPC_INVALID_PARAMS, "attributes must be an object");
+		return false;
+	}
+	if (objsize > sizeof(copy)) {
+		fail(e, RPC_REFUSED, "internal: attribute block too large");
+		return false;
+	}
+	memcpy(copy, obj, objsize);
+	json_object_foreach(attrs, k, v) {
+		const struct ctl_attr *a = ctl_attr_find(tab, k);
+		long long n = 0;
+		bool bad = false;
+		json_t *one = json_pack("{s:O}", "v", v);
+
+		if (!a) {
+			json_decref(one);
+			fail(e, RPC_REFUSED, "Cannot find attribute: %s", k);
+			return false;
+		}
+		if (json_is_boolean(v))
+			n = json_is_true(v);
+		else
+			p_int(one, "v", &n, true, e, &bad);
+		json_decref(one);
+		if (bad) {
+			fail(e, RPC_INVALID_PARAMS,
+			     "Attribute %s must be an integer", k);
+			return false;
+		}
+		if (ctl_attr_set(a, copy, n, false, e->message,
+				 sizeof(e->message))) {
+			e->code = RPC_REFUSED;
+			return false;
+		}
+	}
+	memcpy(obj, copy, objsize);
+	return true;
+}
+
+static json_t *describe_tab(const struct ctl_attr *tab, const void *dflt)
+{
+	json_t *arr = json_array();
+
+	for (; tab->name; tab++)
+		json_array_append_new(arr, json_pack(
+			"{s:s, s:I, s:I, s:I, s:b, s:b, s:s}", "name", tab->name,
+			"default", (json_int_t)ctl_attr_get(tab, dflt),
+			"min", (json_int_t)tab->min, "max", (json_int_t)tab->max,
+			"ro", tab->ro, "honoured", tab->honoured,
+			"description", tab->desc));
+	return arr;
+}
+
+/* ---- whole configuration ---- */
+
+static json_t *m_version(json_t *p, struct rpc_error *e)
+{
+	(void)p;
+	(void)e;
+	return json_pack("{s:s}", "version", UTARGET_VERSION);
+}
+
+static json_t *m_get_config(json_t *p, struct rpc_error *e)
+{
+	(void)p;
+	(void)e;
+	return ctl_config_dump();
+}
+
+static json_t *m_save_config(json_t *p, struct rpc_error *e)
+{
+	bool bad = false;
+	const char *file = p_str(p, "file", false, e, &bad);
+	char bdir[4096], err[1024];
+
+	if (bad)
+		return NULL;
+	if (!file || !file[0])
+		file = ctl_settings.config_file;
+	if (ctl_config_save(file, ctl_settings.max_backup_files, bdir,
+			    sizeof(bdir), err, sizeof(err)))
+		return fail(e, RPC_REFUSED, "%s", err);
+	return json_pack("{s:s, s:s, s:i}", "file", file, "backup_dir", bdir,
+			 "backups_kept", (int)ctl_settings.max_backup_files);
+}
+
+static bool config_empty(void)
+{
+	return list_empty(&ctl_sos) && list_empty(&iscsi_fabric.targets);
+}
+
+static void clear_all(void)
+{
+	struct iscsi_target *t, *tn;
+	struct ctl_so *so, *sn;
+
+	list_for_each_entry_safe(t, tn, &iscsi_fabric.targets, link)
+		iscsi_target_free(t);
+	list_for_each_entry_safe(so, sn, &ctl_sos, link)
+		ctl_so_free(so);
+	memset(&iscsi_fabric.discovery_auth, 0,
+	       sizeof(iscsi_fabric.discovery_auth));
+	iscsi_fabric.discovery_enable_auth = false;
+	iscsi_sessions_refresh(NULL, -1);
+}
+
+static json_t *m_restore_config(json_t *p, struct rpc_error *e)
+{
+	bool bad = false;
+	const char *file = p_str(p, "file", false, e, &bad);
+	bool clear = p_bool(p, "clear_existing", false, e, &bad);
+	bool abort_on_error = p_bool(p, "abort_on_error", false, e, &bad);
+	json_t *config = json_object_get(p, "config");
+	json_t *root, *errors;
+	json_error_t jerr;
+	char err[1024];
+	int rc;
+
+	if (bad)
+		return NULL;
+	if (config) {
+		root = json_incref(config);
+	} else {
+		if (!file || !file[0])
+			file = ctl_settings.config_file;
+		root = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
+		if (!root)
+			return fail(e, RPC_REFUSED, "Cannot load %s: %s", file,
+				    jerr.text);
+	}
+	if (!clear && !config_empty()) {
+		json_decref(root);
+		return fail(e, RPC_REFUSED,
+			    "Configuration is not empty: use clear_existing=true to replace it");
+	}
+	if (clear)
+		clear_all();
+	errors = json_array();
+	rc = ctl_config_restore(root, abort_on_error, errors, err, sizeof(err));
+	json_decref(root);
+	iscsi_sessions_refresh(NULL, -1);
+	if (rc) {
+		json_decref(errors);
+		return fail(e, RPC_REFUSED, "%s", err);
+	}
+	return json_pack("{s:o}", "errors", errors);
+}
+
+static json_t *m_clear_config(json_t *p, struct rpc_error *e)
+{
+	bool bad = false;
+
+	if (!p_bool(p, "confirm", false, e, &bad) || bad)
+		return fail(e, RPC_REFUSED,
+			    "Please set confirm=True to clear the configuration");
+	clear_all();
+	return json_object();
+}
+
+static json_t *m_describe(json_t *p, struct rpc_error *e)
+{
+	bool bad = false;
+	const char *kind = p_str(p, "kind", true, e, &bad);
+
+	if (bad)
+		return NULL;
+	if (!strcmp(kind, "tpg")) {
+		struct iscsi_tpg_attrs d;
+
+		iscsi_tpg_attrs_default(&d);
+		return describe_tab(ctl_tpg_attrs, &d);
+	}
+	if (!strcmp(kind, "acl")) {
+		struct iscsi_acl_attrs d;
+
+		iscsi_acl_attrs_default(&d);
+		return describe_tab(ctl_acl_attrs, &d);
+	}
+	if (!strcmp(kind, "backstore")) {
+		struct scsi_lu_attrs d;
+		struct bs_dev fake = { .block_size = 512, .rotational = false };
+
+		scsi_lu_attrs_default(&d, &fake);
+		return describe_tab(ctl_so_attrs, &d);
+	}
+	if (!strcmp(kind, "tpg_parameter")) {
+		struct iscsi_tpg_params d;
+		json_t *arr = json_array();
+		int k;
+
+		iscsi_tpg_params_default(&d);
+		for (k = 0; k < ITK__COUNT; k++)
+			json_array_append_new(arr, json_pack(
+				"{s:s, s:s, s:b, s:b}", "name",
+				iscsi_tpg_key_name(k), "default", d.val[k],
+				"ro", 0, "honoured", 1));
+		return arr;
+	}
+	return fail(e, RPC_INVALID_PARAMS,
+		    "kind must be backstore, tpg, acl or tpg_parameter");
+}
+
+static json_t *m_sessions(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_sess_ref *refs = calloc(1024, sizeof(*refs));
+	json_t *arr = json_array();
+	size_t n, i;
+
+	(void)p;
+	if (!refs)
+		return fail(e, RPC_REFUSED, "out of memory");
+	n = iscsi_session_refs(refs, 1024, 0);
+	for (i = 0; i < n; i++) {
+		struct iscsi_sess_ref *r = &refs[i];
+		char isid[16];
+		json_t *luns = json_array(), *params;
+		const struct iscsi_sess_params *sp = &r->params;
+
+		snprintf(isid, sizeof(isid), "%02x%02x%02x%02x%02x%02x",
+			 r->isid[0], r->isid[1], r->isid[2], r->isid[3],
+			 r->isid[4], r->isid[5]);
+		if (!r->discovery) {
+			struct iscsi_target *t = iscsi_target_find(r->target);
+			struct iscsi_tpg *tpg = t ? iscsi_tpg_find(t, r->tpgt) : NULL;
+			bool denied;
+			struct scsi_lun_map *map = tpg ?
+				iscsi_tpg_build_map(tpg, r->initiator, &denied) : NULL;
+			unsigned k;
+
+			for (k = 0; map && k < map->n; k++) {
+				char so[128];
+
+				snprintf(so, sizeof(so), "%s/%s",
+					 map->ent[k].lu->plugin, map->ent[k].lu->name);
+				json_array_append_new(luns, json_pack(
+					"{s:I, s:s, s:b}", "mapped_lun",
+					(json_int_t)map->ent[k].lun,
+					"storage_object", so, "write_protect",
+					map->ent[k].write_protect));
+			}
+			if (map)
+				scsi_lun_map_free(map);
+		}
+		params = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:I, s:I, s:I, s:I}",
+			"HeaderDigest", sp->header_digest ? "CRC32C" : "None",
+			"DataDigest", sp->data_digest ? "CRC32C" : "None",
+			"MaxRecvDataSegmentLength", (json_int_t)sp->max_recv_dsl,
+			"MaxXmitDataSegmentLength", (json_int_t)sp->max_xmit_dsl,
+			"MaxBurstLength", (json_int_t)sp->max_burst,
+			"FirstBurstLength", (json_int_t)sp->first_burst,
+			"InitialR2T", sp->initial_r2t ? "Yes" : "No",
+			"ImmediateData", sp->immediate_data ? "Yes" : "No",
+			"MaxOutstandingR2T", (json_int_t)sp->max_outstanding_r2t,
+			"ErrorRecoveryLevel", (json_int_t)sp->erl,
+			"DefaultTime2Wait", (json_int_t)sp->time2wait,
+			"DefaultTime2Retain", (json_int_t)sp->time2retain);
+		json_array_append_new(arr, json_pack(
+			"{s:i, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:b, s:[{s:i, s:s, s:s, s:s}], s:o, s:o}",
+			"tsih", r->tsih, "sid", r->tsih,
+			"type", r->discovery ? "Discovery" : "Normal",
+			"state", "LOGGED_IN", "initiator", r->initiator,
+			"alias", r->alias, "isid", isid,
+			"target", r->discovery ? "" : r->target, "tpg", r->tpgt,
+			"authenticated", r->authenticated, "connections",
+			"cid", r->cid, "address", r->peer, "local_address",
+			r->local, "state", "LOGGED_IN", "parameters", params,
+			"mapped_luns", luns));
+	}
+	free(refs);
+	return arr;
+}
+
+/* ---- storage objects ---- */
+
+static bool so_in_use(const struct ctl_so *so)
+{
+	const struct iscsi_target *t;
+	const struct iscsi_tpg *tpg;
+	const struct iscsi_tpg_lun *l;
+
+	list_for_each_entry(t, &iscsi_fabric.targets, link)
+		list_for_each_entry(tpg, &t->tpgs, link)
+			list_for_each_entry(l, &tpg->luns, link)
+				if (l->lu == so->lu)
+					return true;
+	return false;
+}
+
+static json_t *m_bs_create(json_t *p, struct rpc_error *e)
+{
+	struct ctl_so_spec spec = { 0 };
+	bool bad = false;
+	long long size = 0;
+	struct ctl_so *so;
+	json_t *attrs = json_object_get(p, "attributes");
+	char err[1024];
+
+	spec.plugin = p_str(p, "plugin", true, e, &bad);
+	spec.name = p_str(p, "name", true, e, &bad);
+	spec.dev = p_str(p, "dev", false, e, &bad);
+	spec.wwn = p_str(p, "wwn", false, e, &bad);
+	if (p_int(p, "size", &size, false, e, &bad) && size < 0)
+		return fail(e, RPC_INVALID_PARAMS, "size must not be negative");
+	spec.size = (uint64_t)size;
+	spec.write_back = p_bool(p, "write_back", true, e, &bad);
+	spec.sparse = p_bool(p, "sparse", true, e, &bad);
+	spec.readonly = p_bool(p, "readonly", false, e, &bad);
+	spec.nullio = p_bool(p, "nullio", false, e, &bad);
+	if (bad)
+		return NULL;
+	if (!strcmp(spec.plugin, "ramdisk") && size <= 0)
+		return fail(e, RPC_INVALID_PARAMS, "A ramdisk needs a size");
+	if ((!strcmp(spec.plugin, "fileio") || !strcmp(spec.plugin, "block") ||
+	     !strcmp(spec.plugin, "pscsi")) && (!spec.dev || !spec.dev[0]))
+		return fail(e, RPC_INVALID_PARAMS, "Missing parameter dev");
+	if (ctl_so_create(&spec, &so, err, sizeof(err)))
+		return fail(e, strstr(err, "already exists") ? RPC_EXISTS :
+				       RPC_REFUSED, "%s", err);
+	if (attrs && !attrs_set(ctl_so_attrs, &so->lu->attrs,
+				sizeof(so->lu->attrs), attrs, e)) {
+		ctl_so_free(so);
+		return NULL;
+	}
+	return ctl_so_json(so);
+}
+
+static json_t *m_bs_delete(json_t *p, struct rpc_error *e)
+{
+	struct ctl_so *so = get_so(p, e);
+
+	if (!so)
+		return NULL;
+	if (so_in_use(so))
+		return fail(e, RPC_REFUSED,
+			    "Storage object %s/%s is in use by a LUN; delete the LUN first",
+			    so->plugin, so->name);
+	ctl_so_free(so);
+	return json_object();
+}
+
+static json_t *m_bs_set_attrs(json_t *p, struct rpc_error *e)
+{
+	struct ctl_so *so = get_so(p, e);
+	struct scsi_lu_attrs before;
+	json_t *attrs = json_object_get(p, "attributes");
+
+	if (!so)
+		return NULL;
+	before = so->lu->attrs;
+	if (!attrs_set(ctl_so_attrs, &so->lu->attrs, sizeof(so->lu->attrs),
+		       attrs ? attrs : json_object(), e))
+		return NULL;
+	if (so->lu->attrs.block_size != before.block_size &&
+	    (so_in_use(so) || so->lu->bs->size % so->lu->attrs.block_size)) {
+		so->lu->attrs = before;
+		return fail(e, RPC_REFUSED,
+			    "block_size can change only while the storage object is not exported and divides its size");
+	}
+	if (so->lu->attrs.block_size != before.block_size)
+		atomic_store(&so->lu->nblocks,
+			     so->lu->bs->size / so->lu->attrs.block_size);
+	if (so->lu->attrs.emulate_write_cache != before.emulate_write_cache)
+		atomic_store(&so->lu->bs->write_back,
+			     so->lu->attrs.emulate_write_cache);
+	return json_object();
+}
+
+static json_t *m_bs_get_attrs(json_t *p, struct rpc_error *e)
+{
+	struct ctl_so *so = get_so(p, e);
+
+	return so ? attrs_get(ctl_so_attrs, &so->lu->attrs) : NULL;
+}
+
+/* ---- targets and TPGs ---- */
+
+static void default_iqn(char *out, size_t n)
+{
+	char host[256] = "localhost", h2[128], arch[32];
+	struct utsname u;
+	uint8_t r[6];
+	size_t i, j = 0;
+
+	gethostname(host, sizeof(host) - 1);
+	for (i = 0; host[i] && j < sizeof(h2) - 1; i++)
+		if (isalnum((unsigned char)host[i]) || host[i] == '.' ||
+		    host[i] == '-')
+			h2[j++] = (char)tolower((unsigned char)host[i]);
+	h2[j] = 0;
+	j = 0;
+	arch[0] = 0;
+	if (uname(&u) == 0)
+		for (i = 0; u.machine[i] && j < sizeof(arch) - 1; i++)
+			if (isalnum((unsigned char)u.machine[i]))
+				arch[j++] = (char)tolower((unsigned char)u.machine[i]);
+	arch[j] = 0;
+	while (getrandom(r, sizeof(r), 0) != sizeof(r))
+		;
+	/* the host part is bounded so the name stays within 223 bytes */
+	snprintf(out, n,
+		 "iqn.2003-01.org.linux-iscsi.%.120s.%.20s:sn.%02x%02x%02x%02x%02x%02x",
+		 h2[0] ? h2 : "localhost", arch[0] ? arch : "unknown", r[0], r[1],
+		 r[2], r[3], r[4], r[5]);
+}
+
+static json_t *m_target_create(json_t *p, struct rpc_error *e)
+{
+	bool bad = false;
+	const char *wwn = p_str(p, "wwn", false, e, &bad);
+	char gen[ISCSI_NAME_MAX], err[256];
+
+	if (bad)
+		return NULL;
+	if (!wwn || !wwn[0]) {
+		default_iqn(gen, sizeof(gen));
+		wwn = gen;
+	}
+	if (ctl_wwn_check(wwn, err, sizeof(err)))
+		return fail(e, RPC_REFUSED, "%s", err);
+	if (iscsi_target_find(wwn))
+		return fail(e, RPC_EXISTS, "Target %s already exists", wwn);
+	if (!iscsi_target_new(wwn))
+		return fail(e, RPC_REFUSED, "out of memory");
+	return json_pack("{s:s}", "wwn", wwn);
+}
+
+static json_t *m_target_delete(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_target *t = get_target(p, e);
+	char wwn[ISCSI_NAME_MAX];
+
+	if (!t)
+		return NULL;
+	snprintf(wwn, sizeof(wwn), "%s", t->wwn);
+	iscsi_target_free(t);
+	iscsi_sessions_refresh(wwn, -1);
+	return json_object();
+}
+
+static json_t *m_tpg_create(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_target *t = get_target(p, e);
+	bool bad = false;
+	long long tag = 0;
+
+	if (!t)
+		return NULL;
+	if (p_int(p, "tag", &tag, false, e, &bad)) {
+		if (tag < 1 || tag > 65535)
+			return fail(e, RPC_REFUSED, "Invalid TPG tag %lld (1-65535)",
+				    tag);
+		if (iscsi_tpg_find(t, (uint16_t)tag))
+			return fail(e, RPC_EXISTS, "TPG %lld already exists", tag);
+	} else if (bad) {
+		return NULL;
+	} else {
+		for (tag = 1; tag <= 65535 && iscsi_tpg_find(t, (uint16_t)tag);
+		     tag++)
+			;
+		if (tag > 65535)
+			return fail(e, RPC_REFUSED, "No free TPG tag");
+	}
+	if (!iscsi_tpg_new(t, (uint16_t)tag))
+		return fail(e, RPC_REFUSED, "out of memory");
+	return json_pack("{s:i}", "tag", (int)tag);
+}
+
+static json_t *m_tpg_delete(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_tpg *tpg = get_tpg(p, e);
+	char wwn[ISCSI_NAME_MAX];
+	int tag;
+
+	if (!tpg)
+		return NULL;
+	snprintf(wwn, sizeof(wwn), "%s", tpg->target->wwn);
+	tag = tpg->tag;
+	iscsi_tpg_free(tpg);
+	iscsi_sessions_refresh(wwn, tag);
+	return json_object();
+}
+
+static json_t *m_tpg_enable(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_tpg *tpg = get_tpg(p, e);
+	bool bad = false, en;
+
+	if (!tpg)
+		return NULL;
+	en = p_bool(p, "enable", true, e, &bad);
+	if (bad)
+		return NULL;
+	tpg->enable = en;
+	iscsi_fabric.generation++;
+	if (!en)
+		iscsi_sessions_refresh(tpg->target->wwn, tpg->tag);
+	return json_object();
+}
+
+static json_t *m_tpg_set_attrs(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_tpg *tpg = get_tpg(p, e);
+	json_t *attrs = json_object_get(p, "attributes");
+
+	if (!tpg)
+		return NULL;
+	if (!attrs_set(ctl_tpg_attrs, &tpg->attrs, sizeof(tpg->attrs),
+		       attrs ? attrs : json_object(), e))
+		return NULL;
+	/* generate_node_acls and the write-protect attributes change what
+	 * sessions see */
+	iscsi_sessions_refresh(tpg->target->wwn, tpg->tag);
+	return json_object();
+}
+
+static json_t *m_tpg_get_attrs(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_tpg *tpg = get_tpg(p, e);
+
+	return tpg ? attrs_get(ctl_tpg_attrs, &tpg->attrs) : NULL;
+}
+
+static json_t *m_tpg_set_params(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_tpg *tpg = get_tpg(p, e);
+	json_t *params = json_object_get(p, "parameters"), *v;
+	struct iscsi_tpg_params copy;
+	const char *k;
+
+	if (!tpg)
+		return NULL;
+	if (!json_is_object(params))
+		return fail(e, RPC_INVALID_PARAMS, "parameters must be an object");
+	copy = tpg->params;
+	json_object_foreach(params, k, v) {
+		char buf[32];
+		const char *s = json_string_value(v);
+
+		if (json_is_integer(v)) {
+			snprintf(buf, sizeof(buf), "%lld",
+				 (long long)json_integer_value(v));
+			s = buf;
+		}
+		if (!s)
+			return fail(e, RPC_INVALID_PARAMS,
+				    "Parameter %s must be a string", k);
+		if (iscsi_tpg_param_set(&copy, k, s, e->message,
+					sizeof(e->message))) {
+			e->code = RPC_REFUSED;
+			return NULL;
+		}
+	}
+	tpg->params = copy;
+	return json_object();
+}
+
+static json_t *m_tpg_get_params(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_tpg *tpg = get_tpg(p, e);
+	json_t *o;
+	int k;
+
+	if (!tpg)
+		return NULL;
+	o = json_object();
+	for (k = 0; k < ITK__COUNT; k++)
+		json_object_set_new(o, iscsi_tpg_key_name(k),
+				    json_string(tpg->params.val[k]));
+	return o;
+}
+
+static const char *const auth_keys[] = { "userid", "password",
+					 "mutual_userid", "mutual_password" };
+
+static bool auth_set(struct iscsi_auth *a, json_t *p, struct rpc_error *e)
+{
+	struct iscsi_auth copy = *a;
+	char *dst[] = { copy.userid, copy.password, copy.mutual_userid,
+			copy.mutual_password };
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		bool bad = false;
+		const char *v = p_str(p, auth_keys[i], false, e, &bad);
+
+		if (bad)
+			return false;
+		if (!v)
+			continue;
+		if (strlen(v) >= ISCSI_SECRET_MAX) {
+			fail(e, RPC_REFUSED, "%s is longer than %d bytes",
+			     auth_keys[i], ISCSI_SECRET_MAX - 1);
+			return false;
+		}
+		snprintf(dst[i], ISCSI_SECRET_MAX, "%s", v);
+	}
+	*a = copy;
+	return true;
+}
+
+static json_t *auth_get(const struct iscsi_auth *a)
+{
+	return json_pack("{s:s, s:s, s:s, s:s}", "userid", a->userid,
+			 "password", a->password, "mutual_userid",
+			 a->mutual_userid, "mutual_password", a->mutual_password);
+}
+
+static json_t *m_tpg_set_auth(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_tpg *tpg = get_tpg(p, e);
+
+	return tpg && auth_set(&tpg->auth, p, e) ? json_object() : NULL;
+}
+
+static json_t *m_tpg_get_auth(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_tpg *tpg = get_tpg(p, e);
+
+	return tpg ? auth_get(&tpg->auth) : NULL;
+}
+
+static json_t *m_disc_set(json_t *p, struct rpc_error *e)
+{
+	bool bad = false;
+	bool en = p_bool(p, "enable", iscsi_fabric.discovery_enable_auth, e,
+			 &bad);
+
+	if (bad || !auth_set(&iscsi_fabric.discovery_auth, p, e))
+		return NULL;
+	iscsi_fabric.discovery_enable_auth = en;
+	return json_object();
+}
+
+static json_t *m_disc_get(json_t *p, struct rpc_error *e)
+{
+	json_t *o = auth_get(&iscsi_fabric.discovery_auth);
+
+	(void)p;
+	(void)e;
+	json_object_set_new(o, "enable",
+			    json_boolean(iscsi_fabric.discovery_enable_auth));
+	return o;
+}
+
+/* ---- LUNs ---- */
+
+static uint32_t lowest_free_mapped(struct iscsi_acl *acl, uint32_t want)
+{
+	const struct iscsi_mapped_lun *m;
+	uint32_t i;
+
+	for (i = want;; i = (i == want ? 0 : i + 1)) {
+		bool used = false;
+
+		list_for_each_entry(m, &acl->mapped_luns, link)
+			if (m->index == i)
+				used = true;
+		if (!used)
+			return i;
+		if (i != want && i >= 65535)
+			return UINT32_MAX;
+	}
+}
+
+static json_t *m_lun_create(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_tpg *tpg = get_tpg(p, e);
+	bool bad = false;
+	const char *path;
+	long long lun = -1;
+	bool add_mapped;
+	char plugin[32], name[64], alias[16];
+	struct ctl_so *so;
+	struct iscsi_tpg_lun *l;
+	struct iscsi_acl *acl;
+	json_t *mapped;
+	uint8_t r[5];
+
+	if (!tpg)
+		return NULL;
+	path = p_str(p, "storage_object", true, e, &bad);
+	p_int(p, "lun", &lun, false, e, &bad);
+	add_mapped = p_bool(p, "add_mapped_luns", true, e, &bad);
+	if (bad)
+		return NULL;
+	if (sscanf(path, "/backstores/%31[^/]/%63s", plugin, name) != 2)
+		return fail(e, RPC_INVALID_PARAMS,
+			    "storage_object must be /backstores/<type>/<name>");
+	so = ctl_so_find(plugin, name);
+	if (!so)
+		return fail(e, RPC_NOT_FOUND, "No storage object %s", path);
+	if (lun < 0) {
+		for (lun = 0; lun <= 65535 && iscsi_tpg_lun_find(tpg, (uint32_t)lun);
+		     lun++)
+			;
+	}
+	if (lun > 65535)
+		return fail(e, RPC_REFUSED, "LUN must be 0 to 65535");
+	if (iscsi_tpg_lun_find(tpg, (uint32_t)lun))
+		return fail(e, RPC_EXISTS, "LUN %lld already exists", lun);
+	list_for_each_entry(l, &tpg->luns, link)
+		if (l->lu == so->lu)
+			return fail(e, RPC_REFUSED,
+				    "Storage object %s is already a LUN of this TPG (lun%u)",
+				    path, l->index);
+	l = iscsi_tpg_lun_new(tpg, (uint32_t)lun, so->lu, path);
+	if (!l)
+		return fail(e, RPC_REFUSED, "out of memory");
+	while (getrandom(r, sizeof(r), 0) != sizeof(r))
+		;
+	snprintf(alias, sizeof(alias), "%02x%02x%02x%02x%02x", r[0], r[1], r[2],
+		 r[3], r[4]);
+	snprintf(l->alias, sizeof(l->alias), "%s", alias);
+	mapped = json_array();
+	if (add_mapped) {
+		list_for_each_entry(acl, &tpg->acls, link) {
+			uint32_t idx = lowest_free_mapped(acl, (uint32_t)lun);
+
+			if (idx == UINT32_MAX ||
+			    !iscsi_mapped_lun_new(acl, idx, (uint32_t)lun, false))
+				continue;
+			json_array_append_new(mapped, json_pack("{s:s, s:i}",
+				"node_wwn", acl->node_wwn, "mapped_lun", (int)idx));
+		}
+	}
+	iscsi_sessions_refresh(tpg->target->wwn, tpg->tag);
+	return json_pack("{s:i, s:o}", "lun", (int)lun, "mapped", mapped);
+}
+
+static json_t *m_lun_delete(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_tpg *tpg = get_tpg(p, e);
+	bool bad = false;
+	long long lun;
+	struct iscsi_tpg_lun *l;
+	struct iscsi_acl *acl;
+
+	if (!tpg || !p_int(p, "lun", &lun, true, e, &bad))
+		return NULL;
+	l = lun >= 0 && lun <= 65535 ? iscsi_tpg_lun_find(tpg, (uint32_t)lun) :
+				       NULL;
+	if (!l)
+		return fail(e, RPC_NOT_FOUND, "No LUN with index %lld", lun);
+	/* mapped LUNs that point at it go with it (LIO does the same) */
+	list_for_each_entry(acl, &tpg->acls, link) {
+		struct iscsi_mapped_lun *m, *n;
+
+		list_for_each_entry_safe(m, n, &acl->mapped_luns, link)
+			if (m->tpg_lun == l->index) {
+				list_del(&m->link);
+				free(m);
+			}
+	}
+	iscsi_tpg_lun_free(l);
+	iscsi_sessions_refresh(tpg->target->wwn, tpg->tag);
+	return json_object();
+}
+
+/* ---- portals ---- */
+
+static json_t *m_portal_create(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_tpg *tpg = get_tpg(p, e);
+	bool bad = false;
+	const char *ip;
+	long long port = 3260;
+	struct iscsi_portal *pt;
+	char err[512];
+
+	if (!tpg)
+		return NULL;
+	ip = p_str(p, "ip_address", false, e, &bad);
+	p_int(p, "port", &port, false, e, &bad);
+	if (bad)
+		return NULL;
+	if (!ip || !ip[0])
+		ip = "0.0.0.0";
+	if (port < 1 || port > 65535)
+		return fail(e, RPC_REFUSED, "Invalid port %lld (1-65535)", port);
+	if (iscsi_portal_new(tpg, ip, (uint16_t)port, &pt, err, sizeof(err)))
+		return fail(e, strstr(err, "already exists") ? RPC_EXISTS :
+				       RPC_REFUSED, "%s", err);
+	return json_pack("{s:s, s:i}", "ip_address", pt->ip, "port", (int)port);
+}
+
+static json_t *m_portal_delete(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_tpg *tpg = get_tpg(p, e);
+	bool bad = false;
+	const char *ip;
+	long long port = 3260;
+	struct iscsi_portal *pt;
+
+	if (!tpg)
+		return NULL;
+	ip = p_str(p, "ip_address", true, e, &bad);
+	p_int(p, "port", &port, false, e, &bad);
+	if (bad)
+		return NULL;
+	list_for_each_entry(pt, &tpg->portals, link) {
+		if (pt->port == port && !strcmp(pt->ip, ip)) {
+			iscsi_portal_free(pt);
+			return json_object();
+		}
+	}
+	return fail(e, RPC_NOT_FOUND, "No such NetworkPortal in configfs: %s:%lld",
+		    ip, port);
+}
+
+/* ---- ACLs and mapped LUNs ---- */
+
+static json_t *m_acl_create(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_tpg *tpg = get_tpg(p, e);
+	bool bad = false, add_mapped;
+	const char *wwn;
+	char err[256];
+	struct iscsi_acl *acl;
+	struct iscsi_tpg_lun *l;
+	json_t *mapped;
+
+	if (!tpg)
+		return NULL;
+	wwn = p_str(p, "node_wwn", true, e, &bad);
+	add_mapped = p_bool(p, "add_mapped_luns", true, e, &bad);
+	if (bad)
+		return NULL;
+	if (ctl_wwn_check(wwn, err, sizeof(err)))
+		return fail(e, RPC_REFUSED, "%s", err);
+	if (iscsi_acl_find(tpg, wwn))
+		return fail(e, RPC_EXISTS, "This NodeACL already exists in configFS");
+	acl = iscsi_acl_new(tpg, wwn);
+	if (!acl)
+		return fail(e, RPC_REFUSED, "out of memory");
+	mapped = json_array();
+	if (add_mapped) {
+		list_for_each_entry(l, &tpg->luns, link) {
+			if (iscsi_mapped_lun_new(acl, l->index, l->index, false))
+				json_array_append_new(mapped,
+						      json_integer(l->index));
+		}
+	}
+	iscsi_sessions_refresh(tpg->target->wwn, tpg->tag);
+	return json_pack("{s:s, s:o}", "node_wwn", acl->node_wwn, "mapped",
+			 mapped);
+}
+
+static json_t *m_acl_delete(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_tpg *tpg;
+	struct iscsi_acl *acl = get_acl(p, &tpg, e);
+
+	if (!acl)
+		return NULL;
+	iscsi_acl_free(acl);
+	iscsi_sessions_refresh(tpg->target->wwn, tpg->tag);
+	return json_object();
+}
+
+static json_t *m_acl_set_attrs(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_acl *acl = get_acl(p, NULL, e);
+	json_t *attrs = json_object_get(p, "attributes");
+
+	if (!acl)
+		return NULL;
+	return attrs_set(ctl_acl_attrs, &acl->attrs, sizeof(acl->attrs),
+			 attrs ? attrs : json_object(), e) ? json_object() : NULL;
+}
+
+static json_t *m_acl_get_attrs(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_acl *acl = get_acl(p, NULL, e);
+
+	return acl ? attrs_get(ctl_acl_attrs, &acl->attrs) : NULL;
+}
+
+static json_t *m_acl_set_auth(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_acl *acl = get_acl(p, NULL, e);
+
+	return acl && auth_set(&acl->auth, p, e) ? json_object() : NULL;
+}
+
+static json_t *m_acl_get_auth(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_acl *acl = get_acl(p, NULL, e);
+
+	return acl ? auth_get(&acl->auth) : NULL;
+}
+
+static json_t *m_acl_set_tag(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_acl *acl = get_acl(p, NULL, e);
+	bool bad = false;
+	const char *tag;
+
+	if (!acl)
+		return NULL;
+	tag = p_str(p, "acl_tag", false, e, &bad);
+	if (bad)
+		return NULL;
+	snprintf(acl->tag, sizeof(acl->tag), "%s", tag ? tag : "");
+	return json_object();
+}
+
+static struct iscsi_mapped_lun *find_mapped(struct iscsi_acl *acl, long long i)
+{
+	struct iscsi_mapped_lun *m;
+
+	list_for_each_entry(m, &acl->mapped_luns, link)
+		if (m->index == i)
+			return m;
+	return NULL;
+}
+
+static json_t *m_mlun_create(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_tpg *tpg;
+	struct iscsi_acl *acl = get_acl(p, &tpg, e);
+	bool bad = false, wp;
+	long long idx, tl;
+
+	if (!acl)
+		return NULL;
+	p_int(p, "mapped_lun", &idx, true, e, &bad);
+	p_int(p, "tpg_lun", &tl, true, e, &bad);
+	wp = p_bool(p, "write_protect", false, e, &bad);
+	if (bad)
+		return NULL;
+	if (idx < 0 || idx > 65535)
+		return fail(e, RPC_REFUSED, "Mapped LUN must be 0 to 65535");
+	if (tl < 0 || tl > 65535 || !iscsi_tpg_lun_find(tpg, (uint32_t)tl))
+		return fail(e, RPC_NOT_FOUND, "No TPG LUN %lld", tl);
+	if (find_mapped(acl, idx))
+		return fail(e, RPC_EXISTS, "Mapped LUN %lld already exists", idx);
+	if (!iscsi_mapped_lun_new(acl, (uint32_t)idx, (uint32_t)tl, wp))
+		return fail(e, RPC_REFUSED, "out of memory");
+	iscsi_sessions_refresh(tpg->target->wwn, tpg->tag);
+	return json_object();
+}
+
+static json_t *m_mlun_delete(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_tpg *tpg;
+	struct iscsi_acl *acl = get_acl(p, &tpg, e);
+	bool bad = false;
+	long long idx;
+	struct iscsi_mapped_lun *m;
+
+	if (!acl || !p_int(p, "mapped_lun", &idx, true, e, &bad))
+		return NULL;
+	m = find_mapped(acl, idx);
+	if (!m)
+		return fail(e, RPC_NOT_FOUND, "No mapped LUN %lld", idx);
+	list_del(&m->link);
+	free(m);
+	iscsi_fabric.generation++;
+	iscsi_sessions_refresh(tpg->target->wwn, tpg->tag);
+	return json_object();
+}
+
+static json_t *m_mlun_set_wp(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_tpg *tpg;
+	struct iscsi_acl *acl = get_acl(p, &tpg, e);
+	bool bad = false, wp;
+	long long idx;
+	struct iscsi_mapped_lun *m;
+
+	if (!acl || !p_int(p, "mapped_lun", &idx, true, e, &bad))
+		return NULL;
+	wp = p_bool(p, "write_protect", false, e, &bad);
+	if (bad)
+		return NULL;
+	m = find_mapped(acl, idx);
+	if (!m)
+		return fail(e, RPC_NOT_FOUND, "No mapped LUN %lld", idx);
+	m->write_protect = wp;
+	iscsi_sessions_refresh(tpg->target->wwn, tpg->tag);
+	return json_object();
+}
+
+const struct rpc_method ctl_methods[] = {
+	{ "version", m_version },
+	{ "get_config", m_get_config },
+	{ "save_config", m_save_config },
+	{ "restore_config", m_restore_config },
+	{ "clear_config", m_clear_config },
+	{ "sessions", m_sessions },
+	{ "describe", m_describe },
+	{ "backstore.create", m_bs_create },
+	{ "backstore.delete", m_bs_delete },
+	{ "backstore.set_attributes", m_bs_set_attrs },
+	{ "backstore.get_attributes", m_bs_get_attrs },
+	{ "target.create", m_target_create },
+	{ "target.delete", m_target_delete },
+	{ "tpg.create", m_tpg_create },
+	{ "tpg.delete", m_tpg_delete },
+	{ "tpg.enable", m_tpg_enable },
+	{ "tpg.set_attributes", m_tpg_set_attrs },
+	{ "tpg.get_attributes", m_tpg_get_attrs },
+	{ "tpg.set_parameters", m_tpg_set_params },
+	{ "tpg.get_parameters", m_tpg_get_params },
+	{ "tpg.set_auth", m_tpg_set_auth },
+	{ "tpg.get_auth", m_tpg_get_auth },
+	{ "discovery_auth.set", m_disc_set },
+	{ "discovery_auth.get", m_disc_get },
+	{ "lun.create", m_lun_create },
+	{ "lun.delete", m_lun_delete },
+	{ "portal.create", m_portal_create },
+	{ "portal.delete", m_portal_delete },
+	{ "acl.create", m_acl_create },
+	{ "acl.delete", m_acl_delete },
+	{ "acl.set_attributes", m_acl_set_attrs },
+	{ "acl.get_attributes", m_acl_get_attrs },
+	{ "acl.set_auth", m_acl_set_auth },
+	{ "acl.get_auth", m_acl_get_auth },
+	{ "acl.set_tag", m_acl_set_tag },
+	{ "mapped_lun.create", m_mlun_create },
+	{ "mapped_lun.delete", m_mlun_delete },
+	{ "mapped_lun.set_write_protect", m_mlun_set_wp },
+	{ NULL, NULL },
+};
