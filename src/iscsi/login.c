@@ -3,6 +3,7 @@
  * ACL resolution, TSIH allocation and session reinstatement. Operational
  * keys go to the negotiation table in params.c. */
 #include "iscsi/conn.h"
+#include "iscsi/chap.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -29,6 +30,13 @@ struct iscsi_login_state {
 	bool auth_negotiated;   /* AuthMethod answered */
 	bool auth_none;         /* AuthMethod=None agreed */
 	bool auth_required;
+	bool chap_on;           /* AuthMethod=CHAP agreed */
+	bool authenticated;     /* CHAP completed */
+	bool auth_progress;     /* this request moved authentication on */
+	const char *auth_src;   /* where the credentials came from (logs) */
+	struct iscsi_auth auth; /* credentials for this login (a copy) */
+	struct iscsi_chap chap;
+	const char *why;        /* reason for l->fail, for the log */
 	bool declared;          /* TargetAlias / TPGT sent */
 	char initiator[ISCSI_NAME_MAX];
 	char target[ISCSI_NAME_MAX];
@@ -53,6 +61,8 @@ void iscsi_login_free(struct iscsi_conn *c)
 		return;
 	if (l->map)
 		scsi_lun_map_free(l->map); /* never handed to a nexus */
+	iscsi_chap_clear(&l->chap);
+	explicit_bzero(&l->auth, sizeof(l->auth));
 	iscsi_text_free(&l->in);
 	iscsi_text_free(&l->out);
 	free(l);
@@ -97,10 +107,18 @@ static void login_respond(struct iscsi_conn *c, bool transit, int nsg,
 	iscsi_conn_queue(c, e, false);
 }
 
+/* The reason goes to the log with the initiator's name (the connection
+ * log adds its address); secrets never do. */
 static void login_fail(struct iscsi_conn *c, uint16_t status, const char *why)
 {
-	iscsi_conn_log(c, UT_LOG_WARN, "login refused (%02x%02x): %s",
-		       status >> 8, status & 0xff, why);
+	struct iscsi_login_state *l = c->login;
+
+	iscsi_conn_log(c, UT_LOG_WARN, "login refused (%02x%02x) for %s%s%s: %s",
+		       status >> 8, status & 0xff,
+		       l->initiator[0] ? l->initiator : "(no InitiatorName)",
+		       l->discovery ? ", discovery session" :
+				      l->target[0] ? " to " : "",
+		       l->discovery ? "" : l->target, why);
 	iscsi_text_reset(&c->login->out);
 	login_respond(c, false, 0, status, 0);
 }
@@ -154,30 +172,33 @@ static bool list_has(const char *list, const char *item)
 	return false;
 }
 
-/* AuthMethod (§12.1): the first of the initiator's methods we allow. With
- * authentication=1 only CHAP is allowed; CHAP itself lives in chap.c. */
+/* AuthMethod (§12.1, §6.2.1 list negotiation). With authentication
+ * required only CHAP is allowed. Without it, None wins whenever the
+ * initiator offers it (an initiator configured for CHAP still offers
+ * "CHAP,None" and gets in without a secret, as with LIO); an initiator
+ * that offers only CHAP gets CHAP against the configured credentials. */
 static void auth_method(struct iscsi_login_state *l, const char *value)
 {
-	char buf[ISCSI_PARAM_VALUE_MAX];
-	char *save = NULL, *tok;
-	const char *pick = NULL;
+	bool chap_ok = list_has(l->tpg_params.val[ITK_AUTHMETHOD], "CHAP");
 
-	snprintf(buf, sizeof(buf), "%s", value);
-	for (tok = strtok_r(buf, ",", &save); tok && !pick;
-	     tok = strtok_r(NULL, ",", &save)) {
-		if (!strcmp(tok, "None") && !l->auth_required)
-			pick = "None";
-		else if (!strcmp(tok, "CHAP") && l->auth_required &&
-			 list_has(l->tpg_params.val[ITK_AUTHMETHOD], "CHAP"))
-			pick = "CHAP";
-	}
 	l->auth_negotiated = true;
-	if (!pick) {
-		iscsi_text_add(&l->out, "AuthMethod", "Reject");
+	l->auth_progress = true;
+	if (!l->auth_required && list_has(value, "None")) {
+		iscsi_text_add(&l->out, "AuthMethod", "None");
+		l->auth_none = true;
 		return;
 	}
-	iscsi_text_add(&l->out, "AuthMethod", pick);
-	l->auth_none = !strcmp(pick, "None");
+	if (chap_ok && list_has(value, "CHAP")) {
+		iscsi_text_add(&l->out, "AuthMethod", "CHAP");
+		l->chap_on = true;
+		iscsi_chap_init(&l->chap, &l->auth, CHAP_ALGS_ALL);
+		return;
+	}
+	/* Nothing acceptable: a Reject would only leave the initiator
+	 * stuck; fail the login with the reason (§11.13.5: 0201). */
+	l->fail = ISCSI_LOGIN_AUTH_FAILED;
+	l->why = l->auth_required ? "authentication required but the initiator does not offer AuthMethod CHAP" :
+				    "no acceptable AuthMethod offered";
 }
 
 /* Pass 2: everything else. */
@@ -190,18 +211,34 @@ static int other_key(void *arg, const char *key, const char *value)
 	    !strcmp(key, "SessionType") || !strcmp(key, "InitiatorAlias"))
 		return 0;
 	if (!strcmp(key, "AuthMethod")) {
-		if (l->stage != STAGE_SECURITY) {
+		if (l->stage != STAGE_SECURITY || l->auth_negotiated) {
 			l->fail = ISCSI_LOGIN_INITIATOR_ERROR;
+			l->why = l->auth_negotiated ? "AuthMethod sent twice" :
+				 "AuthMethod outside the security stage";
 			return 1;
 		}
 		auth_method(l, value);
-		return 0;
+		return l->fail ? 1 : 0;
 	}
 	if (!strncmp(key, "CHAP_", 5)) {
-		/* CHAP exchange: see chap.c (issue: access control). Without
-		 * an agreed CHAP there is nothing to answer. */
-		l->fail = ISCSI_LOGIN_AUTH_FAILED;
-		return 1;
+		int ret;
+
+		/* CHAP exchange (chap.c): keys are collected here and
+		 * processed once the whole request is read. */
+		if (!l->chap_on || l->stage != STAGE_SECURITY) {
+			l->fail = ISCSI_LOGIN_AUTH_FAILED;
+			l->why = "CHAP key without AuthMethod=CHAP agreed";
+			return 1;
+		}
+		ret = iscsi_chap_key(&l->chap, key, value);
+		if (ret) {
+			l->fail = ret == -ENOMEM ? ISCSI_LOGIN_OUT_OF_RESOURCES :
+						   ISCSI_LOGIN_AUTH_FAILED;
+			l->why = ret == -ENOMEM ? "out of memory" :
+				 "unknown, repeated or oversized CHAP key";
+			return 1;
+		}
+		return 0;
 	}
 	r = iscsi_neg_key(&l->neg, key, value, &l->out);
 	if (r == ISCSI_NEG_FAIL) {
@@ -236,6 +273,8 @@ static uint16_t resolve(struct iscsi_conn *c)
 		 * authentication (when enabled) requires CHAP. */
 		pthread_mutex_lock(&iscsi_fabric.lock);
 		l->auth_required = iscsi_fabric.discovery_enable_auth;
+		l->auth = iscsi_fabric.discovery_auth;
+		l->auth_src = "discovery_auth";
 		pthread_mutex_unlock(&iscsi_fabric.lock);
 		snprintf(l->tpg_params.val[ITK_AUTHMETHOD], ISCSI_PARAM_VALUE_MAX,
 			 "CHAP,None");
@@ -264,6 +303,16 @@ static uint16_t resolve(struct iscsi_conn *c)
 	if (acl)
 		l->acl_attrs = acl->attrs;
 	l->auth_required = tpg->attrs.authentication != 0;
+	/* CHAP credentials: the initiator's ACL; an ACL without any, or
+	 * demo mode (a generated ACL), uses the TPG's auth group, as LIO
+	 * does (tpg_demo_auth). */
+	if (acl && (acl->auth.userid[0] || acl->auth.password[0])) {
+		l->auth = acl->auth;
+		l->auth_src = "ACL";
+	} else {
+		l->auth = tpg->auth;
+		l->auth_src = "TPG";
+	}
 	pthread_mutex_unlock(&iscsi_fabric.lock);
 	return ISCSI_LOGIN_OK;
 }
@@ -286,6 +335,7 @@ static int session_start(struct iscsi_conn *c)
 	s->params = l->sp;
 	s->tpg_params = l->tpg_params;
 	s->acl_attrs = l->acl_attrs;
+	s->authenticated = l->authenticated; /* CHAP done (sessions listing) */
 	s->conn = c;
 	s->loop = c->loop;
 	s->exp_cmdsn = l->cmdsn;
@@ -351,6 +401,39 @@ static void login_finish(struct iscsi_conn *c)
 		       sp->data_digest ? ", data digest" : "");
 	iscsi_login_free(c);
 	iscsi_conn_enter_ffp(c);
+}
+
+/* Runs the CHAP exchange on the keys of the request just read. Returns
+ * non-zero when the login was failed. */
+static int auth_step(struct iscsi_conn *c)
+{
+	struct iscsi_login_state *l = c->login;
+	enum iscsi_chap_state before = l->chap.state;
+	const char *why = NULL;
+	int ret;
+
+	ret = iscsi_chap_step(&l->chap, &l->out, &why);
+	if (ret) {
+		char msg[192];
+
+		snprintf(msg, sizeof(msg), "CHAP with %s credentials: %s",
+			 l->auth_src ? l->auth_src : "no", why ? why : "failed");
+		login_fail(c, ret == -EACCES ? ISCSI_LOGIN_AUTH_FAILED :
+			   ret == -ENOMEM ? ISCSI_LOGIN_OUT_OF_RESOURCES :
+					    ISCSI_LOGIN_TARGET_ERROR, msg);
+		return 1;
+	}
+	if (l->chap.state != before)
+		l->auth_progress = true;
+	if (l->chap.state == CHAP_DONE && !l->authenticated) {
+		l->authenticated = true;
+		iscsi_conn_log(c, UT_LOG_INFO,
+			       "%s authenticated by CHAP (%s, %s credentials)%s",
+			       l->initiator, iscsi_chap_alg_name(l->chap.alg),
+			       l->auth_src,
+			       l->chap.mutual ? ", target authenticated (mutual)" : "");
+	}
+	return 0;
 }
 
 void iscsi_login_rx(struct iscsi_conn *c)
@@ -444,23 +527,47 @@ void iscsi_login_rx(struct iscsi_conn *c)
 			return;
 		}
 	}
+	l->auth_progress = false;
 	if (iscsi_text_foreach(l->in.buf, l->in.len, other_key, l) < 0)
 		l->fail = ISCSI_LOGIN_INITIATOR_ERROR;
 	iscsi_text_reset(&l->in);
 	if (l->fail) {
-		login_fail(c, l->fail, l->fail == ISCSI_LOGIN_AUTH_FAILED ?
+		login_fail(c, l->fail, l->why ? l->why :
+			   l->fail == ISCSI_LOGIN_AUTH_FAILED ?
 			   "authentication failed" : "negotiation error");
+		return;
+	}
+	if (l->chap_on && auth_step(c))
+		return;
+	if (l->stage != STAGE_SECURITY && l->auth_required &&
+	    !l->authenticated) {
+		/* §6.3: an initiator may start in the operational stage
+		 * only when the target does not require authentication. */
+		login_fail(c, ISCSI_LOGIN_AUTH_FAILED,
+			   "authentication required but security negotiation skipped");
 		return;
 	}
 	if (!transit) {
 		login_respond(c, false, 0, ISCSI_LOGIN_OK, 0);
 		return;
 	}
-	if (l->stage == STAGE_SECURITY || (l->auth_required && !l->auth_none)) {
-		/* Leaving security negotiation (or skipping it) needs an
-		 * agreed method; with authentication required, that is CHAP
-		 * completed. */
-		if (l->auth_required) {
+	if (l->stage == STAGE_SECURITY) {
+		/* Leaving security negotiation needs an agreed method; with
+		 * CHAP chosen (always, when authentication is required) that
+		 * is CHAP completed. While the exchange is still moving the
+		 * target answers T=0 (§6.2: the target may refuse a
+		 * transition); a request that neither completes nor advances
+		 * it ends the login instead of looping. */
+		if (l->chap_on && !l->authenticated) {
+			if (l->auth_progress) {
+				login_respond(c, false, 0, ISCSI_LOGIN_OK, 0);
+				return;
+			}
+			login_fail(c, ISCSI_LOGIN_AUTH_FAILED,
+				   "CHAP not completed before leaving the security stage");
+			return;
+		}
+		if (l->auth_required && !l->authenticated) {
 			login_fail(c, ISCSI_LOGIN_AUTH_FAILED,
 				   "authentication required (CHAP)");
 			return;
