@@ -56,6 +56,12 @@ struct bs_ops {
 		    char *err, size_t errlen);
 	void (*close)(struct bs_dev *dev);
 	void (*submit)(struct bs_dev *dev, struct bs_io *io);
+	/* Optional (NULL: everything is mapped). Provisioning state at byte
+	 * off: *mapped, and in *len (in: the most to look at) how many
+	 * bytes from off share it. Synchronous; 0 or -errno. For GET LBA
+	 * STATUS (SBC-3 5.7). */
+	int (*map_status)(struct bs_dev *dev, uint64_t off, uint64_t *len,
+			  bool *mapped);
 };
 
 struct bs_dev {

@@ -176,9 +176,42 @@ fail:
 	return r;
 }
 
+/* SEEK_DATA / SEEK_HOLE tell a hole from data in a regular file; a block
+ * device reports everything as data. */
+static int fileio_map_status(struct bs_dev *dev, uint64_t off, uint64_t *len,
+			     bool *mapped)
+{
+	const struct bs_fd *f = dev->priv;
+	off_t data, hole;
+	uint64_t n;
+
+	data = lseek(f->fd, (off_t)off, SEEK_DATA);
+	if (data < 0 && errno == ENXIO) {
+		/* a hole up to the end of the file */
+		*mapped = false;
+		return 0;
+	}
+	if (data < 0)
+		return -errno;
+	if ((uint64_t)data > off) {
+		n = (uint64_t)data - off;
+		*mapped = false;
+	} else {
+		hole = lseek(f->fd, (off_t)off, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		n = (uint64_t)hole - off;
+		*mapped = true;
+	}
+	if (n < *len)
+		*len = n;
+	return 0;
+}
+
 const struct bs_ops bs_fileio_ops = {
 	.plugin = "fileio",
 	.open = fileio_open,
 	.close = bs_fd_close,
 	.submit = bs_fd_submit,
+	.map_status = fileio_map_status,
 };

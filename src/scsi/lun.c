@@ -79,6 +79,11 @@ struct scsi_lu *scsi_lu_create(struct bs_dev *bs, const char *name,
 		free(lu);
 		return NULL;
 	}
+	if (pthread_mutex_init(&lu->cmp_lock, NULL) != 0) {
+		pthread_mutex_destroy(&lu->lock);
+		free(lu);
+		return NULL;
+	}
 	list_init(&lu->nexus_ents);
 	atomic_init(&lu->refcnt, 1);
 	return lu;
@@ -94,6 +99,7 @@ static void lu_destroy(struct scsi_lu *lu)
 	if (!list_empty(&lu->nexus_ents))
 		log_err("storage object %s freed while mapped", lu->name);
 	bs_close(lu->bs);
+	pthread_mutex_destroy(&lu->cmp_lock);
 	pthread_mutex_destroy(&lu->lock);
 	free(lu);
 }

@@ -1,5 +1,6 @@
 /* Block commands (SBC-3): READ / WRITE 6/10/12/16, READ CAPACITY 10/16,
- * SYNCHRONIZE CACHE 10/16, VERIFY 10/16, WRITE SAME 10/16, UNMAP. Data
+ * SYNCHRONIZE CACHE 10/16, VERIFY 10/12/16, WRITE AND VERIFY 10/12/16,
+ * WRITE SAME 10/16, UNMAP. Data
  * moves through bs_submit with the struct bs_io embedded in the command;
  * the I/O completion completes the command. */
 #include <errno.h>
@@ -96,6 +97,32 @@ static void bio_setup(struct scsi_cmd *cmd, enum bs_op op, uint64_t lba,
 	cmd->bio.done = done;
 }
 
+/* Shared with the other SBC files (scsi_int.h). */
+int sbc_check_lba(struct scsi_cmd *cmd, uint64_t lba, uint64_t nblk)
+{
+	return check_lba(cmd, lba, nblk);
+}
+
+int sbc_check_wp(struct scsi_cmd *cmd)
+{
+	return check_wp(cmd);
+}
+
+void sbc_io_error(struct scsi_cmd *cmd, enum bs_op op, int res)
+{
+	io_error(cmd, op, res);
+}
+
+bool sbc_range_gone(struct scsi_cmd *cmd)
+{
+	return range_gone(cmd);
+}
+
+bool sbc_data_out_short(struct scsi_cmd *cmd)
+{
+	return data_out_short(cmd);
+}
+
 /* --- READ / WRITE (SBC-3 5.8-5.11, 5.32-5.35) --- */
 
 int sbc_prepare_rw(struct scsi_cmd *cmd)
@@ -106,7 +133,7 @@ int sbc_prepare_rw(struct scsi_cmd *cmd)
 	uint64_t lba;
 	uint32_t nblk;
 	uint16_t len_byte;
-	bool has_flags = true;
+	bool has_flags = true, wav = false;
 
 	switch (cdb[0]) {
 	case 0x08:
@@ -128,6 +155,24 @@ int sbc_prepare_rw(struct scsi_cmd *cmd)
 		nblk = get_be32(cdb + 6);
 		len_byte = 6;
 		break;
+	case 0x2e: /* WRITE AND VERIFY (10) */
+		lba = get_be32(cdb + 2);
+		nblk = get_be16(cdb + 7);
+		len_byte = 7;
+		wav = true;
+		break;
+	case 0xae: /* WRITE AND VERIFY (12) */
+		lba = get_be32(cdb + 2);
+		nblk = get_be32(cdb + 6);
+		len_byte = 6;
+		wav = true;
+		break;
+	case 0x8e: /* WRITE AND VERIFY (16) */
+		lba = get_be64(cdb + 2);
+		nblk = get_be32(cdb + 10);
+		len_byte = 10;
+		wav = true;
+		break;
 	default: /* 0x88, 0x8a */
 		lba = get_be64(cdb + 2);
 		nblk = get_be32(cdb + 10);
@@ -136,7 +181,21 @@ int sbc_prepare_rw(struct scsi_cmd *cmd)
 	}
 	if (write && check_wp(cmd))
 		return 1;
-	if (has_flags) {
+	if (wav) {
+		/* SBC-3 5.38-5.40: no FUA bit; BYTCHK 00b (verify the
+		 * medium) and 01b (compare with the Data-Out) both hold once
+		 * the data is durably written, so the write is done with
+		 * FUA; 10b is reserved and 11b is not supported. */
+		uint8_t f = cdb[1];
+
+		if (f & 0xe0)
+			return bad_cdb_field(cmd, 1, 7);
+		if ((f & 0x10) && !a->emulate_dpo)
+			return bad_cdb_field(cmd, 1, 4);
+		if (f & 0x04)
+			return bad_cdb_field(cmd, 1, 2);
+		cmd->state |= ST_FUA;
+	} else if (has_flags) {
 		uint8_t f = cdb[1];
 
 		/* RDPROTECT / WRPROTECT: no protection information */
@@ -240,11 +299,13 @@ void sbc_exec_read_capacity10(struct scsi_cmd *cmd)
 	scsi_cmd_complete(cmd);
 }
 
-/* SERVICE ACTION IN(16): READ CAPACITY(16) only. */
+/* SERVICE ACTION IN(16): READ CAPACITY(16), GET LBA STATUS (sbc_info.c). */
 int sbc_prepare_sai(struct scsi_cmd *cmd)
 {
 	uint32_t alloc = get_be32(cmd->cdb + 10);
 
+	if ((cmd->cdb[1] & 0x1f) == 0x12)
+		return sbc_prepare_get_lba_status(cmd);
 	if ((cmd->cdb[1] & 0x1f) != 0x10)
 		return bad_cdb_field(cmd, 1, 4);
 	cmd->dir = SCSI_DIR_READ;
@@ -256,6 +317,11 @@ void sbc_exec_sai(struct scsi_cmd *cmd)
 {
 	const struct scsi_lu *lu = cmd->lu;
 	uint8_t b[32];
+
+	if ((cmd->cdb[1] & 0x1f) == 0x12) {
+		sbc_exec_get_lba_status(cmd);
+		return;
+	}
 
 	memset(b, 0, sizeof(b));
 	put_be64(b, last_lba(lu));
@@ -312,14 +378,16 @@ void sbc_exec_sync_cache(struct scsi_cmd *cmd)
 	bs_submit(cmd->lu->bs, &cmd->bio);
 }
 
-/* --- VERIFY (SBC-3 5.29, 5.31) --- */
+/* --- VERIFY (SBC-3 5.29-5.31) --- */
 
 int sbc_prepare_verify(struct scsi_cmd *cmd)
 {
 	const uint8_t *cdb = cmd->cdb;
-	bool v16 = cdb[0] == 0x8f;
+	bool v16 = cdb[0] == 0x8f, v12 = cdb[0] == 0xaf;
 	uint64_t lba = v16 ? get_be64(cdb + 2) : get_be32(cdb + 2);
-	uint32_t nblk = v16 ? get_be32(cdb + 10) : get_be16(cdb + 7);
+	uint32_t nblk = v16 ? get_be32(cdb + 10) :
+			v12 ? get_be32(cdb + 6) : get_be16(cdb + 7);
+	uint16_t len_byte = v16 ? 10 : v12 ? 6 : 7;
 	unsigned bytchk = (cdb[1] >> 1) & 3;
 
 	if (cdb[1] & 0xe0) /* VRPROTECT */
@@ -335,7 +403,7 @@ int sbc_prepare_verify(struct scsi_cmd *cmd)
 	cmd->nblk = nblk;
 	if (bytchk) {
 		if (nblk > scsi_max_xfer_blocks(cmd->lu))
-			return bad_cdb_field(cmd, v16 ? 10 : 7, -1);
+			return bad_cdb_field(cmd, len_byte, -1);
 		cmd->state |= ST_BYTCHK;
 		cmd->dir = SCSI_DIR_WRITE;
 		cmd->xfer_len = nblk * cmd->lu->attrs.block_size;

@@ -59,6 +59,9 @@
 #define ASC_INTERNAL_TARGET_FAILURE 0x4400
 #define ASC_COMMANDS_CLEARED_BY_ANOTHER_INITIATOR 0x2f00
 #define ASC_MEDIUM_NOT_PRESENT 0x3a00
+#define ASC_RESERVATIONS_PREEMPTED 0x2a03
+#define ASC_RESERVATIONS_RELEASED 0x2a04
+#define ASC_REGISTRATIONS_PREEMPTED 0x2a05
 
 /* Unit attention conditions, one bit each, reported highest-priority first
  * (SAM-5 5.14 / SPC-4 6.37: the first pending one is returned). */
@@ -69,6 +72,9 @@ enum scsi_ua {
 	SCSI_UA_MODE_CHANGED = 1u << 3,      /* 2A/01 */
 	SCSI_UA_LUNS_CHANGED = 1u << 4,      /* 3F/0E */
 	SCSI_UA_CLEARED_BY_OTHER = 1u << 5,  /* 2F/00 */
+	SCSI_UA_RESV_PREEMPTED = 1u << 6,    /* 2A/03 */
+	SCSI_UA_RESV_RELEASED = 1u << 7,     /* 2A/04 */
+	SCSI_UA_REG_PREEMPTED = 1u << 8,     /* 2A/05 */
 };
 
 enum scsi_dir { SCSI_DIR_NONE = 0, SCSI_DIR_READ = 1, SCSI_DIR_WRITE = 2 };
@@ -110,9 +116,18 @@ struct scsi_lu {
 	char wwn[64];        /* unit serial number (VPD 0x80), a UUID */
 	struct scsi_lu_attrs attrs;
 	_Atomic uint64_t nblocks; /* bs->size / attrs.block_size */
-	pthread_mutex_t lock;     /* guards nexus_ents (not the data path) */
+	pthread_mutex_t lock;     /* guards nexus_ents and pr (not the data path) */
 	struct list_head nexus_ents; /* struct scsi_lun_ent.lu_link */
 	atomic_int refcnt;
+	/* Serializes the read-modify-write commands (COMPARE AND WRITE,
+	 * ORWRITE, WRITE ATOMIC, EXTENDED COPY writes) against each other. */
+	pthread_mutex_t cmp_lock;
+	/* Reservations (pr.c): state under lock; 'reserved' is the cheap
+	 * test the data path makes first (true while any SPC-2 or
+	 * persistent reservation exists). */
+	struct scsi_pr *pr;
+	atomic_bool reserved;
+	struct list_head reg_link; /* global LU registry (lun.c), by wwn */
 };
 
 /* Target port as SPC-4 names it, for VPD 0x83 and PR. */
@@ -226,6 +241,12 @@ void scsi_nexus_set_map(struct scsi_nexus *nx, struct scsi_lun_map *map);
 /* Drops the map (unlinks, puts LUs). */
 void scsi_nexus_clear(struct scsi_nexus *nx);
 struct scsi_lun_ent *scsi_nexus_lookup(struct scsi_nexus *nx, uint64_t lun);
+
+/* Persistent reservations with APTPL=1 are saved under this directory
+ * (one file per LU, named by its wwn) and restored by scsi_lu_create.
+ * NULL or "" (the default) keeps them in memory only. The daemon calls it
+ * once at start, before creating LUs. The string is copied. */
+void scsi_set_pr_state_dir(const char *dir);
 
 /* LUN field encoding (SAM-5 4.7): 8-byte LUN <-> number. */
 uint64_t scsi_lun_decode(const uint8_t lun[8]);

@@ -123,5 +123,35 @@ int sbc_prepare_write_same(struct scsi_cmd *cmd);
 void sbc_exec_write_same(struct scsi_cmd *cmd);
 int sbc_prepare_unmap(struct scsi_cmd *cmd);
 void sbc_exec_unmap(struct scsi_cmd *cmd);
+/* Checks shared by the SBC files: each returns 1 (or true) with the sense
+ * set when the command must stop. */
+int sbc_check_lba(struct scsi_cmd *cmd, uint64_t lba, uint64_t nblk);
+int sbc_check_wp(struct scsi_cmd *cmd);
+void sbc_io_error(struct scsi_cmd *cmd, enum bs_op op, int res);
+bool sbc_range_gone(struct scsi_cmd *cmd); /* completes cmd when true */
+bool sbc_data_out_short(struct scsi_cmd *cmd);
+
+/* --- sbc_cmp.c: COMPARE AND WRITE, ORWRITE, WRITE ATOMIC(16) --- */
+/* MAXIMUM COMPARE AND WRITE LENGTH (VPD B0) in blocks. */
+#define SCSI_CAW_MAX_BLOCKS 255u
+/* MAXIMUM ATOMIC TRANSFER LENGTH (VPD B0) in bytes. */
+#define SCSI_ATOMIC_MAX_BYTES (1u << 20)
+/* One synchronous backstore I/O on the calling thread (bs_io.loop NULL);
+ * returns 0 or -errno. Used under lu->cmp_lock only, for short I/Os. */
+int sbc_sync_io(struct scsi_lu *lu, enum bs_op op, uint64_t off,
+		uint64_t len, void *buf, bool fua);
+int sbc_prepare_caw(struct scsi_cmd *cmd);
+void sbc_exec_caw(struct scsi_cmd *cmd);
+int sbc_prepare_orwrite(struct scsi_cmd *cmd);
+void sbc_exec_orwrite(struct scsi_cmd *cmd);
+int sbc_prepare_write_atomic(struct scsi_cmd *cmd);
+void sbc_exec_write_atomic(struct scsi_cmd *cmd);
+
+/* --- sbc_info.c: PRE-FETCH, READ DEFECT DATA, GET LBA STATUS --- */
+int sbc_prepare_prefetch(struct scsi_cmd *cmd);
+int sbc_prepare_read_defect(struct scsi_cmd *cmd);
+void sbc_exec_read_defect(struct scsi_cmd *cmd);
+int sbc_prepare_get_lba_status(struct scsi_cmd *cmd);
+void sbc_exec_get_lba_status(struct scsi_cmd *cmd);
 
 #endif

@@ -281,6 +281,8 @@ static size_t vpd_block_limits(const struct scsi_cmd *cmd, uint8_t *b)
 			       a->optimal_sectors : max;
 
 	b[4] = 0x01; /* WSNZ: WRITE SAME with 0 blocks is refused */
+	if (a->emulate_caw) /* MAXIMUM COMPARE AND WRITE LENGTH */
+		b[5] = (uint8_t)SCSI_CAW_MAX_BLOCKS;
 	put_be16(b + 6, (uint16_t)(1u << scsi_lbppbe(lu)));
 	put_be32(b + 8, max);
 	put_be32(b + 12, opt);
@@ -293,6 +295,10 @@ static size_t vpd_block_limits(const struct scsi_cmd *cmd, uint8_t *b)
 						 0x80000000u); /* UGAVALID */
 	}
 	put_be64(b + 36, a->max_write_same_len);
+	/* SBC-4 6.6.4: MAXIMUM ATOMIC TRANSFER LENGTH (WRITE ATOMIC(16));
+	 * no alignment, granularity or boundary constraints. */
+	put_be32(b + 44, SCSI_ATOMIC_MAX_BYTES / a->block_size < max ?
+				 SCSI_ATOMIC_MAX_BYTES / a->block_size : max);
 	return 64;
 }
 
