@@ -224,7 +224,13 @@ static int other_key(void *arg, const char *key, const char *value)
 		int ret;
 
 		/* CHAP exchange (chap.c): keys are collected here and
-		 * processed once the whole request is read. */
+		 * processed once the whole request is read. An initiator
+		 * may send CHAP_A along with "AuthMethod=CHAP,None"; when
+		 * None was chosen the key no longer matters (§6.2.1). */
+		if (l->auth_none && l->stage == STAGE_SECURITY) {
+			iscsi_text_add(&l->out, key, "Irrelevant");
+			return 0;
+		}
 		if (!l->chap_on || l->stage != STAGE_SECURITY) {
 			l->fail = ISCSI_LOGIN_AUTH_FAILED;
 			l->why = "CHAP key without AuthMethod=CHAP agreed";

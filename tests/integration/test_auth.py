@@ -303,7 +303,9 @@ def test_write_protected_demo_mode(acfg, utarget, iscsi_rw):
         ut.describe(res, d)
     res = raw_io(iscsi_rw, lun_url(d), GOOD, "read", 0, 8, 0)
     assert res.returncode == 0, "the refused write changed data\n" + ut.describe(res, d)
-    # qemu sees the WP bit and will not even open the LUN read-write; read-only works
+    # qemu sees the WP bit (MODE SENSE) and will not open the LUN read-write; read-only works
+    res = ut.qemu_io(qemu_opts(d, initiator=GOOD), ["write -P 0x5a 0 4096"])
+    assert "write protected" in res.stdout + res.stderr, ut.describe(res, d)
     res = ut.qemu_io(qemu_opts(d, initiator=GOOD), ["read -P 0 0 4096"], read_only=True)
     assert not ut.qemu_io_problems(res), ut.describe(res, d)
 
@@ -702,3 +704,38 @@ def test_chap_protocol_details(acfg, utarget):
     assert st == 0x0201 and c.closed()
     c.close()
     no_secrets_logged(d)
+
+
+def test_chap_when_not_required(acfg, utarget):
+    """authentication=0: "CHAP,None" gets None; an initiator that offers only CHAP is
+    checked against the ACL's credentials (as LIO does)."""
+    tpg, good, reader = _acl_tpg(acfg, authentication=0)
+    good.chap = chap(USER, SECRET)
+    d = utarget(acfg)
+
+    c = _start(d, "5")          # AuthMethod=CHAP,None
+    st, transit, keys = c.recv()
+    assert (st, keys.get("AuthMethod")) == (0, "None") and "CHAP_C" not in keys, keys
+    c.close()
+
+    for secret, want in ((SECRET, 0), (WRONG, 0x0201)):
+        c = RawLogin(d.port)
+        c.send([("InitiatorName", GOOD), ("SessionType", "Normal"), ("TargetName", IQN),
+                ("AuthMethod", "CHAP")], transit=False)
+        st, _, keys = c.recv()
+        assert (st, keys.get("AuthMethod")) == (0, "CHAP"), keys
+        c.send([("CHAP_A", "5")], transit=False)
+        st, _, keys = c.recv()
+        chal = bytes.fromhex(keys["CHAP_C"][2:])
+        c.send([("CHAP_N", USER),
+                ("CHAP_R", "0x" + _chap_hash(5, int(keys["CHAP_I"]), secret, chal).hex())])
+        st, transit, keys = c.recv()
+        assert st == want and transit == (want == 0), keys
+        c.close()
+    # READER has no credentials anywhere: CHAP alone cannot succeed
+    c = RawLogin(d.port)
+    c.send([("InitiatorName", READER), ("SessionType", "Normal"), ("TargetName", IQN),
+            ("AuthMethod", "CHAP"), ("CHAP_A", "5")])
+    st, _, _ = c.recv()
+    assert st == 0x0201 and c.closed()
+    c.close()
