@@ -197,8 +197,9 @@ static void auth_method(struct iscsi_login_state *l, const char *value)
 	/* Nothing acceptable: a Reject would only leave the initiator
 	 * stuck; fail the login with the reason (§11.13.5: 0201). */
 	l->fail = ISCSI_LOGIN_AUTH_FAILED;
-	l->why = l->auth_required ? "authentication required but the initiator does not offer AuthMethod CHAP" :
-				    "no acceptable AuthMethod offered";
+	l->why = l->auth_required ?
+			 "authentication required, AuthMethod CHAP not offered" :
+			 "no acceptable AuthMethod offered";
 }
 
 /* Pass 2: everything else. */
