@@ -79,18 +79,37 @@ static void close_worker_conns(void *arg)
 	iscsi_conn_close_all();
 }
 
-/* Shutdown is "apply the empty config": listeners close, then every
- * connection ends on its own worker; workers stop once none is left (or
- * after a grace period, when a backstore hangs). */
-static void shutdown_all(void)
+static void drain_worker_conns(void *arg)
+{
+	(void)arg;
+	iscsi_conn_drain_all();
+}
+
+static void post_all(void (*fn)(void *))
 {
 	int i, n = io_workers_count();
 
-	ctl_config_clear();
 	for (i = 0; i < n; i++)
-		io_loop_post(io_workers_get(i), close_worker_conns, NULL);
-	for (i = 0; i < 500 && iscsi_conn_count() > 0; i++)
+		io_loop_post(io_workers_get(i), fn, NULL);
+}
+
+static void wait_conns(int ms)
+{
+	for (int i = 0; i < ms / 10 && iscsi_conn_count() > 0; i++)
 		usleep(10000);
+}
+
+/* Shutdown is "apply the empty config": listeners close, commands in
+ * progress finish and are answered, then every connection ends on its own
+ * worker; a backstore that hangs gets 5 s before connections are cut. */
+static void shutdown_all(void)
+{
+	ctl_config_clear();
+	post_all(drain_worker_conns);
+	wait_conns(5000);
+	if (iscsi_conn_count() > 0)
+		post_all(close_worker_conns);
+	wait_conns(5000);
 	if (iscsi_conn_count() > 0)
 		log_warn("%d connections still busy at exit", iscsi_conn_count());
 	io_workers_stop();

@@ -25,6 +25,8 @@
 #define NOP_CHECK_MS 1000
 
 static void conn_flush(struct iscsi_conn *c);
+static void conn_kick(struct iscsi_conn *c);
+static bool drain_done(struct iscsi_conn *c);
 #define conn_put iscsi_conn_put
 
 static _Thread_local struct list_head worker_conns;
@@ -43,6 +45,31 @@ void iscsi_conn_close_all(void)
 		return;
 	list_for_each_entry_safe(c, n, &worker_conns, all_link)
 		iscsi_conn_close(c, "target shutting down");
+}
+
+/* Graceful stop (SIGTERM): take no new PDUs, let the commands in progress
+ * finish and their responses go out, then close. */
+static bool drain_done(struct iscsi_conn *c)
+{
+	return !c->sess || c->sess->active_tasks == 0;
+}
+
+void iscsi_conn_drain_all(void)
+{
+	struct iscsi_conn *c, *n;
+
+	if (!worker_conns.next)
+		return;
+	list_for_each_entry_safe(c, n, &worker_conns, all_link) {
+		if (c->closing)
+			continue;
+		c->draining = true;
+		io_loop_mod(c->loop, &c->h, c->want_out ? EPOLLOUT : 0);
+		if (drain_done(c) && list_empty(&c->txq))
+			iscsi_conn_close(c, "target shutting down");
+		else
+			conn_kick(c);
+	}
 }
 
 void iscsi_conn_log(struct iscsi_conn *c, int lvl, const char *fmt, ...)
@@ -95,6 +122,8 @@ static void flush_deferred(struct io_deferred *d)
 
 	c->flush_queued = false;
 	conn_flush(c);
+	if (c->draining && !c->closing && drain_done(c) && list_empty(&c->txq))
+		iscsi_conn_close(c, "target shutting down");
 	conn_put(c);
 }
 
@@ -216,6 +245,7 @@ static void conn_flush(struct iscsi_conn *c)
 				if (!c->want_out) {
 					c->want_out = true;
 					io_loop_mod(c->loop, &c->h,
+						    c->draining ? EPOLLOUT :
 						    EPOLLIN | EPOLLOUT);
 				}
 				return;
@@ -243,7 +273,7 @@ static void conn_flush(struct iscsi_conn *c)
 	}
 	if (c->want_out && !c->closing) {
 		c->want_out = false;
-		io_loop_mod(c->loop, &c->h, EPOLLIN);
+		io_loop_mod(c->loop, &c->h, c->draining ? 0 : EPOLLIN);
 	}
 }
 
@@ -716,8 +746,11 @@ static void conn_event(struct io_handler *h, uint32_t events)
 	c->refs++;
 	if (events & EPOLLOUT)
 		conn_flush(c);
-	if (!c->closing && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+	if (!c->closing && !c->draining &&
+	    (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		conn_rx(c);
+	else if (!c->closing && c->draining && (events & (EPOLLHUP | EPOLLERR)))
+		iscsi_conn_close(c, "connection lost while draining");
 	conn_put(c);
 }
 

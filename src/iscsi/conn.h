@@ -171,6 +171,7 @@ struct iscsi_conn {
 	/* lifecycle */
 	int refs;              /* base + tasks + pending flush */
 	bool closing;
+	bool draining;         /* shutting down: no new PDUs */
 	struct io_deferred free_d;
 	struct io_timer login_timer;
 	struct io_timer nop_timer;

@@ -9,6 +9,9 @@
 void iscsi_listeners_set_loop(struct io_loop *l);
 /* Closes every connection of the calling worker (shutdown). */
 void iscsi_conn_close_all(void);
+/* Graceful shutdown on the calling worker: stop reading, let commands in
+ * progress complete and their responses go out, then close. */
+void iscsi_conn_drain_all(void);
 /* Connections alive in the whole daemon. */
 int iscsi_conn_count(void);
 
