@@ -344,6 +344,10 @@ static int session_start(struct iscsi_conn *c)
 	s->acl_attrs = l->acl_attrs;
 	s->authenticated = l->authenticated; /* CHAP done (sessions listing) */
 	s->conn = c;
+	s->cid = c->cid;
+	snprintf(s->peer, sizeof(s->peer), "%s", c->peer);
+	snprintf(s->local, sizeof(s->local), c->local_family == AF_INET6 ?
+		 "[%s]:%u" : "%s:%u", c->local_ip, c->local_port);
 	s->loop = c->loop;
 	s->exp_cmdsn = l->cmdsn;
 	s->cmdsn_depth = l->tpg_attrs.default_cmdsn_depth ?
