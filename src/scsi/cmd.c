@@ -40,6 +40,7 @@ enum {
 	OP_WRITE_ATOMIC_16 = 0x9c,
 	OP_SERVICE_ACTION_IN_16 = 0x9e,
 	OP_REPORT_LUNS = 0xa0,
+	OP_MAINTENANCE_IN = 0xa3,
 	OP_READ_12 = 0xa8,
 	OP_WRITE_12 = 0xaa,
 	OP_WRITE_VERIFY_12 = 0xae,
@@ -84,6 +85,7 @@ static const struct scsi_op scsi_ops[256] = {
 	[OP_WRITE_ATOMIC_16] = { 0, sbc_prepare_write_atomic, sbc_exec_write_atomic },
 	[OP_SERVICE_ACTION_IN_16] = { 0, sbc_prepare_sai, sbc_exec_sai },
 	[OP_REPORT_LUNS] = { ANY, spc_prepare_report_luns, spc_exec_report_luns },
+	[OP_MAINTENANCE_IN] = { 0, spc_prepare_maint_in, spc_exec_maint_in },
 	[OP_READ_12] = { 0, sbc_prepare_rw, sbc_exec_rw },
 	[OP_WRITE_12] = { 0, sbc_prepare_rw, sbc_exec_rw },
 	[OP_WRITE_VERIFY_12] = { 0, sbc_prepare_rw, sbc_exec_rw },
@@ -103,6 +105,11 @@ static const uint16_t ua_asc[] = {
 	ASC_RESERVATIONS_RELEASED,
 	ASC_REGISTRATIONS_PREEMPTED,
 };
+
+bool scsi_op_dispatched(uint8_t op)
+{
+	return scsi_ops[op].prepare != NULL;
+}
 
 uint16_t scsi_ua_asc(unsigned ua_bit)
 {

@@ -35,6 +35,8 @@ struct scsi_op {
 #define SCSI_OPF_ANY_LUN 0x2u
 
 /* --- cmd.c --- */
+/* The dispatcher has a prepare function for this opcode. */
+bool scsi_op_dispatched(uint8_t op);
 /* Completes cmd: runs cmd->done and drops the LU reference prepare took. */
 void scsi_cmd_complete(struct scsi_cmd *cmd);
 /* GOOD with min(len, xfer_len, buf_len) bytes of data copied to buf. */
@@ -107,6 +109,14 @@ int spc_prepare_mode_select(struct scsi_cmd *cmd);
 void spc_exec_mode_select(struct scsi_cmd *cmd);
 int spc_prepare_start_stop(struct scsi_cmd *cmd);
 int spc_prepare_prevent_allow(struct scsi_cmd *cmd);
+
+/* --- rsoc.c: MAINTENANCE IN (REPORT SUPPORTED OPERATION CODES, REPORT
+ * SUPPORTED TASK MANAGEMENT FUNCTIONS) --- */
+int spc_prepare_maint_in(struct scsi_cmd *cmd);
+void spc_exec_maint_in(struct scsi_cmd *cmd);
+/* The descriptor table, for the unit tests. */
+size_t scsi_rsoc_count(void);
+void scsi_rsoc_entry(size_t i, uint8_t *op, uint16_t *sa, bool *servactv);
 
 /* --- sbc.c --- */
 int sbc_prepare_rw(struct scsi_cmd *cmd);
