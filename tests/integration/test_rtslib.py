@@ -125,7 +125,7 @@ def test_wiki_example_tree_in_utargetcli_ls(utarget, config, workdir):
     if res.returncode != 0 and "not implemented" in res.stderr:
         pytest.skip("utargetcli's shell is not implemented yet")
     assert res.returncode == 0, ut.describe(res, d)
-    out = res.stdout
+    out = re.sub(r"\x1b\[[0-9;]*m", "", res.stdout)     # in case of colour
     lines = {}
     for line in out.splitlines():
         m = re.match(r"^[\s|]*[o+]- (\S+)", line)
