@@ -875,7 +875,7 @@ static json_t *m_lun_create(json_t *p, struct rpc_error *e)
 {
 	struct iscsi_tpg *tpg = get_tpg(p, e);
 	bool bad = false;
-	const char *path;
+	const char *path, *ualias;
 	long long lun = -1;
 	bool add_mapped;
 	char plugin[32], name[64], alias[16];
@@ -888,6 +888,7 @@ static json_t *m_lun_create(json_t *p, struct rpc_error *e)
 	if (!tpg)
 		return NULL;
 	path = p_str(p, "storage_object", true, e, &bad);
+	ualias = p_str(p, "alias", false, e, &bad);
 	p_int(p, "lun", &lun, false, e, &bad);
 	add_mapped = p_bool(p, "add_mapped_luns", true, e, &bad);
 	if (bad)
@@ -919,7 +920,8 @@ static json_t *m_lun_create(json_t *p, struct rpc_error *e)
 		;
 	snprintf(alias, sizeof(alias), "%02x%02x%02x%02x%02x", r[0], r[1], r[2],
 		 r[3], r[4]);
-	snprintf(l->alias, sizeof(l->alias), "%s", alias);
+	snprintf(l->alias, sizeof(l->alias), "%s",
+		 ualias && ualias[0] ? ualias : alias);
 	mapped = json_array();
 	if (add_mapped) {
 		list_for_each_entry(acl, &tpg->acls, link) {

@@ -182,6 +182,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	iscsi_listeners_set_loop(d.loop);
+	io_set_thread_exit_hook(iscsi_task_cache_drain);
 	if (io_workers_start((int)workers)) {
 		fprintf(stderr, "utargetd: cannot start workers\n");
 		return 1;

@@ -40,6 +40,12 @@ struct io_loop {
 };
 
 static _Thread_local struct io_loop *current_loop;
+static void (*thread_exit_hook)(void);
+
+void io_set_thread_exit_hook(void (*fn)(void))
+{
+	thread_exit_hook = fn;
+}
 
 uint64_t io_now_ms(void)
 {
@@ -390,5 +396,7 @@ void io_loop_run(struct io_loop *l)
 	}
 	run_posts(l);
 	run_deferred(l);
+	if (thread_exit_hook)
+		thread_exit_hook();
 	current_loop = NULL;
 }

@@ -77,6 +77,10 @@ struct io_loop *io_loop_current(void);
 
 uint64_t io_now_ms(void);
 
+/* Called on each loop's thread as io_loop_run returns: upper layers free
+ * their per-thread caches there. */
+void io_set_thread_exit_hook(void (*fn)(void));
+
 /* Load accounting used to place new connections on the least-loaded
  * worker (DESIGN: "Performance design"). */
 void io_loop_load_add(struct io_loop *l, int delta);

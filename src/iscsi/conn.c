@@ -286,6 +286,8 @@ static void conn_free(struct io_deferred *d)
 	if (c->sess)
 		iscsi_session_destroy(c->sess);
 	atomic_fetch_sub(&conn_count, 1);
+	if (list_empty(&worker_conns))
+		iscsi_task_cache_drain(); /* idle worker: give memory back */
 	free(c->rbuf);
 	free(c->scratch);
 	iscsi_text_free(&c->text_out);

@@ -240,6 +240,7 @@ void iscsi_data_out_rx_hdr(struct iscsi_conn *c);
 void iscsi_data_out_rx_done(struct iscsi_conn *c);
 struct iscsi_task *iscsi_task_find(struct iscsi_session *s, uint32_t itt);
 void iscsi_task_put(struct iscsi_task *t);
+void iscsi_task_cache_drain(void);
 void iscsi_task_abort(struct iscsi_task *t);
 void iscsi_session_abort_tasks(struct iscsi_session *s, bool all,
 			       uint64_t lun);

@@ -15,4 +15,7 @@ void iscsi_conn_drain_all(void);
 /* Connections alive in the whole daemon. */
 int iscsi_conn_count(void);
 
+/* Frees the calling worker's cache of tasks and buffers. */
+void iscsi_task_cache_drain(void);
+
 #endif

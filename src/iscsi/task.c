@@ -26,9 +26,62 @@ struct iscsi_task *iscsi_task_find(struct iscsi_session *s, uint32_t itt)
 	return NULL;
 }
 
+/* Tasks and their buffers are reused on the worker that freed them: a
+ * command then costs no malloc, no page faults and no munmap (whose TLB
+ * shootdowns interrupt the other workers). Bounded so an idle daemon gives
+ * the memory back (see iscsi_task_cache_drain). */
+#define TASK_CACHE_MAX 128
+#define TASK_CACHE_BUF_MAX (256u * 1024)
+
+static _Thread_local struct iscsi_task *task_cache;
+static _Thread_local unsigned task_cache_n;
+
+void iscsi_task_cache_drain(void)
+{
+	while (task_cache) {
+		struct iscsi_task *t = task_cache;
+
+		task_cache = *(struct iscsi_task **)(void *)t;
+		free(t->buf);
+		free(t);
+	}
+	task_cache_n = 0;
+}
+
+static struct iscsi_task *task_alloc(void)
+{
+	struct iscsi_task *t = task_cache;
+	uint8_t *buf;
+	uint32_t cap;
+
+	if (!t)
+		return calloc(1, sizeof(*t));
+	task_cache = *(struct iscsi_task **)(void *)t;
+	task_cache_n--;
+	buf = t->buf;
+	cap = t->buf_cap;
+	memset(t, 0, sizeof(*t));
+	t->buf = buf;
+	t->buf_cap = cap;
+	return t;
+}
+
+static void task_release(struct iscsi_task *t)
+{
+	if (task_cache_n >= TASK_CACHE_MAX || t->buf_cap > TASK_CACHE_BUF_MAX) {
+		free(t->buf);
+		free(t);
+		return;
+	}
+	/* the first word of a cached task links the cache */
+	*(struct iscsi_task **)(void *)t = task_cache;
+	task_cache = t;
+	task_cache_n++;
+}
+
 static struct iscsi_task *task_new(struct iscsi_conn *c, uint32_t itt)
 {
-	struct iscsi_task *t = calloc(1, sizeof(*t));
+	struct iscsi_task *t = task_alloc();
 	struct iscsi_session *s = c->sess;
 
 	if (!t)
@@ -45,11 +98,13 @@ static struct iscsi_task *task_new(struct iscsi_conn *c, uint32_t itt)
 
 void iscsi_task_put(struct iscsi_task *t)
 {
+	struct iscsi_conn *c;
+
 	if (--t->refs > 0)
 		return;
-	free(t->buf);
-	iscsi_conn_put(t->conn);
-	free(t);
+	c = t->conn;
+	task_release(t);
+	iscsi_conn_put(c);
 }
 
 /* The task leaves the session's tables: its CmdSN slot opens again (so
@@ -360,11 +415,17 @@ void iscsi_scsi_cmd_rx_hdr(struct iscsi_conn *c)
 	cap = t->cmd.xfer_len > unsol ? t->cmd.xfer_len : unsol;
 	if (cap) {
 		/* 4096-aligned: block backstores use O_DIRECT */
-		if (posix_memalign((void **)&t->buf, TASK_BUF_ALIGN, cap)) {
-			iscsi_conn_close(c, "out of memory");
-			return;
+		if (cap > t->buf_cap) {
+			free(t->buf);
+			t->buf = NULL;
+			t->buf_cap = 0;
+			if (posix_memalign((void **)&t->buf, TASK_BUF_ALIGN, cap)) {
+				t->buf = NULL;
+				iscsi_conn_close(c, "out of memory");
+				return;
+			}
+			t->buf_cap = cap;
 		}
-		t->buf_cap = cap;
 	}
 	t->r2t_next = unsol < t->data_want ? unsol : t->data_want;
 	if (c->dlen) {
