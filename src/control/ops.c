@@ -560,6 +560,13 @@ static json_t *m_bs_set_attrs(json_t *p, struct rpc_error *e)
 		       attrs ? attrs : json_object(), e))
 		return NULL;
 	if (so->lu->attrs.block_size != before.block_size &&
+	    (so->lu->attrs.block_size & (so->lu->attrs.block_size - 1))) {
+		so->lu->attrs = before;
+		return fail(e, RPC_REFUSED,
+			    "block_size %u is not supported (use 512, 1024, 2048 or 4096)",
+			    (unsigned)so->lu->attrs.block_size);
+	}
+	if (so->lu->attrs.block_size != before.block_size &&
 	    (so_in_use(so) || so->lu->bs->size % so->lu->attrs.block_size)) {
 		so->lu->attrs = before;
 		return fail(e, RPC_REFUSED,
@@ -889,7 +896,9 @@ static json_t *m_lun_create(json_t *p, struct rpc_error *e)
 		return NULL;
 	path = p_str(p, "storage_object", true, e, &bad);
 	ualias = p_str(p, "alias", false, e, &bad);
-	p_int(p, "lun", &lun, false, e, &bad);
+	/* absent means the lowest free LUN; a given one must be in range */
+	if (p_int(p, "lun", &lun, false, e, &bad) && (lun < 0 || lun > 65535))
+		return fail(e, RPC_REFUSED, "LUN must be 0 to 65535");
 	add_mapped = p_bool(p, "add_mapped_luns", true, e, &bad);
 	if (bad)
 		return NULL;

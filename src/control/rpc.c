@@ -163,7 +163,10 @@ static void handle_line(struct rpc_client *c, const char *line, size_t len)
 
 	if (len == 0)
 		return;
-	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	/* JSON_DECODE_ANY: "42" is JSON but not a request (-32600), not a
+	 * parse error */
+	req = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+			 &jerr);
 	if (!req)
 		resp = error_obj(NULL, RPC_PARSE_ERROR, "Parse error");
 	else
