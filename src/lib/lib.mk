@@ -18,3 +18,8 @@ $(BUILD)/libutarget.so: $(LIB_PIC_OBJS)
 $(BUILD)/libutarget.a: $(call obj,$(BUILD),$(LIB_SRCS))
 	@rm -f $@
 	ar rcs $@ $^
+
+# utargetcli is built on libutarget (static: no rpath games for the build
+# tree). Extra prerequisites join the top-level rule's $^ after its objects.
+$(BUILD)/utargetcli: $(BUILD)/libutarget.a
+all: $(BUILD)/libutarget.so

@@ -1,0 +1,1741 @@
+/* utargetcli commands: the table of what each node offers (targetcli-fb's
+ * names, arguments and defaults), their implementations on top of
+ * libutarget, the get/set groups, and the line dispatcher. Messages are
+ * targetcli's words (reference/lio-targetcli.md). */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+typedef int (*cmd_fn)(struct shell *sh, struct node *n, struct cli_args *a);
+
+struct command {
+	const char *name;
+	unsigned types;
+	const char *plugin;	/* N_PLUGIN create: which plugin */
+	struct cli_sig sig;
+	cmd_fn fn;
+	const char *desc;
+};
+
+static const struct command commands[];
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static int bool_arg(struct shell *sh, const char *v, int dflt, int *out)
+{
+	if (!v) {
+		*out = dflt;
+		return 0;
+	}
+	*out = cli_parse_bool(v);
+	if (*out < 0)
+		return cli_error(sh, "Syntax error, '%s' is not true|false.", v);
+	return 0;
+}
+
+/* "3", "lun3" (prefix) -> 3. */
+static int index_arg(struct shell *sh, const char *v, const char *prefix,
+		     const char *what, long max, long *out)
+{
+	char *end;
+	size_t pl = prefix ? strlen(prefix) : 0;
+
+	if (pl && !strncasecmp(v, prefix, pl))
+		v += pl;
+	errno = 0;
+	*out = strtol(v, &end, 10);
+	if (!*v || *end || errno || *out < 0 || *out > max)
+		return cli_error(sh, "Invalid %s: %s", what, v);
+	return 0;
+}
+
+/* Paths given to the daemon are resolved here: its cwd is not ours. */
+static void abspath(const char *in, char *out, size_t len)
+{
+	const char *home = getenv("HOME");
+	char cwd[PATH_MAX];
+
+	if (in[0] == '/')
+		snprintf(out, len, "%s", in);
+	else if (in[0] == '~' && (in[1] == '/' || !in[1]) && home)
+		snprintf(out, len, "%s%s", home, in + 1);
+	else if (getcwd(cwd, sizeof(cwd))) {
+		if (snprintf(out, len, "%s/%s", strcmp(cwd, "/") ? cwd : "",
+			     in) >= (int)len)
+			out[len - 1] = '\0';
+	} else
+		snprintf(out, len, "%s", in);
+}
+
+static void new_node(struct shell *sh, const char *path)
+{
+	json_t *bm = json_object_get(sh->prefs, "bookmarks");
+
+	if (json_is_object(bm))
+		json_object_set_new(bm, "last", json_string(path));
+	if (pref_bool(sh, "auto_cd_after_create")) {
+		cli_info(sh, "Entering new node %s", path);
+		snprintf(sh->pending_cd, sizeof(sh->pending_cd), "%s", path);
+	}
+}
+
+static json_t *describe(struct shell *sh, const char *kind)
+{
+	json_t *t = json_object_get(sh->describe, kind);
+
+	if (t)
+		return json_is_array(t) ? t : NULL;
+	if (ut_describe(sh->ut, kind, &t))
+		t = json_null();
+	json_object_set_new(sh->describe, kind, t);
+	return json_is_array(t) ? t : NULL;
+}
+
+/* ---- navigation --------------------------------------------------------- */
+
+static void history_push(struct shell *sh, const char *path)
+{
+	json_t *h = pref(sh, "path_history");
+	size_t idx = (size_t)pref_num(sh, "path_history_index");
+
+	if (!json_is_array(h) || !json_array_size(h)) {
+		h = json_pack("[s]", sh->cwd);
+		json_object_set_new(sh->prefs, "path_history", h);
+		idx = 0;
+	}
+	if (idx >= json_array_size(h))
+		idx = json_array_size(h) - 1;
+	if (!strcmp(json_string_value(json_array_get(h, idx)) ?: "", path))
+		return;
+	while (json_array_size(h) > idx + 1)
+		json_array_remove(h, json_array_size(h) - 1);
+	json_array_append_new(h, json_string(path));
+	/* Bounded: the history lives in prefs.json. */
+	while (json_array_size(h) > 100)
+		json_array_remove(h, 0);
+	json_object_set_new(sh->prefs, "path_history_index",
+			    json_integer((json_int_t)json_array_size(h) - 1));
+}
+
+static int do_cd(struct shell *sh, struct node *n, const char *path)
+{
+	char err[512];
+	struct node *t;
+	json_t *h = pref(sh, "path_history");
+	long idx = (long)pref_num(sh, "path_history_index");
+
+	if (path && (!strcmp(path, "<") || !strcmp(path, ">"))) {
+		bool back = path[0] == '<';
+		long size = json_is_array(h) ? (long)json_array_size(h) : 0;
+
+		if (back ? idx <= 0 || size == 0 : idx >= size - 1) {
+			cli_info(sh, back ? "Reached begining of path history."
+					  : "Reached the end of path history.");
+			return 0;
+		}
+		for (;;) {
+			idx += back ? -1 : 1;
+			if (idx < 0 || idx >= size) {
+				idx = back ? 0 : size - 1;
+				t = back ? sh->root : n;
+				break;
+			}
+			t = tree_lookup(sh, sh->root,
+					json_string_value(json_array_get(h,
+							  (size_t)idx)),
+					err, sizeof(err));
+			if (t)
+				break;
+		}
+		json_object_set_new(sh->prefs, "path_history_index",
+				    json_integer(idx));
+		cli_info(sh, "Taking you back to %s.", t->path);
+		snprintf(sh->cwd, sizeof(sh->cwd), "%s", t->path);
+		return 0;
+	}
+	if (!path)
+		path = "/";
+	t = tree_lookup(sh, n, path, err, sizeof(err));
+	if (!t)
+		return cli_error(sh, "%s", err);
+	history_push(sh, t->path);
+	snprintf(sh->cwd, sizeof(sh->cwd), "%s", t->path);
+	return 0;
+}
+
+static int c_cd(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	return do_cd(sh, n, a->v[0]);
+}
+
+static int c_ls(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	char err[512];
+	struct node *t = tree_lookup(sh, n, a->v[0], err, sizeof(err));
+	long long depth = pref_num(sh, "tree_max_depth");
+
+	if (!t)
+		return cli_error(sh, "%s", err);
+	if (a->v[1]) {
+		char *end;
+
+		depth = strtoll(a->v[1], &end, 10);
+		if (!*a->v[1] || *end)
+			return cli_error(sh, "The tree depth must be a number.");
+	}
+	render_tree(sh, t, depth <= 0 ? -1 : (int)depth);
+	return 0;
+}
+
+static int c_pwd(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	printf("%s\n", n->path);
+	return 0;
+}
+
+static int c_exit(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	sh->exit = true;
+	return 0;
+}
+
+static int c_refresh(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	sh->changed = true;
+	return 0;
+}
+
+static int c_status(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	char d[1024];
+	int h;
+
+	node_summary(sh, n, d, sizeof(d), &h);
+	cli_info(sh, "Status for %s: %s", n->path, d);
+	return 0;
+}
+
+static int c_bookmarks(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	const char *act = a->v[0], *bm = a->v[1];
+	json_t *b = json_object_get(sh->prefs, "bookmarks"), *v;
+	const char *k;
+
+	if (!json_is_object(b)) {
+		b = json_object();
+		json_object_set_new(sh->prefs, "bookmarks", b);
+	}
+	if (!strcmp(act, "add") && bm) {
+		if (json_object_get(b, bm))
+			return cli_error(sh, "Bookmark %s already exists.", bm);
+		json_object_set_new(b, bm, json_string(n->path));
+		prefs_save(sh);
+		cli_info(sh, "Bookmarked %s as %s.", n->path, bm);
+	} else if (!strcmp(act, "del") && bm) {
+		if (!json_object_get(b, bm))
+			return cli_error(sh, "No such bookmark %s.", bm);
+		json_object_del(b, bm);
+		prefs_save(sh);
+		cli_info(sh, "Deleted bookmark %s.", bm);
+	} else if (!strcmp(act, "go") && bm) {
+		if (!json_is_string(json_object_get(b, bm)))
+			return cli_error(sh, "No such bookmark %s.", bm);
+		return do_cd(sh, n, json_string_value(json_object_get(b, bm)));
+	} else if (!strcmp(act, "show")) {
+		printf("BOOKMARKS\n=========\n\n");
+		if (!json_object_size(b))
+			printf("No bookmarks yet.\n");
+		json_object_foreach(b, k, v) {
+			size_t l = strlen(k);
+
+			printf("%s\n", k);
+			while (l--)
+				putchar('-');
+			printf("\n%s\n\n", json_string_value(v) ?: "");
+		}
+	} else {
+		return cli_error(sh, "Syntax error, see 'help bookmarks'.");
+	}
+	return 0;
+}
+
+/* ---- groups (get / set) ------------------------------------------------- */
+
+size_t node_groups(struct node *n, const char **out, size_t max)
+{
+	size_t k = 0;
+
+	out[k++] = "global";
+	switch (n->type) {
+	case N_SO:
+		out[k++] = "attribute";
+		break;
+	case N_TPG:
+	case N_ACL:
+		out[k++] = "attribute";
+		out[k++] = "auth";
+		out[k++] = "parameter";
+		break;
+	case N_ISCSI:
+		out[k++] = "discovery_auth";
+		break;
+	default:
+		break;
+	}
+	(void)max;
+	return k;
+}
+
+static bool has_group(struct node *n, const char *g)
+{
+	const char *gs[8];
+	size_t k = node_groups(n, gs, 8);
+
+	for (size_t i = 0; i < k; i++)
+		if (!strcmp(gs[i], g))
+			return true;
+	return false;
+}
+
+struct gparam {
+	char *name;
+	const char *type;	/* for messages and completion */
+	char *desc;
+	bool ro;
+	char *value;		/* NULL: not loaded */
+};
+
+struct gset {
+	struct gparam *p;
+	size_t n;
+};
+
+static void gset_free(struct gset *g)
+{
+	for (size_t i = 0; i < g->n; i++) {
+		free(g->p[i].name);
+		free(g->p[i].desc);
+		free(g->p[i].value);
+	}
+	free(g->p);
+	memset(g, 0, sizeof(*g));
+}
+
+static struct gparam *gset_add(struct gset *g, const char *name,
+			       const char *type, const char *desc, bool ro)
+{
+	struct gparam *p = realloc(g->p, (g->n + 1) * sizeof(*p));
+
+	if (!p)
+		abort();
+	g->p = p;
+	p = &g->p[g->n++];
+	p->name = strdup(name);
+	p->type = type;
+	p->desc = strdup(desc ? desc : "");
+	p->ro = ro;
+	p->value = NULL;
+	return p;
+}
+
+static struct gparam *gset_find(struct gset *g, const char *name)
+{
+	for (size_t i = 0; i < g->n; i++)
+		if (!strcmp(g->p[i].name, name))
+			return &g->p[i];
+	return NULL;
+}
+
+static int gp_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct gparam *)a)->name,
+		      ((const struct gparam *)b)->name);
+}
+
+static char *value_text(json_t *v)
+{
+	char *s;
+
+	if (json_is_string(v))
+		return strdup(json_string_value(v));
+	if (json_is_true(v))
+		return strdup("1");
+	if (json_is_false(v))
+		return strdup("0");
+	if (!v || json_is_null(v))
+		return strdup("");
+	s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+	return s ? s : strdup("");
+}
+
+static const char *const auth_names[] = { "userid", "password",
+					  "mutual_userid", "mutual_password" };
+
+/* Loads the definitions (and values when want_values) of a group. */
+static int group_load(struct shell *sh, struct node *n, const char *group,
+		      bool want_values, struct gset *g)
+{
+	json_t *vals = NULL, *table = NULL, *e;
+	const char *kind = NULL, *k;
+	size_t i;
+	int ret = 0;
+	char d[256];
+
+	memset(g, 0, sizeof(*g));
+	if (!strcmp(group, "global")) {
+		for (const struct gpref *p = cli_globals; p->name; p++) {
+			struct gparam *gp = gset_add(g, p->name, p->type,
+						     p->desc, false);
+			char buf[512];
+
+			pref_text(sh, p, buf, sizeof(buf));
+			gp->value = strdup(buf);
+		}
+		return 0;
+	}
+	if (!strcmp(group, "auth") || !strcmp(group, "discovery_auth")) {
+		bool disc = group[0] == 'd';
+
+		if (disc) {
+			gset_add(g, "enable", "bool",
+				 "If true, initiators must authenticate with "
+				 "CHAP in discovery sessions.", false);
+			ret = ut_discovery_auth_get(sh->ut, &vals);
+		} else if (n->type == N_TPG) {
+			ret = ut_tpg_get_auth(sh->ut, n->wwn, n->tag, &vals);
+		} else {
+			ret = ut_acl_get_auth(sh->ut, n->wwn, n->tag,
+					      n->node_wwn, &vals);
+		}
+		for (i = 0; i < 4; i++) {
+			snprintf(d, sizeof(d), "The %s %s parameter.",
+				 auth_names[i], group);
+			gset_add(g, auth_names[i], "string", d, false);
+		}
+		if (!disc)
+			gset_add(g, "authenticate_target", "bool",
+				 "Whether the target authenticates itself to "
+				 "the initiator (mutual CHAP).", true);
+		if (ret)
+			goto out;
+		for (i = 0; i < g->n; i++) {
+			if (!strcmp(g->p[i].name, "authenticate_target")) {
+				bool m = json_str(vals, "mutual_userid") &&
+					 *json_str(vals, "mutual_userid") &&
+					 json_str(vals, "mutual_password") &&
+					 *json_str(vals, "mutual_password");
+
+				g->p[i].value = strdup(m ? "true" : "false");
+			} else if (!strcmp(g->p[i].name, "enable")) {
+				g->p[i].value = strdup(
+					json_flag(vals, "enable") ? "true" :
+								    "false");
+			} else {
+				g->p[i].value = value_text(
+					json_object_get(vals, g->p[i].name));
+			}
+		}
+		goto out;
+	}
+	if (!strcmp(group, "attribute")) {
+		kind = n->type == N_SO ? "backstore" :
+		       n->type == N_TPG ? "tpg" : "acl";
+		{
+			if (n->type == N_SO)
+				ret = ut_backstore_get_attributes(
+					sh->ut, n->plugin, n->so_name, &vals);
+			else if (n->type == N_TPG)
+				ret = ut_tpg_get_attributes(sh->ut, n->wwn,
+							    n->tag, &vals);
+			else
+				ret = ut_acl_get_attributes(sh->ut, n->wwn,
+							    n->tag,
+							    n->node_wwn, &vals);
+			if (ret)
+				goto out;
+		}
+	} else if (!strcmp(group, "parameter")) {
+		kind = "tpg_parameter";
+		ret = ut_tpg_get_parameters(sh->ut, n->wwn, n->tag, &vals);
+		if (ret)
+			goto out;
+		if (n->type == N_ACL) {
+			/* An ACL's parameters are what its session
+			 * negotiated; without a session, the TPG's. */
+			json_t *ss = NULL, *s;
+
+			if (!ut_sessions(sh->ut, &ss))
+				json_array_foreach(ss, i, s) {
+					if (json_str(s, "initiator") &&
+					    !strcmp(json_str(s, "initiator"),
+						    n->node_wwn) &&
+					    json_str(s, "target") &&
+					    !strcmp(json_str(s, "target"),
+						    n->wwn) &&
+					    json_is_object(json_object_get(
+						    s, "parameters"))) {
+						json_object_update(vals,
+							json_object_get(
+							s, "parameters"));
+						break;
+					}
+				}
+			json_decref(ss);
+		}
+	}
+	table = describe(sh, kind);
+	if (table) {
+		json_array_foreach(table, i, e) {
+			const char *nm = json_str(e, "name");
+
+			if (nm)
+				gset_add(g, nm,
+					 !strcmp(kind, "tpg_parameter") ?
+					 "string" : "number",
+					 json_str(e, "description"),
+					 json_flag(e, "ro") ||
+					 (n->type == N_ACL &&
+					  !strcmp(group, "parameter")));
+		}
+	}
+	json_object_foreach(vals, k, e) {
+		struct gparam *gp = gset_find(g, k);
+
+		if (!gp) {
+			snprintf(d, sizeof(d), "The %s %s.", k, group);
+			gp = gset_add(g, k, !strcmp(group, "parameter") ?
+				      "string" : "number", d,
+				      n->type == N_ACL &&
+				      !strcmp(group, "parameter"));
+		}
+		free(gp->value);
+		gp->value = value_text(e);
+	}
+out:
+	json_decref(vals);
+	if (g->n > 1)
+		qsort(g->p, g->n, sizeof(*g->p), gp_cmp);
+	if (ret) {
+		cli_ut_error(sh);
+		gset_free(g);
+		return -1;
+	}
+	return 0;
+}
+
+size_t group_params(struct shell *sh, struct node *n, const char *group,
+		    bool writable_only, char **out, size_t max)
+{
+	struct gset g;
+	size_t k = 0;
+
+	if (!has_group(n, group) || group_load(sh, n, group, false, &g))
+		return 0;
+	for (size_t i = 0; i < g.n && k < max; i++)
+		if (!writable_only || !g.p[i].ro)
+			out[k++] = strdup(g.p[i].name);
+	gset_free(&g);
+	return k;
+}
+
+static void print_groups(struct node *n)
+{
+	const char *gs[8];
+	size_t k = node_groups(n, gs, 8);
+
+	printf("AVAILABLE CONFIGURATION GROUPS\n"
+	       "==============================\n");
+	for (size_t i = 0; i < k; i++)
+		printf("%s%s", i ? " " : "", gs[i]);
+	printf("\n");
+}
+
+static void underline(size_t l, char c)
+{
+	while (l--)
+		putchar(c);
+	putchar('\n');
+}
+
+static void upper(const char *s, char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; s[i] && i < len - 1; i++)
+		buf[i] = (char)(s[i] >= 'a' && s[i] <= 'z' ? s[i] - 32 : s[i]);
+	buf[i] = '\0';
+}
+
+static int c_get(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	const char *group = a->v[0];
+	struct gset g;
+	char title[128], up[64], line[4096];
+
+	if (!group) {
+		print_groups(n);
+		return 0;
+	}
+	if (!has_group(n, group))
+		return cli_error(sh, "Unknown configuration group: %s", group);
+	if (group_load(sh, n, group, true, &g))
+		return -1;
+	if (!a->nextra) {
+		upper(group, up, sizeof(up));
+		snprintf(title, sizeof(title), "%s CONFIG GROUP", up);
+		printf("%s\n", title);
+		underline(strlen(title), '=');
+		for (size_t i = 0; i < g.n; i++) {
+			snprintf(line, sizeof(line), "%s=%s%s", g.p[i].name,
+				 g.p[i].value ? g.p[i].value : "",
+				 g.p[i].ro ? " [ro]" : "");
+			printf("%s\n", line);
+			underline(strlen(line), '-');
+			printf("%s\n\n", g.p[i].desc);
+		}
+	}
+	for (size_t i = 0; i < a->nextra; i++) {
+		struct gparam *p = gset_find(&g, a->extra[i]);
+
+		if (!p) {
+			gset_free(&g);
+			return cli_error(sh, "No parameter '%s' in group '%s'.",
+					 a->extra[i], group);
+		}
+		printf("%s=%s %s\n", p->name, p->value ? p->value : "",
+		       p->ro ? "[ro]" : "");
+	}
+	gset_free(&g);
+	return 0;
+}
+
+static void check_secret(struct shell *sh, const char *name, const char *v)
+{
+	size_t l = strlen(v);
+
+	/* RFC 7143 section 12.1.3 (CHAP): secrets should be at least 12
+	 * bytes; many initiators (open-iscsi among them) take at most 16. */
+	if (l && (l < 12 || l > 16))
+		cli_warn(sh, "Warning: %s is %zu bytes long; CHAP secrets of 12 "
+			 "to 16 bytes work with every initiator (RFC 7143 "
+			 "12.1.3 asks for at least 12).", name, l);
+}
+
+static int c_set(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	const char *group = a->v[0];
+	struct gset g;
+	json_t *obj = NULL;
+	struct ut_auth auth = { 0 };
+	int enable = UT_DEFAULT, ret = 0;
+	char err[512], up[64], title[128];
+
+	if (!group) {
+		print_groups(n);
+		return 0;
+	}
+	if (!has_group(n, group))
+		return cli_error(sh, "Unknown configuration group: %s", group);
+	if (group_load(sh, n, group, false, &g))
+		return -1;
+	if (!a->nkw) {
+		upper(group, up, sizeof(up));
+		snprintf(title, sizeof(title), "%s CONFIG GROUP", up);
+		printf("%s\n", title);
+		underline(strlen(title), '=');
+		for (size_t i = 0; i < g.n; i++) {
+			char l[512];
+
+			if (g.p[i].ro)
+				continue;
+			snprintf(l, sizeof(l), "%s=%s", g.p[i].name,
+				 g.p[i].type);
+			printf("%s\n", l);
+			underline(strlen(l), '-');
+			printf("%s\n\n", g.p[i].desc);
+		}
+		gset_free(&g);
+		return 0;
+	}
+	obj = json_object();
+	/* Validate every parameter first: nothing changes on a typo. */
+	for (size_t i = 0; i < a->nkw; i++) {
+		const struct cli_kv *kv = a->kw[i];
+		struct gparam *p = gset_find(&g, kv->key);
+
+		if (!p) {
+			ret = cli_error(sh, "Unknown parameter %s in group '%s'.",
+					kv->key, group);
+			goto out;
+		}
+		if (p->ro) {
+			ret = cli_error(sh, "Parameter %s is read-only.",
+					kv->key);
+			goto out;
+		}
+		if (!strcmp(group, "attribute")) {
+			char *end;
+			long long v = strtoll(kv->value, &end, 0);
+			int b = cli_parse_bool(kv->value);
+
+			if (*end || !*kv->value) {
+				if (b < 0) {
+					ret = cli_error(sh, "Not setting %s! "
+							"Syntax error, '%s' is "
+							"not a NUMBER.",
+							kv->key, kv->value);
+					goto out;
+				}
+				v = b;
+			}
+			json_object_set_new(obj, kv->key, json_integer(v));
+		} else if (!strcmp(group, "parameter")) {
+			json_object_set_new(obj, kv->key,
+					    json_string(kv->value));
+		} else if (!strcmp(group, "global")) {
+			/* checked when stored */
+		} else if (!strcmp(kv->key, "enable")) {
+			enable = cli_parse_bool(kv->value);
+			if (enable < 0) {
+				ret = cli_error(sh, "Not setting enable! Syntax "
+						"error, '%s' is not true|false.",
+						kv->value);
+				goto out;
+			}
+		} else {
+			const char **slot =
+				!strcmp(kv->key, "userid") ? &auth.userid :
+				!strcmp(kv->key, "password") ? &auth.password :
+				!strcmp(kv->key, "mutual_userid") ?
+				&auth.mutual_userid : &auth.mutual_password;
+
+			*slot = kv->value;
+			if (strstr(kv->key, "password"))
+				check_secret(sh, kv->key, kv->value);
+		}
+	}
+	if (!strcmp(group, "global")) {
+		for (size_t i = 0; i < a->nkw; i++) {
+			if (pref_set(sh, gpref_find(a->kw[i]->key),
+				     a->kw[i]->value, err, sizeof(err))) {
+				ret = cli_error(sh, "%s", err);
+				goto out;
+			}
+		}
+	} else if (!strcmp(group, "attribute")) {
+		ret = n->type == N_SO ?
+			ut_backstore_set_attributes(sh->ut, n->plugin,
+						    n->so_name, obj) :
+		      n->type == N_TPG ?
+			ut_tpg_set_attributes(sh->ut, n->wwn, n->tag, obj) :
+			ut_acl_set_attributes(sh->ut, n->wwn, n->tag,
+					      n->node_wwn, obj);
+	} else if (!strcmp(group, "parameter")) {
+		ret = ut_tpg_set_parameters(sh->ut, n->wwn, n->tag, obj);
+	} else if (!strcmp(group, "discovery_auth")) {
+		ret = ut_discovery_auth_set(sh->ut, enable, &auth);
+	} else if (n->type == N_TPG) {
+		ret = ut_tpg_set_auth(sh->ut, n->wwn, n->tag, &auth);
+	} else {
+		ret = ut_acl_set_auth(sh->ut, n->wwn, n->tag, n->node_wwn,
+				      &auth);
+	}
+	if (ret) {
+		ret = cli_ut_error(sh);
+		goto out;
+	}
+	if (strcmp(group, "global"))
+		sh->changed = true;
+	gset_free(&g);
+	if (group_load(sh, n, group, true, &g)) {
+		ret = -1;
+		goto out;
+	}
+	for (size_t i = 0; i < a->nkw; i++) {
+		struct gparam *p = gset_find(&g, a->kw[i]->key);
+
+		cli_info(sh, "Parameter %s is now '%s'.", a->kw[i]->key,
+			 p && p->value ? p->value : "");
+	}
+out:
+	json_decref(obj);
+	gset_free(&g);
+	return ret;
+}
+
+/* ---- help, info, version ------------------------------------------------- */
+
+static void syntax(const struct command *c, char *buf, size_t len)
+{
+	size_t o;
+	int np = 0;
+
+	snprintf(buf, len, "%s ", c->name);
+	while (np < CLI_MAX_PARAMS && c->sig.params[np])
+		np++;
+	for (int i = 0; i < np; i++) {
+		o = strlen(buf);
+		snprintf(buf + o, len - o, i < c->sig.nreq ? "%s " : "[%s] ",
+			 c->sig.params[i]);
+	}
+	o = strlen(buf);
+	if (c->sig.varargs)
+		snprintf(buf + o, len - o, "[%s...] ",
+			 !strcmp(c->name, "get") ? "parameter" : "args");
+	o = strlen(buf);
+	if (c->sig.kwargs)
+		snprintf(buf + o, len - o, "[parameter=value...] ");
+}
+
+static bool cmd_on(const struct command *c, struct node *n)
+{
+	return (c->types & T(n->type)) &&
+	       (!c->plugin || (n->plugin && !strcmp(c->plugin, n->plugin)));
+}
+
+static int cmd_cmp(const void *a, const void *b)
+{
+	return strcmp((*(const struct command *const *)a)->name,
+		      (*(const struct command *const *)b)->name);
+}
+
+static size_t node_commands(struct node *n, const struct command **out,
+			    size_t max)
+{
+	size_t k = 0;
+
+	for (const struct command *c = commands; c->name && k < max; c++)
+		if (cmd_on(c, n))
+			out[k++] = c;
+	qsort(out, k, sizeof(*out), cmd_cmp);
+	return k;
+}
+
+size_t cmd_names(struct node *n, const char **out, size_t max)
+{
+	const struct command *cs[64];
+	size_t k = node_commands(n, cs, max < 64 ? max : 64);
+
+	for (size_t i = 0; i < k; i++)
+		out[i] = cs[i]->name;
+	return k;
+}
+
+const struct command *cmd_find(struct node *n, const char *name)
+{
+	for (const struct command *c = commands; c->name; c++)
+		if (cmd_on(c, n) && !strcmp(c->name, name))
+			return c;
+	return NULL;
+}
+
+const struct cli_sig *cmd_sig(const struct command *c)
+{
+	return &c->sig;
+}
+
+const char *cmd_name(const struct command *c)
+{
+	return c->name;
+}
+
+static int c_help(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	const struct command *cs[64];
+	size_t k = node_commands(n, cs, 64);
+	char buf[512];
+
+	if (!a->v[0]) {
+		printf("GENERALITIES\n============\n"
+		       "This is a shell in which you can create, delete and "
+		       "configure\nconfiguration objects of utargetd, the "
+		       "userspace iSCSI target.\n\n"
+		       "The available commands depend on the current path or "
+		       "target path\nyou want to run a command in. The prompt "
+		       "shows the current path;\n'pwd' displays it in full, "
+		       "'cd' moves, 'ls' shows the tree.\n\n"
+		       "COMMAND SYNTAX\n==============\n"
+		       "[TARGET_PATH] COMMAND_NAME [OPTIONS]\n\n"
+		       "Options are positional, or keyword=value in any "
+		       "order.\n\n"
+		       "AVAILABLE COMMANDS\n==================\n"
+		       "The following commands are available in the\n"
+		       "current path:\n\n");
+		for (size_t i = 0; i < k; i++) {
+			syntax(cs[i], buf, sizeof(buf));
+			printf("  - %s\n", buf);
+		}
+		return 0;
+	}
+	for (size_t i = 0; i < k; i++) {
+		if (strcmp(cs[i]->name, a->v[0]))
+			continue;
+		syntax(cs[i], buf, sizeof(buf));
+		printf("SYNTAX\n======\n%s\n\nDESCRIPTION\n===========\n%s\n",
+		       buf, cs[i]->desc);
+		return 0;
+	}
+	return cli_error(sh, "Cannot find help topic %s.", a->v[0]);
+}
+
+static int c_version(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	printf("utargetcli version %s\n", UTARGETCLI_VERSION);
+	return 0;
+}
+
+static int c_info(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	char d[1024];
+	int h;
+	char *ver = NULL;
+
+	switch (n->type) {
+	case N_ROOT:
+		if (ut_version(sh->ut, &ver))
+			return cli_ut_error(sh);
+		cli_info(sh, "utargetcli version: %s", UTARGETCLI_VERSION);
+		cli_info(sh, "utargetd version: %s", ver);
+		cli_info(sh, "Control socket: %s", ut_socket_path(sh->ut));
+		cli_info(sh, "Preferences: %s/prefs.json", sh->home);
+		free(ver);
+		return 0;
+	case N_ISCSI:
+		cli_info(sh, "Fabric module name: iscsi");
+		cli_info(sh, "ConfigFS path: none (utargetd keeps the "
+			     "configuration; socket %s)", ut_socket_path(sh->ut));
+		cli_info(sh, "Allowed WWN types: iqn, naa, eui");
+		cli_info(sh, "Fabric module features: discovery_auth, acls, "
+			     "auth, nps, tpgts");
+		cli_info(sh, "Corresponding kernel module: none (userspace: "
+			     "utargetd)");
+		return 0;
+	case N_SO: {
+		json_t *o = n->obj;
+
+		cli_info(sh, "Storage object: %s/%s", n->plugin, n->so_name);
+		if (json_str(o, "dev"))
+			cli_info(sh, "Device: %s", json_str(o, "dev"));
+		cli_info(sh, "Size: %lld bytes", json_num(o, "size", 0));
+		if (json_str(o, "wwn"))
+			cli_info(sh, "Unit serial: %s", json_str(o, "wwn"));
+		break;
+	}
+	case N_TARGET:
+		cli_info(sh, "WWN: %s", n->wwn);
+		break;
+	case N_TPG:
+		cli_info(sh, "Target: %s", n->wwn);
+		cli_info(sh, "TPG tag: %u", n->tag);
+		cli_info(sh, "Enabled: %s",
+			 json_flag(n->obj, "enable") ? "true" : "false");
+		break;
+	case N_ACL:
+		cli_info(sh, "Initiator: %s", n->node_wwn);
+		if (json_str(n->obj, "tag"))
+			cli_info(sh, "Tag: %s", json_str(n->obj, "tag"));
+		break;
+	default:
+		break;
+	}
+	node_summary(sh, n, d, sizeof(d), &h);
+	cli_info(sh, "Path: %s", n->path);
+	cli_info(sh, "Status: %s", d[0] ? d : "n/a");
+	return 0;
+}
+
+/* ---- root: save / restore / clear / sessions ----------------------------- */
+
+static int c_saveconfig(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	char file[PATH_MAX];
+	json_t *r;
+
+	if (a->v[0])
+		abspath(a->v[0], file, sizeof(file));
+	if (ut_save_config(sh->ut, a->v[0] ? file : NULL, &r))
+		return cli_ut_error(sh);
+	if (json_str(r, "backup_dir"))
+		cli_info(sh, "Last %lld configs saved in %s.",
+			 pref_num(sh, "max_backup_files"),
+			 json_str(r, "backup_dir"));
+	cli_info(sh, "Configuration saved to %s",
+		 json_str(r, "file") ? json_str(r, "file") : file);
+	json_decref(r);
+	return 0;
+}
+
+static int c_restoreconfig(struct shell *sh, struct node *n,
+			   struct cli_args *a)
+{
+	char file[PATH_MAX];
+	json_t *errs, *e;
+	int clear;
+	size_t i;
+
+	if (bool_arg(sh, a->v[1], 0, &clear))
+		return -1;
+	if (a->v[0]) {
+		abspath(a->v[0], file, sizeof(file));
+		if (access(file, R_OK))
+			return cli_error(sh, "Restore file %s not found", file);
+	}
+	if (ut_restore_config(sh->ut, a->v[0] ? file : NULL, clear, false,
+			      &errs))
+		return cli_ut_error(sh);
+	sh->changed = true;
+	if (json_array_size(errs)) {
+		cli_error(sh, "Configuration restored, %zu recoverable errors:",
+			  json_array_size(errs));
+		json_array_foreach(errs, i, e)
+			cli_error(sh, "%s", json_string_value(e) ?: "");
+		json_decref(errs);
+		return -1;
+	}
+	json_decref(errs);
+	cli_info(sh, "Configuration restored from %s",
+		 a->v[0] ? file : "utargetd's configuration file");
+	return 0;
+}
+
+static int c_clearconfig(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	int confirm;
+
+	if (bool_arg(sh, a->v[0], 0, &confirm))
+		return -1;
+	if (!confirm)
+		return cli_error(sh, "As a precaution, confirm=True needs to "
+				 "be set");
+	if (ut_clear_config(sh->ut))
+		return cli_ut_error(sh);
+	sh->changed = true;
+	cli_info(sh, "All configuration cleared");
+	return 0;
+}
+
+static int c_sessions(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	const char *action = a->v[0] ? a->v[0] : "list";
+	json_t *ss, *s, *v;
+	long sid = -1;
+	size_t i, j, shown = 0;
+
+	if (strcmp(action, "list") && strcmp(action, "detail"))
+		return cli_error(sh, "action must be one of: list, detail");
+	if (a->v[1] && index_arg(sh, a->v[1], NULL, "sid", LONG_MAX, &sid))
+		return cli_error(sh, "sid must be a number, '%s' given",
+				 a->v[1]);
+	if (ut_sessions(sh->ut, &ss))
+		return cli_ut_error(sh);
+	json_array_foreach(ss, i, s) {
+		if (sid >= 0 && json_num(s, "sid", -1) != sid)
+			continue;
+		shown++;
+		printf("alias: %s\tsid: %lld type: %s session-state: %s\n",
+		       json_str(s, "alias") ?: "",
+		       json_num(s, "sid", 0), json_str(s, "type") ?: "Normal",
+		       json_str(s, "state") ?: "");
+		if (strcmp(action, "detail"))
+			continue;
+		printf("    name: %s (%s)\n", json_str(s, "initiator") ?: "",
+		       json_flag(s, "authenticated") ? "authenticated" :
+						       "NOT AUTHENTICATED");
+		json_array_foreach(json_object_get(s, "mapped_luns"), j, v) {
+			const char *so = json_str(v, "storage_object") ?: "";
+
+			if (!strncmp(so, "/backstores/", 12))
+				so += 12;
+			printf("    mapped-lun: %lld backstore: %s mode: %s\n",
+			       json_num(v, "mapped_lun", 0), so,
+			       json_flag(v, "write_protect") ? "r" : "rw");
+		}
+		json_array_foreach(json_object_get(s, "connections"), j, v)
+			printf("    address: %s (TCP)  cid: %lld "
+			       "connection-state: %s\n",
+			       json_str(v, "address") ?: "",
+			       json_num(v, "cid", 0),
+			       json_str(v, "state") ?: "");
+	}
+	json_decref(ss);
+	if (!shown) {
+		if (sid >= 0)
+			return cli_error(sh, "no session found with sid %ld",
+					 sid);
+		printf("(no open sessions)\n");
+	}
+	return 0;
+}
+
+/* ---- backstores ----------------------------------------------------------- */
+
+static void model_alias(struct shell *sh, const char *plugin, const char *name)
+{
+	/* targetcli: export_backstore_name_as_model sets emulate_model_alias
+	 * so INQUIRY's product id is the object's name. */
+	if (pref_bool(sh, "export_backstore_name_as_model"))
+		ut_backstore_set_attribute(sh->ut, plugin, name,
+					   "emulate_model_alias", 1);
+}
+
+static int so_created(struct shell *sh, const char *plugin, const char *name)
+{
+	char path[PATH_MAX];
+
+	model_alias(sh, plugin, name);
+	sh->changed = true;
+	snprintf(path, sizeof(path), "/backstores/%s/%s", plugin, name);
+	new_node(sh, path);
+	return 0;
+}
+
+static int c_fileio_create(struct shell *sh, struct node *n,
+			   struct cli_args *a)
+{
+	struct ut_so_spec s = { .plugin = "fileio", .name = a->v[0],
+				.write_back = UT_DEFAULT,
+				.sparse = UT_DEFAULT, .readonly = UT_DEFAULT,
+				.nullio = UT_DEFAULT, .wwn = a->v[5] };
+	char dev[PATH_MAX];
+	long long size = 0;
+	json_t *r;
+
+	abspath(a->v[1], dev, sizeof(dev));
+	s.dev = dev;
+	if (a->v[2]) {
+		size = cli_human_to_bytes(a->v[2]);
+		if (size < 0)
+			return cli_error(sh, "Cannot interpret size, wrong "
+					 "format: %s", a->v[2]);
+		s.size = (uint64_t)size;
+	}
+	if ((a->v[3] && bool_arg(sh, a->v[3], 1, &s.write_back)) ||
+	    (a->v[4] && bool_arg(sh, a->v[4], 1, &s.sparse)))
+		return -1;
+	if (ut_backstore_create(sh->ut, &s, &r))
+		return cli_ut_error(sh);
+	cli_info(sh, "Created fileio %s with size %lld", a->v[0],
+		 json_num(r, "size", size));
+	json_decref(r);
+	return so_created(sh, "fileio", a->v[0]);
+}
+
+static int c_block_create(struct shell *sh, struct node *n,
+			  struct cli_args *a)
+{
+	struct ut_so_spec s = { .plugin = "block", .name = a->v[0],
+				.write_back = UT_DEFAULT,
+				.sparse = UT_DEFAULT, .readonly = UT_DEFAULT,
+				.nullio = UT_DEFAULT, .wwn = a->v[3] };
+	char dev[PATH_MAX];
+
+	abspath(a->v[1], dev, sizeof(dev));
+	s.dev = dev;
+	if (a->v[2] && bool_arg(sh, a->v[2], 0, &s.readonly))
+		return -1;
+	if (ut_backstore_create(sh->ut, &s, NULL))
+		return cli_ut_error(sh);
+	cli_info(sh, "Created block storage object %s using %s.", a->v[0],
+		 dev);
+	return so_created(sh, "block", a->v[0]);
+}
+
+static int c_ramdisk_create(struct shell *sh, struct node *n,
+			    struct cli_args *a)
+{
+	struct ut_so_spec s = { .plugin = "ramdisk", .name = a->v[0],
+				.write_back = UT_DEFAULT,
+				.sparse = UT_DEFAULT, .readonly = UT_DEFAULT,
+				.nullio = UT_DEFAULT, .wwn = a->v[3] };
+	long long size = cli_human_to_bytes(a->v[1]);
+
+	if (size <= 0)
+		return cli_error(sh, "Cannot interpret size, wrong format: %s",
+				 a->v[1]);
+	s.size = (uint64_t)size;
+	if (a->v[2] && bool_arg(sh, a->v[2], 0, &s.nullio))
+		return -1;
+	if (ut_backstore_create(sh->ut, &s, NULL))
+		return cli_ut_error(sh);
+	cli_info(sh, "Created ramdisk %s with size %s.", a->v[0], a->v[1]);
+	return so_created(sh, "ramdisk", a->v[0]);
+}
+
+static int c_pscsi_create(struct shell *sh, struct node *n,
+			  struct cli_args *a)
+{
+	struct ut_so_spec s = { .plugin = "pscsi", .name = a->v[0],
+				.dev = a->v[1], .write_back = UT_DEFAULT,
+				.sparse = UT_DEFAULT, .readonly = UT_DEFAULT,
+				.nullio = UT_DEFAULT };
+
+	if (ut_backstore_create(sh->ut, &s, NULL))
+		return cli_ut_error(sh);
+	cli_info(sh, "Created pscsi storage object %s using %s", a->v[0],
+		 a->v[1]);
+	sh->changed = true;
+	return 0;
+}
+
+static int c_so_delete(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	if (ut_backstore_delete(sh->ut, n->plugin, a->v[0]))
+		return cli_ut_error(sh);
+	sh->changed = true;
+	cli_info(sh, "Deleted storage object %s.", a->v[0]);
+	return 0;
+}
+
+/* ---- targets, TPGs -------------------------------------------------------- */
+
+/* UITarget.ui_command_create: TPG, enable, authentication=0, portal. */
+static int tpg_create(struct shell *sh, const char *wwn, unsigned tag)
+{
+	unsigned got = tag;
+	char path[PATH_MAX];
+	int ret = ut_tpg_create(sh->ut, wwn, tag, &got);
+
+	if (ret == -EEXIST && tag == 1)
+		got = 1; /* the daemon made TPG 1 with the target */
+	else if (ret)
+		return cli_ut_error(sh);
+	sh->changed = true;
+	if (pref_bool(sh, "auto_enable_tpgt") &&
+	    ut_tpg_enable(sh->ut, wwn, got, true))
+		return cli_ut_error(sh);
+	if (ut_tpg_set_attribute(sh->ut, wwn, got, "authentication", 0))
+		return cli_ut_error(sh);
+	cli_info(sh, "Created TPG %u.", got);
+	if (pref_bool(sh, "auto_add_default_portal")) {
+		if (!ut_portal_create(sh->ut, wwn, got, "0.0.0.0", 3260,
+				      NULL)) {
+			cli_info(sh, "Global pref auto_add_default_portal=true");
+			cli_info(sh, "Created default portal listening on all "
+				     "IPs (0.0.0.0), port 3260.");
+		} else {
+			cli_info(sh, "Default portal not created, TPGs within "
+				     "a target cannot share ip:port.");
+		}
+	}
+	snprintf(path, sizeof(path), "/iscsi/%s/tpg%u", wwn, got);
+	new_node(sh, path);
+	return 0;
+}
+
+static int c_target_create(struct shell *sh, struct node *n,
+			   struct cli_args *a)
+{
+	char *wwn = NULL;
+	int ret;
+
+	if (ut_target_create(sh->ut, a->v[0], &wwn))
+		return cli_ut_error(sh);
+	sh->changed = true;
+	cli_info(sh, "Created target %s.", wwn);
+	ret = tpg_create(sh, wwn, 1);
+	free(wwn);
+	return ret;
+}
+
+static int c_target_delete(struct shell *sh, struct node *n,
+			   struct cli_args *a)
+{
+	if (ut_target_delete(sh->ut, a->v[0]))
+		return cli_ut_error(sh);
+	sh->changed = true;
+	cli_info(sh, "Deleted Target %s.", a->v[0]);
+	return 0;
+}
+
+static int c_tpg_create(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	long tag = 0;
+
+	if (a->v[0] && index_arg(sh, a->v[0], "tpg", "tag", 65535, &tag))
+		return -1;
+	if (a->v[0] && tag == 0)
+		return cli_error(sh, "Invalid tag: %s", a->v[0]);
+	return tpg_create(sh, n->wwn, (unsigned)tag);
+}
+
+static int c_tpg_delete(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	long tag;
+
+	if (index_arg(sh, a->v[0], "tpg", "tag", 65535, &tag))
+		return -1;
+	if (ut_tpg_delete(sh->ut, n->wwn, (unsigned)tag))
+		return cli_ut_error(sh);
+	sh->changed = true;
+	cli_info(sh, "Deleted TPGT %ld.", tag);
+	return 0;
+}
+
+static int tpg_enable(struct shell *sh, struct node *n, bool on)
+{
+	if (json_flag(n->obj, "enable") == on) {
+		cli_info(sh, "The TPGT is already %s.",
+			 on ? "enabled" : "disabled");
+		return 0;
+	}
+	if (ut_tpg_enable(sh->ut, n->wwn, n->tag, on))
+		return cli_ut_error(sh);
+	sh->changed = true;
+	cli_info(sh, "The TPGT has been %s.", on ? "enabled" : "disabled");
+	return 0;
+}
+
+static int c_enable(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	return tpg_enable(sh, n, true);
+}
+
+static int c_disable(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	return tpg_enable(sh, n, false);
+}
+
+/* ---- LUNs, portals ------------------------------------------------------- */
+
+static int lun_create(struct shell *sh, struct node *n, const char *so_arg,
+		      long lun, int add_mapped)
+{
+	char err[512], path[PATH_MAX];
+	struct node *so;
+	json_t *r, *m;
+	size_t i;
+
+	if (strncmp(so_arg, "/backstores", 11))
+		return cli_error(sh, "Invalid storage object %s.", so_arg);
+	so = tree_lookup(sh, sh->root, so_arg, err, sizeof(err));
+	if (!so || so->type != N_SO)
+		return cli_error(sh, "Invalid storage object %s.", so_arg);
+	if (ut_lun_create(sh->ut, n->wwn, n->tag, so->path, (int)lun,
+			  add_mapped, &r))
+		return cli_ut_error(sh);
+	sh->changed = true;
+	lun = (long)json_num(r, "lun", lun);
+	cli_info(sh, "Created LUN %ld.", lun);
+	json_array_foreach(json_object_get(r, "mapped"), i, m)
+		cli_info(sh, "Created LUN %ld->%lld mapping in node ACL %s",
+			 lun, json_num(m, "mapped_lun", 0),
+			 json_str(m, "node_wwn") ?: "");
+	json_decref(r);
+	snprintf(path, sizeof(path), "/iscsi/%s/tpg%u/luns/lun%ld", n->wwn,
+		 n->tag, lun);
+	new_node(sh, path);
+	return (int)lun;
+}
+
+static int c_lun_create(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	long lun = -1;
+	int add;
+
+	if (a->v[1] && index_arg(sh, a->v[1], "lun", "LUN", 65535, &lun))
+		return -1;
+	if (bool_arg(sh, a->v[2], pref_bool(sh, "auto_add_mapped_luns"),
+		     &add))
+		return -1;
+	return lun_create(sh, n, a->v[0], lun, add) < 0 ? -1 : 0;
+}
+
+static int c_lun_delete(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	long lun;
+
+	if (index_arg(sh, a->v[0], "lun", "LUN", 65535, &lun))
+		return -1;
+	if (ut_lun_delete(sh->ut, n->wwn, n->tag, (unsigned)lun))
+		return cli_ut_error(sh);
+	sh->changed = true;
+	cli_info(sh, "Deleted LUN %ld.", lun);
+	return 0;
+}
+
+static int c_portal_create(struct shell *sh, struct node *n,
+			   struct cli_args *a)
+{
+	const char *ip = a->v[0];
+	long port = 3260;
+	char path[PATH_MAX];
+	json_t *r;
+
+	if (!a->v[1])
+		cli_info(sh, "Using default IP port %ld", port);
+	else if (index_arg(sh, a->v[1], NULL, "IP port", 65535, &port) ||
+		 port == 0)
+		return port ? -1 : cli_error(sh, "Invalid IP port: 0");
+	if (!ip) {
+		ip = "0.0.0.0";
+		cli_info(sh, "Binding to INADDR_ANY (%s)", ip);
+	}
+	if (ut_portal_create(sh->ut, n->wwn, n->tag, ip, (unsigned)port, &r))
+		return cli_ut_error(sh);
+	sh->changed = true;
+	cli_info(sh, "Created network portal %s:%ld.",
+		 json_str(r, "ip_address") ?: ip, port);
+	json_decref(r);
+	snprintf(path, sizeof(path), "/iscsi/%s/tpg%u/portals/%s%s%s:%ld",
+		 n->wwn, n->tag, strchr(ip, ':') ? "[" : "", ip,
+		 strchr(ip, ':') ? "]" : "", port);
+	new_node(sh, path);
+	return 0;
+}
+
+static int c_portal_delete(struct shell *sh, struct node *n,
+			   struct cli_args *a)
+{
+	long port;
+	char ip[256];
+	size_t l;
+
+	if (index_arg(sh, a->v[1], NULL, "IP port", 65535, &port))
+		return -1;
+	snprintf(ip, sizeof(ip), "%s", a->v[0]);
+	l = strlen(ip);
+	if (ip[0] == '[' && l > 1 && ip[l - 1] == ']') {
+		memmove(ip, ip + 1, l - 2);
+		ip[l - 2] = '\0';
+	}
+	if (ut_portal_delete(sh->ut, n->wwn, n->tag, ip, (unsigned)port))
+		return cli_ut_error(sh);
+	sh->changed = true;
+	cli_info(sh, "Deleted network portal %s:%ld", a->v[0], port);
+	return 0;
+}
+
+/* ---- ACLs, mapped LUNs ----------------------------------------------------- */
+
+static int c_acl_create(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	char path[PATH_MAX];
+	json_t *r, *m;
+	size_t i;
+	int add;
+
+	if (bool_arg(sh, a->v[1], pref_bool(sh, "auto_add_mapped_luns"),
+		     &add))
+		return -1;
+	if (ut_acl_create(sh->ut, n->wwn, n->tag, a->v[0], add, &r))
+		return cli_ut_error(sh);
+	sh->changed = true;
+	cli_info(sh, "Created Node ACL for %s",
+		 json_str(r, "node_wwn") ?: a->v[0]);
+	json_array_foreach(json_object_get(r, "mapped"), i, m)
+		cli_info(sh, "Created mapped LUN %lld.",
+			 json_is_integer(m) ? json_integer_value(m) :
+					      json_num(m, "mapped_lun", 0));
+	snprintf(path, sizeof(path), "/iscsi/%s/tpg%u/acls/%s", n->wwn,
+		 n->tag, json_str(r, "node_wwn") ?: a->v[0]);
+	json_decref(r);
+	new_node(sh, path);
+	return 0;
+}
+
+static int c_acl_delete(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	if (ut_acl_delete(sh->ut, n->wwn, n->tag, a->v[0]))
+		return cli_ut_error(sh);
+	sh->changed = true;
+	cli_info(sh, "Deleted Node ACL %s.", a->v[0]);
+	return 0;
+}
+
+/* tag / untag name an ACL by its wwn or by its current tag. */
+static int acl_tag(struct shell *sh, struct node *n, const char *which,
+		   const char *new_tag)
+{
+	bool found = false;
+
+	for (size_t i = 0; i < n->nkids; i++) {
+		struct node *c = n->kids[i];
+		const char *t = json_str(c->obj, "tag");
+
+		if (strcmp(c->node_wwn, which) && !(t && !strcmp(t, which)))
+			continue;
+		found = true;
+		if (ut_acl_set_tag(sh->ut, n->wwn, n->tag, c->node_wwn,
+				   new_tag))
+			return cli_ut_error(sh);
+		sh->changed = true;
+	}
+	if (!found)
+		return cli_error(sh, "No such ACL or tag: %s", which);
+	return 0;
+}
+
+static int c_acl_tag(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	return acl_tag(sh, n, a->v[0], a->v[1]);
+}
+
+static int c_acl_untag(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	return acl_tag(sh, n, a->v[0], NULL);
+}
+
+static int c_mlun_create(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	long ml, tl;
+	int wp;
+	char path[PATH_MAX];
+	struct node *tpgn = n->parent->parent;
+
+	if (index_arg(sh, a->v[0], "mapped_lun", "mapped LUN", 65535, &ml) ||
+	    bool_arg(sh, a->v[2], 0, &wp))
+		return -1;
+	if (!strncmp(a->v[1], "/backstores", 11)) {
+		/* targetcli: a backstore gets a TPG LUN first. */
+		int r = lun_create(sh, tpgn, a->v[1], -1, 0);
+
+		if (r < 0)
+			return -1;
+		tl = r;
+	} else if (index_arg(sh, a->v[1], "lun", "TPG LUN", 65535, &tl)) {
+		return -1;
+	}
+	sh->pending_cd[0] = '\0';
+	if (ut_mapped_lun_create(sh->ut, n->wwn, n->tag, n->node_wwn,
+				 (unsigned)ml, (unsigned)tl, wp))
+		return cli_ut_error(sh);
+	sh->changed = true;
+	cli_info(sh, "Created Mapped LUN %ld.", ml);
+	snprintf(path, sizeof(path), "%s/mapped_lun%ld", n->path, ml);
+	new_node(sh, path);
+	return 0;
+}
+
+static int c_mlun_delete(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	long ml;
+
+	if (index_arg(sh, a->v[0], "mapped_lun", "mapped LUN", 65535, &ml))
+		return -1;
+	if (ut_mapped_lun_delete(sh->ut, n->wwn, n->tag, n->node_wwn,
+				 (unsigned)ml))
+		return cli_ut_error(sh);
+	sh->changed = true;
+	cli_info(sh, "Deleted Mapped LUN %ld.", ml);
+	return 0;
+}
+
+/* ---- the table ------------------------------------------------------------ */
+
+#define SIG(n, ...) { .params = { __VA_ARGS__ }, .nreq = n }
+
+static const struct command commands[] = {
+	{ "bookmarks", T_ALL, NULL, SIG(1, "action", "bookmark"), c_bookmarks,
+	  "Manage your bookmarks: add NAME (the current path), del NAME,\n"
+	  "go NAME, show. Use a bookmark as a path with @NAME (cd @NAME);\n"
+	  "@last is the last object created." },
+	{ "cd", T_ALL, NULL, SIG(0, "path"), c_cd,
+	  "Change the current path. Paths work like unix paths: '/' root,\n"
+	  "'.' this node, '..' the parent, @NAME a bookmark. 'cd <' and\n"
+	  "'cd >' go back and forth in the path history." },
+	{ "exit", T_ALL, NULL, SIG(0, NULL), c_exit,
+	  "Exit the shell (saving the configuration first when the global\n"
+	  "auto_save_on_exit is true, in an interactive session)." },
+	{ "get", T_ALL, NULL,
+	  { .params = { "group" }, .nreq = 0, .varargs = true }, c_get,
+	  "Get the value of one or more parameters of a group. Without a\n"
+	  "group, list the groups; with a group alone, show every\n"
+	  "parameter of it with its description.\n"
+	  "Example: get attribute authentication" },
+	{ "help", T_ALL, NULL, SIG(0, "topic"), c_help,
+	  "Display the manual page of a command, or list the commands." },
+	{ "info", T_ALL, NULL, SIG(0, NULL), c_info,
+	  "Display information about this node." },
+	{ "ls", T_ALL, NULL, SIG(0, "path", "depth"), c_ls,
+	  "Display the tree of objects under path (default: here), down\n"
+	  "to depth levels (0: all, the default)." },
+	{ "pwd", T_ALL, NULL, SIG(0, NULL), c_pwd, "Display the current path." },
+	{ "refresh", T_ALL, NULL, SIG(0, NULL), c_refresh,
+	  "Re-read the configuration from utargetd." },
+	{ "set", T_ALL, NULL,
+	  { .params = { "group" }, .nreq = 0, .kwargs = true }, c_set,
+	  "Set one or more parameters of a group: set GROUP p=v [p=v...].\n"
+	  "Groups: global (shell preferences, kept per user), attribute,\n"
+	  "parameter, auth (TPGs, ACLs), discovery_auth (/iscsi).\n"
+	  "Example: set auth userid=user password=secret123456" },
+	{ "status", T_ALL, NULL, SIG(0, NULL), c_status,
+	  "Display the status of this node." },
+	{ "saveconfig", T(N_ROOT), NULL, SIG(0, "savefile"), c_saveconfig,
+	  "Save the configuration (utargetd writes it; default: its own\n"
+	  "configuration file), keeping backups in backup/ beside it." },
+	{ "restoreconfig", T(N_ROOT), NULL,
+	  SIG(0, "savefile", "clear_existing"), c_restoreconfig,
+	  "Restore a saved configuration. Refused while objects exist\n"
+	  "unless clear_existing=true." },
+	{ "clearconfig", T(N_ROOT), NULL, SIG(0, "confirm"), c_clearconfig,
+	  "Remove the whole configuration: clearconfig confirm=True" },
+	{ "sessions", T(N_ROOT), NULL, SIG(0, "action", "sid"), c_sessions,
+	  "Display the open sessions: sessions [list|detail] [sid]." },
+	{ "version", T(N_ROOT), NULL, SIG(0, NULL), c_version,
+	  "Display the version of utargetcli." },
+	{ "create", T(N_PLUGIN), "fileio",
+	  SIG(2, "name", "file_or_dev", "size", "write_back", "sparse", "wwn"),
+	  c_fileio_create,
+	  "Create a fileio storage object on a file (made when missing:\n"
+	  "sparse unless sparse=false; size N[k|m|g|t][b], 1024-based) or a\n"
+	  "block device. write_back=true by default." },
+	{ "create", T(N_PLUGIN), "block",
+	  SIG(2, "name", "dev", "readonly", "wwn"), c_block_create,
+	  "Create a block storage object on a block device." },
+	{ "create", T(N_PLUGIN), "ramdisk",
+	  SIG(2, "name", "size", "nullio", "wwn"), c_ramdisk_create,
+	  "Create a ramdisk storage object of size N[k|m|g|t][b]; nullio\n"
+	  "discards writes and reads zeroes." },
+	{ "create", T(N_PLUGIN), "pscsi", SIG(2, "name", "dev"),
+	  c_pscsi_create, "Create a pscsi storage object on a SCSI device." },
+	{ "delete", T(N_PLUGIN), NULL, SIG(1, "name"), c_so_delete,
+	  "Delete a storage object (refused while a LUN uses it)." },
+	{ "create", T(N_ISCSI), NULL, SIG(0, "wwn"), c_target_create,
+	  "Create an iSCSI target (default name: iqn.2003-01.org.linux-\n"
+	  "iscsi.HOST.ARCH:sn.HEX), with TPG 1 and, when the global\n"
+	  "auto_add_default_portal is true, the portal 0.0.0.0:3260." },
+	{ "delete", T(N_ISCSI), NULL, SIG(1, "wwn"), c_target_delete,
+	  "Delete a target and everything under it; its sessions end." },
+	{ "create", T(N_TARGET), NULL, SIG(0, "tag"), c_tpg_create,
+	  "Create a TPG (default tag: the lowest free)." },
+	{ "delete", T(N_TARGET), NULL, SIG(1, "tag"), c_tpg_delete,
+	  "Delete a TPG." },
+	{ "enable", T(N_TPG), NULL, SIG(0, NULL), c_enable,
+	  "Enable the TPG." },
+	{ "disable", T(N_TPG), NULL, SIG(0, NULL), c_disable,
+	  "Disable the TPG (its sessions end)." },
+	{ "create", T(N_LUNS), NULL,
+	  SIG(1, "storage_object", "lun", "add_mapped_luns"), c_lun_create,
+	  "Create a LUN on a storage object (/backstores/PLUGIN/NAME); lun\n"
+	  "defaults to the lowest free. With add_mapped_luns (default: the\n"
+	  "global auto_add_mapped_luns) every ACL gets a mapped LUN." },
+	{ "delete", T(N_LUNS), NULL, SIG(1, "lun"), c_lun_delete,
+	  "Delete a LUN (lun3 or 3) and the mapped LUNs pointing at it." },
+	{ "create", T(N_PORTALS), NULL, SIG(0, "ip_address", "ip_port"),
+	  c_portal_create,
+	  "Create a network portal (default 0.0.0.0, port 3260)." },
+	{ "delete", T(N_PORTALS), NULL, SIG(2, "ip_address", "ip_port"),
+	  c_portal_delete, "Delete a network portal." },
+	{ "create", T(N_ACLS), NULL, SIG(1, "wwn", "add_mapped_luns"),
+	  c_acl_create,
+	  "Create a node ACL for an initiator; with add_mapped_luns\n"
+	  "(default: the global auto_add_mapped_luns) it maps every LUN." },
+	{ "delete", T(N_ACLS), NULL, SIG(1, "wwn"), c_acl_delete,
+	  "Delete a node ACL (the initiator's sessions end)." },
+	{ "tag", T(N_ACLS), NULL, SIG(2, "wwn_or_tag", "new_tag"), c_acl_tag,
+	  "Tag a node ACL (or every ACL with a tag) with new_tag." },
+	{ "untag", T(N_ACLS), NULL, SIG(1, "wwn_or_tag"), c_acl_untag,
+	  "Remove the tag of a node ACL." },
+	{ "create", T(N_ACL), NULL,
+	  SIG(2, "mapped_lun", "tpg_lun_or_backstore", "write_protect"),
+	  c_mlun_create,
+	  "Map a TPG LUN (number, or a /backstores path: a TPG LUN is made)\n"
+	  "to this initiator as mapped_lun; write_protect=false by default." },
+	{ "delete", T(N_ACL), NULL, SIG(1, "mapped_lun"), c_mlun_delete,
+	  "Delete a mapped LUN." },
+	{ NULL, 0, NULL, SIG(0, NULL), NULL, NULL }
+};
+
+/* ---- dispatcher ----------------------------------------------------------- */
+
+void cli_exit_actions(struct shell *sh)
+{
+	if (!pref_bool(sh, "auto_save_on_exit"))
+		return;
+	cli_info(sh, "Global pref auto_save_on_exit=true");
+	if (!sh->root && tree_refresh(sh))
+		return (void)cli_ut_error(sh);
+	{
+		struct cli_args a;
+
+		memset(&a, 0, sizeof(a));
+		c_saveconfig(sh, sh->root, &a);
+	}
+}
+
+static int run_on(struct shell *sh, struct node *t, const char *cmd,
+		  struct cli_line *l)
+{
+	const struct command *c = cmd_find(t, cmd);
+	struct cli_args a;
+	char err[512];
+	int ret;
+
+	if (!c)
+		return cli_error(sh, "Command not found %s", cmd);
+	if (cli_bind(&c->sig, l, &a, err, sizeof(err)))
+		return cli_error(sh, "%s", err);
+	ret = c->fn(sh, t, &a);
+	cli_args_free(&a);
+	return ret;
+}
+
+int cli_run_line(struct shell *sh, const char *line)
+{
+	struct cli_line l;
+	char err[512], path[PATH_MAX];
+	const char *cmd;
+	struct node *cwd, *t;
+	bool iterall = false;
+	int ret = 0;
+
+	while (*line == ' ' || *line == '\t')
+		line++;
+	if (!*line || *line == '#')
+		return 0;
+	if (cli_parse(line, &l, err, sizeof(err)))
+		return cli_error(sh, "%s", err);
+	if (tree_refresh(sh)) {
+		cli_line_free(&l);
+		return cli_ut_error(sh);
+	}
+	cwd = tree_cwd(sh);
+	snprintf(path, sizeof(path), "%s", l.path ? l.path : ".");
+	if (path[0] && path[strlen(path) - 1] == '*') {
+		iterall = true;
+		path[strlen(path) - 1] = '\0';
+		if (!path[0])
+			snprintf(path, sizeof(path), ".");
+	}
+	cmd = l.command;
+	if (!cmd && iterall) {
+		cmd = "ls";
+	} else if (!cmd) {
+		/* A path alone: cd there. */
+		t = tree_lookup(sh, cwd, path, err, sizeof(err));
+		ret = t ? do_cd(sh, t, ".") : cli_error(sh, "%s", err);
+		goto out;
+	}
+	t = tree_lookup(sh, cwd, path, err, sizeof(err));
+	if (!t) {
+		ret = cli_error(sh, "%s", err);
+		goto out;
+	}
+	sh->pending_cd[0] = '\0';
+	if (iterall) {
+		for (size_t i = 0; i < t->nkids; i++) {
+			printf("[%s]\n", t->kids[i]->path);
+			if (run_on(sh, t->kids[i], cmd, &l))
+				ret = -1;
+		}
+	} else {
+		ret = run_on(sh, t, cmd, &l);
+	}
+	if (sh->changed || sh->pending_cd[0]) {
+		if (tree_refresh(sh)) {
+			ret = cli_ut_error(sh);
+			goto out;
+		}
+		if (sh->pending_cd[0])
+			do_cd(sh, sh->root, sh->pending_cd);
+		sh->pending_cd[0] = '\0';
+	}
+out:
+	cli_line_free(&l);
+	return ret;
+}
