@@ -369,31 +369,40 @@ int io_loop_load(const struct io_loop *l)
 	return atomic_load(&l->load);
 }
 
-void io_loop_run(struct io_loop *l)
+int io_loop_run_once(struct io_loop *l, int max_wait_ms)
 {
 	struct epoll_event evs[IO_MAX_EVENTS];
+	int n, i, wait;
 
 	current_loop = l;
-	while (!atomic_load(&l->stop)) {
-		int n, i;
-
-		/* Everything prepared during the last round goes to the kernel
-		 * in one submit (batching), before we sleep. */
-		if (l->have_ring)
-			ring_flush(l);
-		n = epoll_wait(l->epfd, evs, IO_MAX_EVENTS, next_timeout(l));
-		if (n < 0 && errno != EINTR) {
-			log_err("epoll_wait: %s", strerror(errno));
-			break;
-		}
-		for (i = 0; i < n; i++) {
-			struct io_handler *h = evs[i].data.ptr;
-
-			h->fn(h, evs[i].events);
-		}
-		run_timers(l);
-		run_deferred(l);
+	/* Everything prepared during the last round goes to the kernel in
+	 * one submit (batching), before we sleep. */
+	if (l->have_ring)
+		ring_flush(l);
+	wait = next_timeout(l);
+	if (max_wait_ms >= 0 && wait > max_wait_ms)
+		wait = max_wait_ms;
+	n = epoll_wait(l->epfd, evs, IO_MAX_EVENTS, wait);
+	if (n < 0 && errno != EINTR) {
+		log_err("epoll_wait: %s", strerror(errno));
+		return -errno;
 	}
+	for (i = 0; i < n; i++) {
+		struct io_handler *h = evs[i].data.ptr;
+
+		h->fn(h, evs[i].events);
+	}
+	run_timers(l);
+	run_deferred(l);
+	return 0;
+}
+
+void io_loop_run(struct io_loop *l)
+{
+	current_loop = l;
+	while (!atomic_load(&l->stop))
+		if (io_loop_run_once(l, -1))
+			break;
 	run_posts(l);
 	run_deferred(l);
 	if (thread_exit_hook)

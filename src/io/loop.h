@@ -45,6 +45,12 @@ void io_loop_destroy(struct io_loop *l);
 /* Runs until io_loop_stop. */
 void io_loop_run(struct io_loop *l);
 void io_loop_stop(struct io_loop *l); /* any thread */
+/* One round of io_loop_run: wait for events (at most max_wait_ms; -1 = as
+ * long as the timers allow), run their handlers, the timers due and the
+ * deferred work. Returns 0 or -errno from epoll_wait. io_loop_run repeats
+ * it; tests and fuzz harnesses (tests/fuzz/) drive a private loop with it,
+ * so the code they exercise is the daemon's own. */
+int io_loop_run_once(struct io_loop *l, int max_wait_ms);
 int io_loop_id(const struct io_loop *l);
 
 int io_loop_add(struct io_loop *l, struct io_handler *h, uint32_t events);
