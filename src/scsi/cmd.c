@@ -13,6 +13,8 @@ enum {
 	OP_WRITE_6 = 0x0a,
 	OP_INQUIRY = 0x12,
 	OP_MODE_SELECT_6 = 0x15,
+	OP_RESERVE_6 = 0x16,
+	OP_RELEASE_6 = 0x17,
 	OP_MODE_SENSE_6 = 0x1a,
 	OP_START_STOP_UNIT = 0x1b,
 	OP_PREVENT_ALLOW = 0x1e,
@@ -27,7 +29,11 @@ enum {
 	OP_WRITE_SAME_10 = 0x41,
 	OP_UNMAP = 0x42,
 	OP_MODE_SELECT_10 = 0x55,
+	OP_RESERVE_10 = 0x56,
+	OP_RELEASE_10 = 0x57,
 	OP_MODE_SENSE_10 = 0x5a,
+	OP_PR_IN = 0x5e,
+	OP_PR_OUT = 0x5f,
 	OP_READ_16 = 0x88,
 	OP_COMPARE_AND_WRITE = 0x89,
 	OP_WRITE_16 = 0x8a,
@@ -58,6 +64,8 @@ static const struct scsi_op scsi_ops[256] = {
 	[OP_WRITE_6] = { 0, sbc_prepare_rw, sbc_exec_rw },
 	[OP_INQUIRY] = { ANY, spc_prepare_inquiry, spc_exec_inquiry },
 	[OP_MODE_SELECT_6] = { 0, spc_prepare_mode_select, spc_exec_mode_select },
+	[OP_RESERVE_6] = { 0, spc_prepare_reserve, spc_exec_reserve },
+	[OP_RELEASE_6] = { 0, spc_prepare_reserve, spc_exec_reserve },
 	[OP_MODE_SENSE_6] = { 0, spc_prepare_mode_sense, spc_exec_mode_sense },
 	[OP_START_STOP_UNIT] = { 0, spc_prepare_start_stop, spc_exec_good },
 	[OP_PREVENT_ALLOW] = { 0, spc_prepare_prevent_allow, spc_exec_good },
@@ -72,7 +80,11 @@ static const struct scsi_op scsi_ops[256] = {
 	[OP_WRITE_SAME_10] = { 0, sbc_prepare_write_same, sbc_exec_write_same },
 	[OP_UNMAP] = { 0, sbc_prepare_unmap, sbc_exec_unmap },
 	[OP_MODE_SELECT_10] = { 0, spc_prepare_mode_select, spc_exec_mode_select },
+	[OP_RESERVE_10] = { 0, spc_prepare_reserve, spc_exec_reserve },
+	[OP_RELEASE_10] = { 0, spc_prepare_reserve, spc_exec_reserve },
 	[OP_MODE_SENSE_10] = { 0, spc_prepare_mode_sense, spc_exec_mode_sense },
+	[OP_PR_IN] = { 0, spc_prepare_pr_in, spc_exec_pr_in },
+	[OP_PR_OUT] = { 0, spc_prepare_pr_out, spc_exec_pr_out },
 	[OP_READ_16] = { 0, sbc_prepare_rw, sbc_exec_rw },
 	[OP_COMPARE_AND_WRITE] = { 0, sbc_prepare_caw, sbc_exec_caw },
 	[OP_WRITE_16] = { 0, sbc_prepare_rw, sbc_exec_rw },
@@ -233,6 +245,13 @@ int scsi_cmd_prepare(struct scsi_cmd *cmd)
 	 * transport may drop a prepared command without exec (task aborted
 	 * while its Data-Out was arriving), and it must leak nothing. */
 	cmd->lu = ent ? ent->lu : NULL;
+	/* SPC-4 5.12.1: one atomic load unless someone uses reservations. */
+	if (cmd->lu && atomic_load_explicit(&cmd->lu->reserved,
+					    memory_order_acquire) &&
+	    scsi_pr_check(cmd)) {
+		cmd->lu = NULL;
+		return 1;
+	}
 	rc = op->prepare(cmd);
 	if (rc == 0 && cmd->xfer_len > SCSI_MAX_XFER_BYTES) {
 		/* Each prepare checks its own length fields; this is the net

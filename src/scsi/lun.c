@@ -86,6 +86,8 @@ struct scsi_lu *scsi_lu_create(struct bs_dev *bs, const char *name,
 	}
 	list_init(&lu->nexus_ents);
 	atomic_init(&lu->refcnt, 1);
+	atomic_init(&lu->reserved, false);
+	scsi_pr_restore(lu);
 	return lu;
 }
 
@@ -99,6 +101,7 @@ static void lu_destroy(struct scsi_lu *lu)
 	if (!list_empty(&lu->nexus_ents))
 		log_err("storage object %s freed while mapped", lu->name);
 	bs_close(lu->bs);
+	scsi_pr_free(lu);
 	pthread_mutex_destroy(&lu->cmp_lock);
 	pthread_mutex_destroy(&lu->lock);
 	free(lu);
@@ -147,6 +150,10 @@ void scsi_lu_establish_ua_except(struct scsi_lu *lu, unsigned ua,
 	struct scsi_lun_ent *e;
 
 	pthread_mutex_lock(&lu->lock);
+	/* A LUN reset or power on also ends an SPC-2 reservation (SPC-2
+	 * 5.5.1); the TMF code announces both through these UAs. */
+	if (ua & (SCSI_UA_POWER_ON | SCSI_UA_LUN_RESET))
+		scsi_pr_reset_locked(lu);
 	list_for_each_entry(e, &lu->nexus_ents, lu_link)
 		if (e->nexus != nx || !nx)
 			atomic_fetch_or(&e->ua, ua);
@@ -278,6 +285,11 @@ void scsi_nexus_set_map(struct scsi_nexus *nx, struct scsi_lun_map *map)
 void scsi_nexus_clear(struct scsi_nexus *nx)
 {
 	struct scsi_lun_map *old = nx->map;
+
+	/* The I_T nexus ends: so do its SPC-2 reservations. */
+	for (unsigned i = 0; old && i < old->n; i++)
+		if (old->ent[i].lu)
+			scsi_pr_nexus_gone(old->ent[i].lu, nx);
 
 	nx->map = NULL;
 	scsi_lun_map_free(old);

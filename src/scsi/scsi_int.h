@@ -118,6 +118,23 @@ void spc_exec_maint_in(struct scsi_cmd *cmd);
 size_t scsi_rsoc_count(void);
 void scsi_rsoc_entry(size_t i, uint8_t *op, uint16_t *sa, bool *servactv);
 
+/* --- pr.c: persistent reservations, RESERVE / RELEASE 6/10 --- */
+/* 1 with RESERVATION CONFLICT set when cmd may not run; called only
+ * while lu->reserved. */
+int scsi_pr_check(struct scsi_cmd *cmd);
+void scsi_pr_restore(struct scsi_lu *lu);      /* APTPL state, at create */
+void scsi_pr_free(struct scsi_lu *lu);
+/* The I_T nexus ended: its SPC-2 reservation goes with it. */
+void scsi_pr_nexus_gone(struct scsi_lu *lu, const struct scsi_nexus *nx);
+/* LUN reset / power on (lu->lock held): SPC-2 reservations end. */
+void scsi_pr_reset_locked(struct scsi_lu *lu);
+int spc_prepare_reserve(struct scsi_cmd *cmd);
+void spc_exec_reserve(struct scsi_cmd *cmd);
+int spc_prepare_pr_in(struct scsi_cmd *cmd);
+void spc_exec_pr_in(struct scsi_cmd *cmd);
+int spc_prepare_pr_out(struct scsi_cmd *cmd);
+void spc_exec_pr_out(struct scsi_cmd *cmd);
+
 /* --- sbc.c --- */
 int sbc_prepare_rw(struct scsi_cmd *cmd);
 void sbc_exec_rw(struct scsi_cmd *cmd);
