@@ -492,12 +492,16 @@ static int group_load(struct shell *sh, struct node *n, const char *group,
 	if (table) {
 		json_array_foreach(table, i, e) {
 			const char *nm = json_str(e, "name");
+			const char *ds = json_str(e, "description");
 
+			/* configshell's default description. */
+			snprintf(d, sizeof(d), "The %s %s parameter.",
+				 nm ? nm : "", group);
 			if (nm)
 				gset_add(g, nm,
 					 !strcmp(kind, "tpg_parameter") ?
 					 "string" : "number",
-					 json_str(e, "description"),
+					 ds && *ds ? ds : d,
 					 json_flag(e, "ro") ||
 					 (n->type == N_ACL &&
 					  !strcmp(group, "parameter")));
@@ -507,7 +511,7 @@ static int group_load(struct shell *sh, struct node *n, const char *group,
 		struct gparam *gp = gset_find(g, k);
 
 		if (!gp) {
-			snprintf(d, sizeof(d), "The %s %s.", k, group);
+			snprintf(d, sizeof(d), "The %s %s parameter.", k, group);
 			gp = gset_add(g, k, !strcmp(group, "parameter") ?
 				      "string" : "number", d,
 				      n->type == N_ACL &&

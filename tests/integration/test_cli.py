@@ -1,0 +1,343 @@
+"""utargetcli against a live utargetd (issue 5): one-shot and batch modes build a whole
+tree; messages, `ls` shapes, errors with exit codes, get/set groups, saveconfig, globals
+kept per user; and one interactive session through tmux (completion, `cd <`, history).
+
+The daemon needs a portal to be "up" (uthelpers.Daemon waits for it), so every test starts
+from the sentinel target of the config fixture and builds its own objects beside it.
+New targets get no default portal (set global auto_add_default_portal=false): 0.0.0.0:3260
+may belong to someone else on a shared machine.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+
+import uthelpers as ut
+from uthelpers import MiB
+
+REPO = ut.__file__ and os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(ut.__file__))))
+WWN = "iqn.2003-01.org.linux-iscsi.cli:t2"
+INIT = "iqn.1994-05.com.redhat:client"
+TPG = "/iscsi/%s/tpg1" % WWN
+
+
+def _cli_path():
+    p = os.environ.get("UTARGETCLI") or os.path.join(REPO, "build", "utargetcli")
+    return p if os.path.isabs(p) else os.path.join(REPO, p)
+
+
+@pytest.fixture(scope="session")
+def cli_bin():
+    p = _cli_path()
+    if not os.access(p, os.X_OK):
+        pytest.fail("utargetcli not built: %s (run `make`)" % p, pytrace=False)
+    return p
+
+
+@pytest.fixture
+def shell(config, utarget, workdir, cli_bin):
+    """(daemon, run) where run(*args, input=None) runs utargetcli one-shot (args) or batch
+    (input) against the daemon with a private UTARGETCLI_HOME."""
+    rd = config.ramdisk("sentinel", size=4 * MiB)
+    config.target().tpg().lun(0, rd)
+    d = utarget(config)
+    home = os.path.join(str(workdir), "clihome")
+    env = {"UTARGET_SOCKET": d.sock, "UTARGETCLI_HOME": home, "TERM": "dumb",
+           "ASAN_OPTIONS": "detect_leaks=1"}
+
+    def run(*args, input=None):
+        res = ut.run([cli_bin] + list(args), env=env, input=input, timeout=60)
+        assert "AddressSanitizer" not in res.stderr and "runtime error:" not in res.stderr, \
+            ut.describe(res, d)
+        return res
+
+    res = run("set", "global", "auto_add_default_portal=false")
+    assert res.returncode == 0, ut.describe(res, d)
+    return d, run
+
+
+def ok(res, d=None):
+    assert res.returncode == 0 and res.stderr == "", ut.describe(res, d)
+    return res.stdout
+
+
+def failed(res, words, d=None):
+    assert res.returncode == 1, ut.describe(res, d)
+    for w in words:
+        assert w in res.stderr, ut.describe(res, d)
+    return res.stderr
+
+
+def build_script(workdir, port):
+    img = os.path.join(str(workdir), "disk1.img")
+    return img, "\n".join([
+        "/backstores/fileio create disk1 %s 8M" % img,
+        "/backstores/ramdisk create rd1 4M",
+        "/iscsi create %s" % WWN,
+        "cd %s" % TPG,
+        "luns/ create /backstores/ramdisk/rd1",
+        "luns/ create /backstores/fileio/disk1 lun=3",
+        "portals/ create 127.0.0.1",
+        "portals/ delete 127.0.0.1 3260",
+        "portals/ create 127.0.0.1 %d" % (port + 1),
+        "acls/ create %s" % INIT,
+        "cd acls/%s" % INIT,
+        "create 7 lun3 write_protect=true",
+        "pwd",
+        "cd /",
+        "",
+    ])
+
+
+def test_batch_builds_whole_tree_with_targetcli_messages(shell, workdir, port):
+    d, run = shell
+    img, script = build_script(workdir, port)
+    out = ok(run(input=script), d)
+    assert out.splitlines() == [
+        "Created fileio disk1 with size %d" % (8 * MiB),
+        "Created ramdisk rd1 with size 4M.",
+        "Created target %s." % WWN,
+        "Created TPG 1.",
+        "Created LUN 0.",
+        "Created LUN 3.",
+        "Using default IP port 3260",
+        "Created network portal 127.0.0.1:3260.",
+        "Deleted network portal 127.0.0.1:3260",
+        "Created network portal 127.0.0.1:%d." % (port + 1),
+        "Created Node ACL for %s" % INIT,
+        "Created mapped LUN 0.",
+        "Created mapped LUN 3.",
+        "Created Mapped LUN 7.",
+        "%s/acls/%s" % (TPG, INIT),
+    ]
+    # The tree, in targetcli's shape: 80 columns when stdout is not a tty.
+    tree = ok(run("ls", "/iscsi/" + WWN), d).splitlines()
+    # (a status too long for the width gets no dots, as in configshell)
+    assert all(len(line) == 80 or " .. " not in line for line in tree), "\n".join(tree)
+    dots = lambda line: re.sub(r" \.* \[", " ... [", line)
+    assert [dots(line) for line in tree] == [
+        "o- %s ... [TPGs: 1]" % WWN,
+        "  o- tpg1 ... [no-gen-acls, no-auth]",
+        "    o- acls ... [ACLs: 1]",
+        "    | o- %s ... [Mapped LUNs: 3]" % INIT,
+        "    |   o- mapped_lun0 ... [lun0 ramdisk/rd1 (rw)]",
+        "    |   o- mapped_lun3 ... [lun3 fileio/disk1 (rw)]",
+        "    |   o- mapped_lun7 ... [lun3 fileio/disk1 (ro)]",
+        "    o- luns ... [LUNs: 2]",
+        "    | o- lun0 ... [ramdisk/rd1 (default_tg_pt_gp)]",
+        "    | o- lun3 ... [fileio/disk1 (%s) (default_tg_pt_gp)]" % img,
+        "    o- portals ... [Portals: 1]",
+        "      o- 127.0.0.1:%d ... [OK]" % (port + 1),
+    ]
+    top = ok(run("ls", "/", "1"), d).splitlines()
+    assert top[0] == "o- / " + "." * 69 + " [...]"
+    assert top[1].startswith("  o- backstores ..") and top[1].endswith(" [...]")
+    assert top[2].startswith("  o- iscsi ..") and top[2].endswith(" [Targets: 2]")
+    bs = ok(run("ls", "/backstores/fileio"), d)
+    assert re.search(r"o- disk1 \.* ?\[%s \(8\.0MiB\) write-back activated\]" % re.escape(img), bs)
+    assert "o- alua" in bs and "[ALUA Groups: 1]" in bs
+    rd = ok(run("ls", "/backstores/ramdisk", "1"), d)
+    assert re.search(r"o- rd1 \.+ \[\(4\.0MiB\) activated\]", rd)
+    # Children sort with numbers compared numerically (lun2 before lun10).
+    for n in (2, 10, 1):
+        ok(run("/backstores/ramdisk", "create", "r%d" % n, "1M"), d)
+        ok(run("%s/luns" % TPG, "create", "/backstores/ramdisk/r%d" % n, "lun%d" % n,
+               "add_mapped_luns=false"), d)
+    luns = [l.split()[1] for l in ok(run("ls", TPG + "/luns"), d).splitlines()[1:]]
+    assert luns == ["lun0", "lun1", "lun2", "lun3", "lun10"]
+    # Deleting by name or number both work.
+    assert ok(run("%s/luns" % TPG, "delete", "lun10"), d) == "Deleted LUN 10.\n"
+    assert ok(run("%s/luns" % TPG, "delete", "2"), d) == "Deleted LUN 2.\n"
+
+
+def test_one_shot_errors_go_to_stderr_with_status_1(shell):
+    d, run = shell
+    ok(run("/backstores/ramdisk", "create", "r0", "1M"), d)
+    ok(run("/iscsi", "create", WWN), d)
+    # bad WWN, duplicate, missing object: the daemon's words, exit 1, nothing on stdout
+    for args in (["/iscsi", "create", "iqn.bad_wwn"],
+                 ["/iscsi", "create", WWN],
+                 ["/backstores/ramdisk", "create", "r0", "1M"],
+                 ["/backstores/fileio", "delete", "nosuch"],
+                 ["/iscsi", "delete", "iqn.2003-01.org.linux-iscsi.cli:none"],
+                 ["%s/luns" % TPG, "delete", "lun9"]):
+        res = run(*args)
+        assert res.returncode == 1 and res.stdout == "" and res.stderr.strip(), \
+            ut.describe(res, d)
+    failed(run("/nope", "ls"), ["No such path /nope"], d)
+    failed(run("frobnicate"), ["Command not found frobnicate"], d)
+    failed(run("/backstores/ramdisk", "create", "r1"), ["Missing required parameter size"], d)
+    failed(run("/backstores/ramdisk", "create", "r1", "1M", "bogus=1"),
+           ["Unexpected keyword parameter 'bogus'."], d)
+    failed(run("ls", "/", "1", "2"), ["Got 3 positionnal parameters, expected at most 2."], d)
+    failed(run("/backstores/ramdisk", "create", "r1", "lots"),
+           ["Cannot interpret size, wrong format: lots"], d)
+    failed(run("%s/luns" % TPG, "create", "/backstores/ramdisk/nosuch"),
+           ["Invalid storage object /backstores/ramdisk/nosuch."], d)
+    failed(run("clearconfig"), ["As a precaution, confirm=True needs to be set"], d)
+    # Batch: the failing line reports, the others still run; the status is 1.
+    res = run(input="/iscsi create iqn.bad_wwn\n/backstores/ramdisk create r2 1M\n")
+    assert res.returncode == 1 and "Created ramdisk r2 with size 1M." in res.stdout, \
+        ut.describe(res, d)
+
+
+def test_get_set_groups_auth_and_secrets(shell):
+    d, run = shell
+    ok(run("/iscsi", "create", WWN), d)
+    out = ok(run(TPG, "set", "attribute", "authentication=0", "demo_mode_write_protect=0",
+                 "generate_node_acls=1", "cache_dynamic_acls=1"), d)
+    assert out.splitlines() == ["Parameter authentication is now '0'.",
+                                "Parameter demo_mode_write_protect is now '0'.",
+                                "Parameter generate_node_acls is now '1'.",
+                                "Parameter cache_dynamic_acls is now '1'."]
+    assert ok(run(TPG, "get", "attribute", "generate_node_acls"), d) == "generate_node_acls=1 \n"
+    assert "[gen-acls, no-auth]" in ok(run("ls", TPG, "0"), d)
+    full = ok(run(TPG, "get", "attribute"), d)
+    assert full.startswith("ATTRIBUTE CONFIG GROUP\n======================\n")
+    assert "\nlogin_timeout=15\n----------------\n" in full
+    failed(run(TPG, "set", "attribute", "login_timeout=99"), [], d)
+    failed(run(TPG, "set", "attribute", "nosuch=1"),
+           ["Unknown parameter nosuch in group 'attribute'."], d)
+    failed(run(TPG, "get", "nogroup"), ["Unknown configuration group: nogroup"], d)
+    out = ok(run(TPG, "set", "parameter", "MaxConnections=2"), d)
+    assert out == "Parameter MaxConnections is now '2'.\n"
+
+    ok(run("%s/acls" % TPG, "create", INIT), d)
+    acl = "%s/acls/%s" % (TPG, INIT)
+    # A short secret warns (stderr) and is still accepted.
+    res = run(acl, "set", "auth", "userid=x", "password=short")
+    assert res.returncode == 0, ut.describe(res, d)
+    assert res.stdout.splitlines() == ["Parameter userid is now 'x'.",
+                                       "Parameter password is now 'short'."]
+    assert "password is 5 bytes" in res.stderr
+    res = run(acl, "set", "auth", "mutual_userid=m", "mutual_password=0123456789abcd")
+    assert res.returncode == 0 and res.stderr == "", ut.describe(res, d)
+    assert ok(run(acl, "get", "auth", "userid", "password"), d) == "userid=x \npassword=short \n"
+    assert "authenticate_target=true [ro]\n" in ok(run(acl, "get", "auth"), d)
+    ok(run(TPG, "set", "attribute", "authentication=1", "generate_node_acls=0"), d)
+    tree = ok(run("ls", TPG), d)
+    assert "[no-gen-acls, auth per-acl]" in tree and "[mutual auth, Mapped LUNs: 0]" in tree
+    assert "short" not in tree and "0123456789abcd" not in tree
+    # discovery_auth on /iscsi
+    out = ok(run("/iscsi", "set", "discovery_auth", "enable=1", "userid=du",
+                 "password=discovery123"), d)
+    assert out.splitlines() == ["Parameter enable is now 'true'.",
+                                "Parameter userid is now 'du'.",
+                                "Parameter password is now 'discovery123'."]
+    assert "[1-way disc auth, Targets: 2]" in ok(run("ls", "/", "1"), d)
+    assert ok(run("/iscsi", "get", "discovery_auth", "userid"), d) == "userid=du \n"
+
+
+def test_saveconfig_writes_the_file(shell, workdir):
+    d, run = shell
+    ok(run("/backstores/ramdisk", "create", "r0", "1M"), d)
+    ok(run("/iscsi", "create", WWN), d)
+    ok(run("%s/luns" % TPG, "create", "/backstores/ramdisk/r0"), d)
+    out = ok(run("saveconfig", "saved.json"), d)  # relative to our cwd, not the daemon's
+    target = os.path.join(os.getcwd(), "saved.json")
+    try:
+        assert out.splitlines()[-1] == "Configuration saved to %s" % target
+        with open(target) as f:
+            cfg = json.load(f)
+        assert WWN in [t["wwn"] for t in cfg["targets"]]
+        assert "r0" in [so["name"] for so in cfg["storage_objects"]]
+    finally:
+        if os.path.exists(target):
+            os.unlink(target)
+    out = ok(run("saveconfig", os.path.join(str(workdir), "s2.json")), d)
+    assert "Configuration saved to %s" % os.path.join(str(workdir), "s2.json") in out
+    assert os.path.isfile(os.path.join(str(workdir), "s2.json"))
+    # restore refuses over a live config unless clear_existing
+    failed(run("restoreconfig", os.path.join(str(workdir), "s2.json")), [], d)
+    out = ok(run("restoreconfig", os.path.join(str(workdir), "s2.json"),
+                 "clear_existing=true"), d)
+    assert out.startswith("Configuration restored from ")
+    failed(run("restoreconfig", "/nonexistent.json"), ["Restore file /nonexistent.json not found"], d)
+
+
+def test_navigation_history_bookmarks_and_globals(shell, workdir):
+    d, run = shell
+    ok(run("/iscsi", "create", WWN), d)
+    out = ok(run(input="cd /iscsi\n%s\npwd\ncd <\npwd\ncd >\nbookmarks add tp\ncd /\n"
+                       "cd @tp\npwd\n..\npwd\n" % TPG), d)
+    assert out.splitlines() == [
+        TPG, "Taking you back to /iscsi.", "/iscsi", "Taking you back to %s." % TPG,
+        "Bookmarked %s as tp." % TPG, TPG, "/iscsi/" + WWN]
+    # Globals persist per user (UTARGETCLI_HOME), as targetcli's prefs do.
+    assert ok(run("set", "global", "auto_cd_after_create=true", "tree_round_nodes=false"), d) \
+        == "Parameter auto_cd_after_create is now 'true'.\n" \
+           "Parameter tree_round_nodes is now 'false'.\n"
+    assert ok(run("get", "global", "auto_cd_after_create"), d) == "auto_cd_after_create=true \n"
+    assert os.path.isfile(os.path.join(str(workdir), "clihome", "prefs.json"))
+    assert ok(run("ls", "/", "0")).startswith("+- / ")
+    out = ok(run(input="/backstores/ramdisk create r9 1M\npwd\n"), d)
+    assert out.splitlines() == ["Created ramdisk r9 with size 1M.",
+                                "Entering new node /backstores/ramdisk/r9",
+                                "/backstores/ramdisk/r9"]
+    failed(run("set", "global", "color_mode=maybe"),
+           ["Not setting color_mode! Syntax error, 'maybe' is not true|false."], d)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
+def test_interactive_completion_history_and_cd_back(shell, workdir, cli_bin):
+    d, run = shell
+    ok(run("/iscsi", "create", WWN), d)
+    sess = "utcli%d" % os.getpid()
+    home = os.path.join(str(workdir), "clihome")
+    cmd = "env UTARGET_SOCKET=%s UTARGETCLI_HOME=%s TERM=xterm %s" % (d.sock, home, cli_bin)
+
+    def tmux(*a):
+        return subprocess.run(["tmux"] + list(a), capture_output=True, text=True, timeout=20)
+
+    def screen():
+        return tmux("capture-pane", "-p", "-t", sess).stdout
+
+    def wait_for(text, timeout=15):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            s = screen()
+            if text in s:
+                return s
+            time.sleep(0.1)
+        raise AssertionError("%r not on the screen:\n%s" % (text, screen()))
+
+    assert tmux("new-session", "-d", "-s", sess, "-x", "120", "-y", "40", cmd).returncode == 0
+    try:
+        wait_for("/>")
+        tmux("send-keys", "-t", sess, "cd /isc", "Tab")
+        wait_for("cd /iscsi/")
+        tmux("send-keys", "-t", sess, "Enter")
+        wait_for("/iscsi>")
+        tmux("send-keys", "-t", sess, "cd iqn.2003-01.org.linux-iscsi.c", "Tab")
+        wait_for("cd iqn.2003-01.org.linux-iscsi.cli:t2/")
+        tmux("send-keys", "-t", sess, "Enter")
+        wait_for("/iscsi/iqn.20...-iscsi.cli:t2>")      # prompt shortened to prompt_length 30
+        tmux("send-keys", "-t", sess, "tp", "Tab")
+        wait_for("tpg1/")
+        tmux("send-keys", "-t", sess, " set attr", "Tab")
+        wait_for("tpg1/ set attribute")
+        tmux("send-keys", "-t", sess, "login_t", "Tab")
+        wait_for("set attribute login_timeout=")
+        tmux("send-keys", "-t", sess, "20", "Enter")
+        wait_for("Parameter login_timeout is now '20'.")
+        tmux("send-keys", "-t", sess, "cd <", "Enter")
+        wait_for("Taking you back to /iscsi.")
+        tmux("send-keys", "-t", sess, "Up", "Enter")   # history: `cd <` again
+        wait_for("Taking you back to /.")
+        tmux("send-keys", "-t", sess, "set global auto_save_on_exit=false", "Enter")
+        wait_for("auto_save_on_exit is now 'false'")
+        tmux("send-keys", "-t", sess, "exit", "Enter")
+        end = time.monotonic() + 10
+        while tmux("has-session", "-t", sess).returncode == 0 and time.monotonic() < end:
+            time.sleep(0.1)
+    finally:
+        tmux("kill-session", "-t", sess)
+    with open(os.path.join(home, "history.txt")) as f:
+        hist = f.read()
+    assert "cd <" in hist and "set attribute login_timeout=20" in hist
