@@ -437,6 +437,15 @@ int iscsi_tpg_param_set(struct iscsi_tpg_params *p, const char *name,
 
 	switch (d->kind) {
 	case VK_NUM:
+		if (i == ITK_ERRORRECOVERYLEVEL && !num_value(d, value, &num) &&
+		    num > 0) {
+			/* offering more than we implement would let an
+			 * initiator rely on recovery we never do */
+			set_err(err, errlen,
+				"ErrorRecoveryLevel %u is not supported: utarget implements level 0",
+				num);
+			return -EINVAL;
+		}
 		if (num_value(d, value, &num)) {
 			set_err(err, errlen,
 				"Invalid value '%.64s' for parameter %s: must be a number from %u to %u",

@@ -352,14 +352,22 @@ static void test_min(void **state)
 	iscsi_text_reset(&c->out);
 	iscsi_neg_init(&c->n, &c->tpg, &c->sp, true);
 	tpg_set(c, "MaxConnections", "8");
-	tpg_set(c, "ErrorRecoveryLevel", "2");
+	/* a TPG may not offer more than level 0: we implement only that */
+	{
+		char err[256];
+
+		assert_int_equal(iscsi_tpg_param_set(&c->tpg, "ErrorRecoveryLevel",
+						     "2", err, sizeof(err)),
+				 -EINVAL);
+		assert_non_null(strstr(err, "not supported"));
+	}
 	tpg_set(c, "MaxOutstandingR2T", "16");
 	expect(c, "MaxConnections", "4", "4");
-	expect(c, "ErrorRecoveryLevel", "1", "1");
+	expect(c, "ErrorRecoveryLevel", "1", "0");
 	expect(c, "MaxOutstandingR2T", "65535", "16");
 	expect(c, "MaxBurstLength", "1048576", "262144");
 	assert_int_equal(c->sp.max_connections, 4);
-	assert_int_equal(c->sp.erl, 1);
+	assert_int_equal(c->sp.erl, 0);
 	assert_int_equal(c->sp.max_outstanding_r2t, 16);
 	assert_int_equal(c->sp.max_burst, 262144);
 }
@@ -897,7 +905,7 @@ static void test_tpg_param_set(void **state)
 					     sizeof(err)), 0);
 	assert_int_equal(iscsi_tpg_param_set(&p, "OFMarkInt", "Reject", err,
 					     sizeof(err)), 0);
-	assert_int_equal(iscsi_tpg_param_set(&p, "ErrorRecoveryLevel", "2", err,
+	assert_int_equal(iscsi_tpg_param_set(&p, "ErrorRecoveryLevel", "0", err,
 					     sizeof(err)), 0);
 
 	memcpy(&before, &p, sizeof(p));
