@@ -15,7 +15,7 @@ CLI_LIBS := -ljansson -lreadline
 CORE_DIRS := src/util src/io src/backstore src/scsi src/iscsi src/control
 CORE_SRCS := $(sort $(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.c)))
 DAEMON_SRCS := $(wildcard src/daemon/*.c)
-CLI_SRCS := $(wildcard src/cli/*.c) src/util/log.c
+CLI_SRCS := $(wildcard src/cli/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 
 obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
@@ -26,6 +26,9 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 .PHONY: all run check deps clean sanitize unit integration clang-check
 all: $(BUILD)/utargetd $(BUILD)/utargetcli
+
+# libutarget (.so and .a) and utargetcli's link on it
+include src/lib/lib.mk
 
 deps:
 	@scripts/deps.sh build

@@ -328,7 +328,12 @@ int ctl_config_save(const char *file, unsigned max_backups, char *bdir,
 		free(text);
 		return rc;
 	}
-	bdir[0] = 0;
+	{
+		char d2[PATH_MAX];
+
+		snprintf(d2, sizeof(d2), "%s", file);
+		snprintf(bdir, bdirlen, "%s/backup", dirname(d2));
+	}
 	old = read_file(file, &oldlen);
 	if (old && (oldlen != len + 1 || memcmp(old, text, len)))
 		backup_old(file, max_backups, bdir, bdirlen);
