@@ -393,6 +393,29 @@ static json_t *m_describe(json_t *p, struct rpc_error *e)
 		return describe_tab(ctl_so_attrs, &d);
 	}
 	if (!strcmp(kind, "tpg_parameter")) {
+		static const char *const desc[ITK__COUNT] = {
+			[ITK_AUTHMETHOD] = "Authentication methods offered (CHAP, None)",
+			[ITK_HEADERDIGEST] = "Header digests offered (CRC32C, None)",
+			[ITK_DATADIGEST] = "Data digests offered (CRC32C, None)",
+			[ITK_MAXCONNECTIONS] = "Connections per session",
+			[ITK_TARGETALIAS] = "Alias the target declares at login",
+			[ITK_INITIALR2T] = "Wait for R2T before sending write data",
+			[ITK_IMMEDIATEDATA] = "Write data may ride in the command PDU",
+			[ITK_MAXRECVDATASEGMENTLENGTH] = "Largest data segment the target receives",
+			[ITK_MAXXMITDATASEGMENTLENGTH] = "Largest data segment the target sends",
+			[ITK_MAXBURSTLENGTH] = "Largest solicited data sequence",
+			[ITK_FIRSTBURSTLENGTH] = "Largest unsolicited data",
+			[ITK_DEFAULTTIME2WAIT] = "Seconds to wait before reconnecting",
+			[ITK_DEFAULTTIME2RETAIN] = "Seconds task state is kept after a connection loss",
+			[ITK_MAXOUTSTANDINGR2T] = "R2Ts outstanding per command",
+			[ITK_DATAPDUINORDER] = "Data PDUs in order",
+			[ITK_DATASEQUENCEINORDER] = "Data sequences in order",
+			[ITK_ERRORRECOVERYLEVEL] = "Error recovery level (0 only)",
+			[ITK_IFMARKER] = "Obsolete (RFC 7143): always No",
+			[ITK_OFMARKER] = "Obsolete (RFC 7143): always No",
+			[ITK_IFMARKINT] = "Obsolete (RFC 7143)",
+			[ITK_OFMARKINT] = "Obsolete (RFC 7143)",
+		};
 		struct iscsi_tpg_params d;
 		json_t *arr = json_array();
 		int k;
@@ -400,9 +423,10 @@ static json_t *m_describe(json_t *p, struct rpc_error *e)
 		iscsi_tpg_params_default(&d);
 		for (k = 0; k < ITK__COUNT; k++)
 			json_array_append_new(arr, json_pack(
-				"{s:s, s:s, s:b, s:b}", "name",
+				"{s:s, s:s, s:b, s:b, s:s}", "name",
 				iscsi_tpg_key_name(k), "default", d.val[k],
-				"ro", 0, "honoured", 1));
+				"ro", 0, "honoured", 1, "description",
+				desc[k] ? desc[k] : ""));
 		return arr;
 	}
 	return fail(e, RPC_INVALID_PARAMS,
