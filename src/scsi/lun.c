@@ -39,6 +39,35 @@ void scsi_lu_attrs_default(struct scsi_lu_attrs *a, const struct bs_dev *bs)
 	a->queue_depth = 128;
 }
 
+/* Every live LU, for EXTENDED COPY to find a copy target by its NAA
+ * designator (xcopy.c). */
+static pthread_mutex_t lu_reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct list_head lu_registry = { &lu_registry, &lu_registry };
+
+struct scsi_lu *scsi_lu_find_naa(const uint8_t naa[16])
+{
+	struct scsi_lu *lu, *found = NULL;
+	uint8_t d[16];
+
+	pthread_mutex_lock(&lu_reg_lock);
+	list_for_each_entry(lu, &lu_registry, reg_link) {
+		int ref = atomic_load(&lu->refcnt);
+
+		scsi_lu_naa(lu, d);
+		if (memcmp(d, naa, 16) != 0)
+			continue;
+		/* an LU on its way out (refcnt 0) is not found */
+		while (ref > 0 && !atomic_compare_exchange_weak(&lu->refcnt,
+								&ref, ref + 1))
+			;
+		if (ref > 0)
+			found = lu;
+		break;
+	}
+	pthread_mutex_unlock(&lu_reg_lock);
+	return found;
+}
+
 static bool valid_block_size(uint32_t bs)
 {
 	/* SBC-3 allows any length; initiators (Linux sd) want a power of two
@@ -88,6 +117,9 @@ struct scsi_lu *scsi_lu_create(struct bs_dev *bs, const char *name,
 	atomic_init(&lu->refcnt, 1);
 	atomic_init(&lu->reserved, false);
 	scsi_pr_restore(lu);
+	pthread_mutex_lock(&lu_reg_lock);
+	list_add_tail(&lu->reg_link, &lu_registry);
+	pthread_mutex_unlock(&lu_reg_lock);
 	return lu;
 }
 
@@ -100,8 +132,12 @@ static void lu_destroy(struct scsi_lu *lu)
 {
 	if (!list_empty(&lu->nexus_ents))
 		log_err("storage object %s freed while mapped", lu->name);
+	pthread_mutex_lock(&lu_reg_lock);
+	list_del(&lu->reg_link);
+	pthread_mutex_unlock(&lu_reg_lock);
 	bs_close(lu->bs);
 	scsi_pr_free(lu);
+	scsi_xcopy_free(lu);
 	pthread_mutex_destroy(&lu->cmp_lock);
 	pthread_mutex_destroy(&lu->lock);
 	free(lu);

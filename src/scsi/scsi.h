@@ -128,6 +128,7 @@ struct scsi_lu {
 	struct scsi_pr *pr;
 	atomic_bool reserved;
 	struct list_head reg_link; /* global LU registry (lun.c), by wwn */
+	struct scsi_xcopy *xcopy;  /* EXTENDED COPY results (xcopy.c), under lock */
 };
 
 /* Target port as SPC-4 names it, for VPD 0x83 and PR. */

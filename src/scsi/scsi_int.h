@@ -135,6 +135,22 @@ void spc_exec_pr_in(struct scsi_cmd *cmd);
 int spc_prepare_pr_out(struct scsi_cmd *cmd);
 void spc_exec_pr_out(struct scsi_cmd *cmd);
 
+/* --- xcopy.c: EXTENDED COPY, RECEIVE COPY RESULTS, VPD 0x8F --- */
+int spc_prepare_xcopy(struct scsi_cmd *cmd);
+void spc_exec_xcopy(struct scsi_cmd *cmd);
+int spc_prepare_rcr(struct scsi_cmd *cmd);
+void spc_exec_rcr(struct scsi_cmd *cmd);
+size_t scsi_vpd_3pc(const struct scsi_lu *lu, uint8_t *b);
+void scsi_xcopy_free(struct scsi_lu *lu);
+
+/* --- spc.c --- */
+/* The LU's NAA IEEE Registered Extended designator (VPD 0x83). */
+void scsi_lu_naa(const struct scsi_lu *lu, uint8_t d[16]);
+
+/* --- lun.c: registry of live LUs --- */
+/* The LU whose NAA designator is naa, with a reference; NULL if none. */
+struct scsi_lu *scsi_lu_find_naa(const uint8_t naa[16]);
+
 /* --- sbc.c --- */
 int sbc_prepare_rw(struct scsi_cmd *cmd);
 void sbc_exec_rw(struct scsi_cmd *cmd);

@@ -71,6 +71,8 @@ static bool vpd_supported(const struct scsi_lu *lu, uint8_t page)
 		return lu != NULL;
 	case 0xb2:
 		return lu && (scsi_lu_tpu(lu) || scsi_lu_tpws(lu));
+	case 0x8f:
+		return lu && lu->attrs.emulate_3pc;
 	default:
 		return false;
 	}
@@ -109,6 +111,8 @@ static size_t inquiry_std(const struct scsi_cmd *cmd, uint8_t *b)
 	b[3] = 0x02 | 0x10;         /* response data format 2, HISUP */
 	b[4] = INQ_STD_LEN - 5;     /* ADDITIONAL LENGTH */
 	b[7] = 0x02;                /* CMDQUE: full task management model */
+	if (lu && lu->attrs.emulate_3pc && scsi_op_dispatched(0x83))
+		b[5] |= 0x08;       /* 3PC: EXTENDED COPY (xcopy.c) */
 	if (lu)
 		lu_product(lu, product, sizeof(product));
 	put_ascii(b + 8, SCSI_VENDOR, 8);
@@ -123,7 +127,7 @@ static size_t inquiry_std(const struct scsi_cmd *cmd, uint8_t *b)
 
 static size_t vpd_supported_pages(const struct scsi_cmd *cmd, uint8_t *b)
 {
-	static const uint8_t pages[] = { 0x00, 0x80, 0x83, 0x86,
+	static const uint8_t pages[] = { 0x00, 0x80, 0x83, 0x86, 0x8f,
 					 0xb0, 0xb1, 0xb2 };
 	size_t n = 4;
 
@@ -182,6 +186,11 @@ static void naa_6h(const char *wwn, uint8_t d[16])
 			hi = false;
 		}
 	}
+}
+
+void scsi_lu_naa(const struct scsi_lu *lu, uint8_t d[16])
+{
+	naa_6h(lu->wwn, d);
 }
 
 /* One designation descriptor (SPC-4 7.8.6.1). */
@@ -342,6 +351,7 @@ void spc_exec_inquiry(struct scsi_cmd *cmd)
 		case 0x86: n = vpd_extended_inquiry(cmd, b); break;
 		case 0xb0: n = vpd_block_limits(cmd, b); break;
 		case 0xb1: n = vpd_block_chars(cmd, b); break;
+		case 0x8f: n = scsi_vpd_3pc(cmd->lu, b); break;
 		default: n = vpd_lbp(cmd, b); break;
 		}
 		b[0] = cmd->lu ? 0x00 : 0x7f;
