@@ -98,7 +98,9 @@ static void text_send_chunk(struct iscsi_conn *c)
 		c->text_ttt = ISCSI_RSVD_TAG;
 	}
 	put_be32(b + BHS_TTT, c->text_ttt);
-	iscsi_conn_send_simple(c, b, c->text_out.buf + c->text_off, n, true);
+	/* an empty answer has no buffer at all */
+	iscsi_conn_send_simple(c, b, n ? c->text_out.buf + c->text_off : NULL,
+			       n, true);
 	c->text_off += n;
 	if (!more) {
 		iscsi_text_reset(&c->text_out);
