@@ -1,0 +1,141 @@
+#!/bin/bash
+# libiscsi's conformance suite against utargetd (issue 7).
+#
+#   scripts/conformance.sh [UTARGETD] [TEST-SPEC]
+#
+# Starts a daemon (default build/san/utargetd when it exists, else
+# build/utargetd; or $UTARGETD) on a free port with a writable thin fileio
+# LUN in a temporary directory, demo mode and two portals of one TPG
+# (127.0.0.1 and 127.0.0.2) for the MultipathIO tests, runs
+# `iscsi-test-cu -d` over TEST-SPEC (default ALL) with the multipath URL,
+# and prints Ran / Passed / Failed / Skipped. CUnit counts a skipped test as
+# passed; here a test whose output contains "[SKIPPED]" counts as skipped.
+# Every failed or skipped test is named. Exits non-zero on any failure (or
+# when the daemon dies, or a sanitizer reports anything).
+set -u
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+daemon=${1:-${UTARGETD:-}}
+spec=${2:-ALL}
+if [ -z "$daemon" ]; then
+	if [ -x "$here/build/san/utargetd" ]; then
+		daemon=$here/build/san/utargetd
+	else
+		daemon=$here/build/utargetd
+	fi
+fi
+if [ ! -x "$daemon" ]; then
+	echo "conformance: $daemon not built (make, or make sanitize)" >&2
+	exit 2
+fi
+if ! command -v iscsi-test-cu >/dev/null; then
+	echo "conformance: iscsi-test-cu missing (Debian libiscsi-bin)" >&2
+	exit 2
+fi
+
+tmp=$(mktemp -d /tmp/utarget-conformance.XXXXXX)
+pid=
+cleanup() {
+	if [ -n "$pid" ]; then
+		kill "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+iqn=iqn.2003-01.org.linux-iscsi.utarget:conformance
+cat >"$tmp/cfg.json" <<EOF
+{"fabric_modules": [],
+ "storage_objects": [{"name": "conf0", "plugin": "fileio", "dev": "$tmp/conf0.img",
+   "size": 134217728, "write_back": true, "sparse": true,
+   "attributes": {"emulate_tpu": 1, "emulate_tpws": 1}}],
+ "targets": [{"fabric": "iscsi", "wwn": "$iqn",
+   "tpgs": [{"tag": 1, "enable": true,
+     "attributes": {"authentication": 0, "generate_node_acls": 1,
+                    "demo_mode_write_protect": 0},
+     "parameters": {},
+     "luns": [{"index": 0, "storage_object": "/backstores/fileio/conf0"}],
+     "portals": [{"ip_address": "127.0.0.1", "port": $port},
+                 {"ip_address": "127.0.0.2", "port": $port}],
+     "node_acls": []}]}]}
+EOF
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+"$daemon" -c "$tmp/cfg.json" -s "$tmp/sock" -f >"$tmp/daemon.log" 2>&1 &
+pid=$!
+for _ in $(seq 50); do
+	python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
+	sleep 0.1
+done
+
+url1=iscsi://127.0.0.1:$port/$iqn/0
+url2=iscsi://127.0.0.2:$port/$iqn/0
+echo "conformance: $daemon, iscsi-test-cu -d -t $spec $url1 $url2"
+# stdout unbuffered, so each test's messages stay next to its name
+stdbuf -o0 -e0 timeout 300 iscsi-test-cu -d -t "$spec" "$url1" "$url2" \
+	>"$tmp/suite.txt" 2>&1
+suite_rc=$?
+
+daemon_ok=1
+if ! kill -0 "$pid" 2>/dev/null; then
+	echo "conformance: the daemon died during the run" >&2
+	daemon_ok=0
+else
+	kill "$pid"
+	wait "$pid" 2>/dev/null
+fi
+pid=
+if grep -qE "ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:" "$tmp/daemon.log"; then
+	echo "conformance: sanitizer report from the daemon:" >&2
+	grep -A20 -E "ERROR: |runtime error:" "$tmp/daemon.log" | head -60 >&2
+	daemon_ok=0
+fi
+
+python3 - "$tmp/suite.txt" "$suite_rc" "$daemon_ok" <<'EOF'
+import re, sys
+
+text = open(sys.argv[1], errors="replace").read()
+suite_rc, daemon_ok = int(sys.argv[2]), sys.argv[3] == "1"
+token = re.compile(r"^Suite: (\S+)|^  Test: (.+?) \.\.\.|^Run Summary:", re.M)
+marks = list(token.finditer(text))
+results, suite = [], "?"
+for i, m in enumerate(marks):
+    if m.group(1):
+        suite = m.group(1)
+        continue
+    if not m.group(2):
+        break
+    end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
+    # The test's own output ends at CUnit's verdict: "passed" or "FAILED"
+    # right after "..." or at the start of a line; what follows belongs
+    # to the next test or to the suite's clean-up.
+    v = re.search(r"(?:^|\n|\.\.\.)(passed|FAILED)", text[m.end() - 3:end])
+    body = text[m.end():m.end() - 3 + v.start(1)] if v else text[m.end():end]
+    name = "%s.%s" % (suite, m.group(2))
+    if not v or v.group(1) == "FAILED":
+        results.append((name, "failed", ""))
+    elif "[SKIPPED]" in body:
+        why = re.search(r"\[SKIPPED\]\s*([^\n]*)", body).group(1).strip()
+        results.append((name, "skipped", why))
+    else:
+        results.append((name, "passed", ""))
+
+count = lambda s: sum(1 for r in results if r[1] == s)
+for name, state, why in results:
+    if state != "passed":
+        print("  %-8s %s%s" % (state.upper(), name, ("  (" + why + ")") if why else ""))
+print("Ran %d  Passed %d  Failed %d  Skipped %d"
+      % (len(results), count("passed"), count("failed"), count("skipped")))
+bad = count("failed") > 0 or not results or not daemon_ok or suite_rc not in (0,)
+sys.exit(1 if bad else 0)
+EOF
+rc=$?
+if [ $rc -ne 0 ]; then
+	echo "conformance: FAILED (suite output kept in $tmp.log)" >&2
+	cp "$tmp/suite.txt" "$tmp.log" 2>/dev/null
+	cat "$tmp/daemon.log" >>"$tmp.log" 2>/dev/null
+fi
+exit $rc
