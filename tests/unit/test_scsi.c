@@ -339,11 +339,12 @@ static void test_inquiry_vpd(void **state)
 	struct scsi_cmd cmd;
 	const uint8_t *d;
 
-	/* 0x00: supported pages, no B2 without thin provisioning */
+	/* 0x00: supported pages, no B2 without thin provisioning; 8F
+	 * (third-party copy) since emulate_3pc is on by default */
 	assert_int_equal(run(e, &cmd, cdb, 6, buf, sizeof(buf)), SAM_STAT_GOOD);
 	assert_int_equal(buf[1], 0x00);
-	assert_int_equal(get_be16(buf + 2), 6);
-	assert_memory_equal(buf + 4, "\x00\x80\x83\x86\xb0\xb1", 6);
+	assert_int_equal(get_be16(buf + 2), 7);
+	assert_memory_equal(buf + 4, "\x00\x80\x83\x86\x8f\xb0\xb1", 7);
 
 	/* 0x80: the unit serial is the wwn */
 	cdb[2] = 0x80;
