@@ -280,17 +280,24 @@ static json_t *m_save_config(json_t *p, struct rpc_error *e)
 {
 	bool bad = false;
 	const char *file = p_str(p, "file", false, e, &bad);
+	long long keep = ctl_settings.max_backup_files;
 	char bdir[4096], err[1024];
 
+	/* max_backup_files: the caller's (utargetcli's global of that name)
+	 * instead of the daemon's own setting, for this save only. */
+	p_int(p, "max_backup_files", &keep, false, e, &bad);
 	if (bad)
 		return NULL;
+	if (keep < 0 || keep > 1000)
+		return fail(e, RPC_INVALID_PARAMS,
+			    "Parameter max_backup_files must be 0 to 1000");
 	if (!file || !file[0])
 		file = ctl_settings.config_file;
-	if (ctl_config_save(file, ctl_settings.max_backup_files, bdir,
-			    sizeof(bdir), err, sizeof(err)))
+	if (ctl_config_save(file, (unsigned)keep, bdir, sizeof(bdir), err,
+			    sizeof(err)))
 		return fail(e, RPC_REFUSED, "%s", err);
 	return json_pack("{s:s, s:s, s:i}", "file", file, "backup_dir", bdir,
-			 "backups_kept", (int)ctl_settings.max_backup_files);
+			 "backups_kept", (int)keep);
 }
 
 static bool config_empty(void)
