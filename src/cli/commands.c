@@ -957,16 +957,36 @@ static int c_info(struct shell *sh, struct node *n, struct cli_args *a)
 
 static int c_saveconfig(struct shell *sh, struct node *n, struct cli_args *a)
 {
-	char file[PATH_MAX];
-	json_t *r;
+	char file[PATH_MAX], *end;
+	json_t *r, *p, *mb = pref(sh, "max_backup_files");
+	long long keep = 10;
+	int ret;
 
 	if (a->v[0])
 		abspath(a->v[0], file, sizeof(file));
-	if (ut_save_config(sh->ut, a->v[0] ? file : NULL, &r))
+	/* The global max_backup_files (a string, as in targetcli) goes to
+	 * the daemon, which keeps that many backups beside the file. */
+	if (json_is_integer(mb)) {
+		keep = json_integer_value(mb);
+	} else if (json_is_string(mb)) {
+		errno = 0;
+		keep = strtoll(json_string_value(mb), &end, 10);
+		if (errno || end == json_string_value(mb) || *end)
+			keep = -1;
+	}
+	if (keep < 0 || keep > 1000)
+		return cli_error(sh, "Invalid global max_backup_files: expected "
+				 "a number from 0 to 1000");
+	p = json_pack("{s:I}", "max_backup_files", (json_int_t)keep);
+	if (a->v[0])
+		json_object_set_new(p, "file", json_string(file));
+	ret = ut_call(sh->ut, "save_config", p, &r);
+	json_decref(p);
+	if (ret)
 		return cli_ut_error(sh);
 	if (json_str(r, "backup_dir"))
 		cli_info(sh, "Last %lld configs saved in %s.",
-			 pref_num(sh, "max_backup_files"),
+			 json_num(r, "backups_kept", keep),
 			 json_str(r, "backup_dir"));
 	cli_info(sh, "Configuration saved to %s",
 		 json_str(r, "file") ? json_str(r, "file") : file);
@@ -1306,20 +1326,118 @@ static int c_disable(struct shell *sh, struct node *n, struct cli_args *a)
 
 /* ---- LUNs, portals ------------------------------------------------------- */
 
-static int lun_create(struct shell *sh, struct node *n, const char *so_arg,
+/* rtslib-fb's StorageObjectFactory: a regular file becomes a fileio object
+ * of the file's size, a block device a block object, named after the path
+ * as typed with the slashes turned into dashes ("/tmp/a.img" ->
+ * "tmp-a.img"). Writes "/backstores/PLUGIN/NAME" to so_path. */
+static int so_from_path(struct shell *sh, const char *arg, char *so_path,
+			size_t len)
+{
+	struct ut_so_spec s = { .write_back = UT_DEFAULT, .sparse = UT_DEFAULT,
+				.readonly = UT_DEFAULT, .nullio = UT_DEFAULT };
+	char dev[PATH_MAX], name[256];
+	const char *p = arg;
+	struct stat st;
+	size_t o = 0, i;
+	json_t *so;
+
+	abspath(arg, dev, sizeof(dev));
+	if (stat(dev, &st) || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+		return cli_error(sh, "storage object or path not valid: %s",
+				 arg);
+	/* Better than rtslib (which refuses the second time): a file that
+	 * already backs an object means that object. */
+	json_array_foreach(json_object_get(sh->config, "storage_objects"), i,
+			   so) {
+		const char *d = json_str(so, "dev");
+		struct stat st2;
+
+		if (d && json_str(so, "plugin") && json_str(so, "name") &&
+		    (!strcmp(d, dev) || (!stat(d, &st2) &&
+					 st2.st_dev == st.st_dev &&
+					 st2.st_ino == st.st_ino))) {
+			snprintf(so_path, len, "/backstores/%s/%.200s",
+				 json_str(so, "plugin"), json_str(so, "name"));
+			return 0;
+		}
+	}
+	while (*p == '/')
+		p++;
+	for (; *p && o < sizeof(name) - 1; p++)
+		name[o++] = *p == '/' ? '-' : *p;
+	while (o && name[o - 1] == '-')
+		o--;
+	name[o] = '\0';
+	if (!o)
+		return cli_error(sh, "storage object or path not valid: %s",
+				 arg);
+	s.name = name;
+	s.dev = dev;
+	if (S_ISBLK(st.st_mode)) {
+		s.plugin = "block";
+		s.readonly = 0;
+	} else {
+		s.plugin = "fileio";
+		s.size = (uint64_t)st.st_size;
+		s.write_back = 0;	/* FileIOStorageObject's default */
+	}
+	if (ut_backstore_create(sh->ut, &s, NULL))
+		return cli_ut_error(sh);
+	sh->changed = true;
+	cli_info(sh, "Created storage object %s.", name);
+	if (snprintf(so_path, len, "/backstores/%s/%.200s", s.plugin, name) >=
+	    (int)len)
+		return cli_error(sh, "storage object or path not valid: %s",
+				 arg);
+	return 0;
+}
+
+/* The TPG LUN (of n's TPG) that uses storage object so_path, or -1. */
+static long tpg_lun_of(struct node *n, const char *so_path)
+{
+	json_t *l;
+	size_t i;
+
+	json_array_foreach(json_object_get(n->tpg, "luns"), i, l)
+		if (json_str(l, "storage_object") &&
+		    !strcmp(json_str(l, "storage_object"), so_path))
+			return (long)json_num(l, "index", -1);
+	return -1;
+}
+
+/* Resolves storage_object as targetcli does: a node of the tree (absolute,
+ * or relative to from) that is a storage object, else a file or block
+ * device path (a storage object is created for it). */
+static int resolve_so(struct shell *sh, struct node *from, const char *arg,
+		      char *so_path, size_t len)
+{
+	char err[512];
+	struct node *so = tree_lookup(sh, from, arg, err, sizeof(err));
+
+	if (so) {
+		if (so->type != N_SO)
+			return cli_error(sh, "Invalid storage object %s.", arg);
+		snprintf(so_path, len, "%s", so->path);
+		return 0;
+	}
+	if (!strncmp(arg, "/backstores/", 12) || !strcmp(arg, "/backstores"))
+		return cli_error(sh, "Invalid storage object %s.", arg);
+	return so_from_path(sh, arg, so_path, len);
+}
+
+/* n: a node of the TPG (tpg, luns, ACL); so_path: /backstores/PLUGIN/NAME
+ * (resolve_so). Returns the new LUN's number or -1. */
+static int lun_create(struct shell *sh, struct node *n, const char *so_path,
 		      long lun, int add_mapped)
 {
-	char err[512], path[PATH_MAX];
-	struct node *so;
+	char path[PATH_MAX];
 	json_t *r, *m;
 	size_t i;
 
-	if (strncmp(so_arg, "/backstores", 11))
-		return cli_error(sh, "Invalid storage object %s.", so_arg);
-	so = tree_lookup(sh, sh->root, so_arg, err, sizeof(err));
-	if (!so || so->type != N_SO)
-		return cli_error(sh, "Invalid storage object %s.", so_arg);
-	if (ut_lun_create(sh->ut, n->wwn, n->tag, so->path, (int)lun,
+	if (tpg_lun_of(n, so_path) >= 0)
+		return cli_error(sh, "lun for storage object %s already exists",
+				 so_path + strlen("/backstores/"));
+	if (ut_lun_create(sh->ut, n->wwn, n->tag, so_path, (int)lun,
 			  add_mapped, &r))
 		return cli_ut_error(sh);
 	sh->changed = true;
@@ -1339,6 +1457,7 @@ static int lun_create(struct shell *sh, struct node *n, const char *so_arg,
 static int c_lun_create(struct shell *sh, struct node *n, struct cli_args *a)
 {
 	long lun = -1;
+	char so_path[PATH_MAX];
 	int add;
 
 	if (a->v[1] && index_arg(sh, a->v[1], "lun", "LUN", 65535, &lun))
@@ -1346,7 +1465,9 @@ static int c_lun_create(struct shell *sh, struct node *n, struct cli_args *a)
 	if (bool_arg(sh, a->v[2], pref_bool(sh, "auto_add_mapped_luns"),
 		     &add))
 		return -1;
-	return lun_create(sh, n, a->v[0], lun, add) < 0 ? -1 : 0;
+	if (resolve_so(sh, n, a->v[0], so_path, sizeof(so_path)))
+		return -1;
+	return lun_create(sh, n, so_path, lun, add) < 0 ? -1 : 0;
 }
 
 static int c_lun_delete(struct shell *sh, struct node *n, struct cli_args *a)
@@ -1494,15 +1615,27 @@ static int c_mlun_create(struct shell *sh, struct node *n, struct cli_args *a)
 	if (index_arg(sh, a->v[0], "mapped_lun", "mapped LUN", 65535, &ml) ||
 	    bool_arg(sh, a->v[2], 0, &wp))
 		return -1;
-	if (!strncmp(a->v[1], "/backstores", 11)) {
-		/* targetcli: a backstore gets a TPG LUN first. */
-		int r = lun_create(sh, tpgn, a->v[1], -1, 0);
-
-		if (r < 0)
+	if (strspn(a->v[1] + (strncmp(a->v[1], "lun", 3) ? 0 : 3),
+		   "0123456789") ==
+	    strlen(a->v[1] + (strncmp(a->v[1], "lun", 3) ? 0 : 3))) {
+		if (index_arg(sh, a->v[1], "lun", "TPG LUN", 65535, &tl))
 			return -1;
-		tl = r;
-	} else if (index_arg(sh, a->v[1], "lun", "TPG LUN", 65535, &tl)) {
-		return -1;
+	} else {
+		/* targetcli: a backstore (or a file or block device, which
+		 * gets a backstore) is mapped through the TPG LUN that
+		 * already uses it, or a new one. */
+		char so_path[PATH_MAX];
+		int r;
+
+		if (resolve_so(sh, n, a->v[1], so_path, sizeof(so_path)))
+			return -1;
+		tl = tpg_lun_of(tpgn, so_path);
+		if (tl < 0) {
+			r = lun_create(sh, tpgn, so_path, -1, 0);
+			if (r < 0)
+				return -1;
+			tl = r;
+		}
 	}
 	sh->pending_cd[0] = '\0';
 	if (ut_mapped_lun_create(sh->ut, n->wwn, n->tag, n->node_wwn,
