@@ -88,9 +88,9 @@ else
 	wait "$pid" 2>/dev/null
 fi
 pid=
-if grep -qE "ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:" "$tmp/daemon.log"; then
+if grep -qE "ERROR: (Address|Leak|Undefined)Sanitizer|WARNING: ThreadSanitizer|runtime error:" "$tmp/daemon.log"; then
 	echo "conformance: sanitizer report from the daemon:" >&2
-	grep -A20 -E "ERROR: |runtime error:" "$tmp/daemon.log" | head -60 >&2
+	grep -A20 -E "ERROR: |WARNING: ThreadSanitizer|runtime error:" "$tmp/daemon.log" | head -60 >&2
 	daemon_ok=0
 fi
 
