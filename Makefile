@@ -24,7 +24,7 @@ DAEMON_OBJS := $(call obj,$(BUILD),$(DAEMON_SRCS))
 CLI_OBJS := $(call obj,$(BUILD),$(CLI_SRCS))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all run check deps clean sanitize unit integration clang-check
+.PHONY: all run check deps clean sanitize unit integration clang-check conformance
 all: $(BUILD)/utargetd $(BUILD)/utargetcli
 
 # libutarget (.so and .a) and utargetcli's link on it
@@ -73,12 +73,17 @@ integration: all sanitize
 	UTARGETD=$(CURDIR)/build/san/utargetd UTARGETCLI=$(CURDIR)/build/san/utargetcli \
 	  pytest-3 -q tests/integration
 
+# libiscsi's conformance suite against the sanitizer build (issue 7).
+conformance: all sanitize
+	@scripts/conformance.sh build/san/utargetd
+
 check:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory clang-check
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory conformance
 
 clean:
 	rm -rf build

@@ -2,6 +2,7 @@
  * initiators from worker event loops. */
 #include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "io/loop.h"
 #include "io/workers.h"
 #include "iscsi/iscsi.h"
+#include "scsi/scsi.h"
 #include "util/log.h"
 
 #define UTARGET_VERSION "0.1.0"
@@ -186,6 +188,14 @@ int main(int argc, char **argv)
 	if (io_workers_start((int)workers)) {
 		fprintf(stderr, "utargetd: cannot start workers\n");
 		return 1;
+	}
+	{
+		/* persistent reservations with APTPL live beside the config */
+		char prdir[PATH_MAX + 4], tmp[PATH_MAX];
+
+		snprintf(tmp, sizeof(tmp), "%s", cfg);
+		snprintf(prdir, sizeof(prdir), "%s/pr", dirname(tmp));
+		scsi_set_pr_state_dir(prdir);
 	}
 	rc = ctl_config_load_file(cfg, false, NULL, err, sizeof(err));
 	if (rc && rc != -ENOENT) {
