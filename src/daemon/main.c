@@ -195,6 +195,9 @@ int main(int argc, char **argv)
 
 		snprintf(tmp, sizeof(tmp), "%s", cfg);
 		snprintf(prdir, sizeof(prdir), "%s/pr", dirname(tmp));
+		if (mkdir(prdir, 0700) && errno != EEXIST)
+			log_warn("%s: %s: APTPL reservations will not persist",
+				 prdir, strerror(errno));
 		scsi_set_pr_state_dir(prdir);
 	}
 	rc = ctl_config_load_file(cfg, false, NULL, err, sizeof(err));
