@@ -1,0 +1,165 @@
+"""Issue 5's "Done when": the LIO wiki's targetcli walkthrough (linux-iscsi.org/wiki/ISCSI:
+backstore, target, LUN, portal, demo mode, an ACL with CHAP, mutual CHAP, TPG auth,
+discovery auth, `ls`, `saveconfig`) runs through utargetcli in batch mode against a live
+utargetd, and its output matches the golden transcript data/cli_wiki_walkthrough.txt line
+by line, `ls` trees included; then real initiators log in with the CHAP set up through the
+CLI and read and write.
+
+Adapted from the wiki only where it must be: files live in a fresh /tmp/utwiki-XXXXXXXX
+directory (always the same length, so `ls` draws the same dots), the portal is
+127.0.0.1 on a free five-digit port instead of 3260 (written NNNNN in the transcript), the
+default 0.0.0.0:3260 portal is switched off first (auto_add_default_portal=false), the
+target WWN and initiator name are fixed, and the demo mode is switched back off before the
+ACL section (the wiki shows the two as alternatives).
+
+Transcript format: a line `PROMPT> COMMAND` is a command, typed at PROMPT (the shell's
+current path, checked against the cd commands); the lines up to the next command are its
+output. Lines starting with `#` before the first command are comments.
+"""
+
+import json
+import os
+import posixpath
+import re
+import shutil
+import tempfile
+
+import pytest
+
+import uthelpers as ut
+from uthelpers import MiB
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+TRANSCRIPT = os.path.join(HERE, "data", "cli_wiki_walkthrough.txt")
+DIR_MARK = "/tmp/utwiki-XXXXXXXX"
+PORT_MARK = "NNNNN"
+WWN = "iqn.2003-01.org.linux-iscsi.utarget.x8664:sn.e475ed6fcdd0"
+INIT = "iqn.1994-05.com.redhat:client1"
+USER, SECRET = "wiki-initiator", "chap-secret-12"
+TUSER, TSECRET = "wiki-target", "mutual-secret-16"
+CMD_RE = re.compile(r"^(/\S*)> (.*)$")
+
+
+def _cli_path():
+    p = os.environ.get("UTARGETCLI") or os.path.join(REPO, "build", "utargetcli")
+    return p if os.path.isabs(p) else os.path.join(REPO, p)
+
+
+def parse_transcript(path):
+    """-> [(prompt, command, [expected output lines])]"""
+    steps = []
+    with open(path) as f:
+        for line in f.read().splitlines():
+            m = CMD_RE.match(line)
+            if m:
+                steps.append((m.group(1), m.group(2), []))
+            elif steps:
+                steps[-1][2].append(line)
+            else:
+                assert line.startswith("#") or not line.strip(), \
+                    "text before the first command: %r" % line
+    return steps
+
+
+def check_prompts(steps):
+    """The prompts of the transcript follow its cd commands."""
+    cwd = "/"
+    for prompt, cmd, _ in steps:
+        assert prompt == cwd, "prompt %s> but the shell is in %s (before %r)" % (
+            prompt, cwd, cmd)
+        words = cmd.split()
+        if words[0] == "cd":
+            cwd = posixpath.normpath(posixpath.join(cwd, words[1])) if len(words) > 1 \
+                else "/"
+
+
+def five_digit_port():
+    for _ in range(100):
+        p = ut.free_port()
+        if 10000 <= p <= 65535:
+            return p
+    pytest.skip("no free five-digit TCP port")
+
+
+@pytest.fixture
+def wikidir():
+    d = tempfile.mkdtemp(prefix="utwiki-", dir="/tmp")
+    assert len(d) == len(DIR_MARK), d
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_wiki_walkthrough_golden_transcript_then_chap_login(utarget, workdir, wikidir):
+    cli = _cli_path()
+    if not os.access(cli, os.X_OK):
+        pytest.fail("utargetcli not built: %s (run `make`)" % cli, pytrace=False)
+    port = five_digit_port()
+    # The daemon is "up" when a portal listens: start on a sentinel target, then clear it
+    # so the walkthrough begins from an empty configuration, as on the wiki.
+    cfg = ut.Config(port, workdir)
+    cfg.target().tpg().lun(0, cfg.ramdisk("sentinel", size=4 * MiB))
+    d = utarget(cfg)
+    env = {"UTARGET_SOCKET": d.sock, "UTARGETCLI_HOME": os.path.join(str(workdir), "clihome"),
+           "TERM": "dumb"}
+    res = ut.run([cli, "clearconfig", "confirm=True"], env=env)
+    assert res.returncode == 0 and res.stdout == "All configuration cleared\n", \
+        ut.describe(res, d)
+
+    steps = parse_transcript(TRANSCRIPT)
+    check_prompts(steps)
+    real = lambda s: s.replace(DIR_MARK, wikidir).replace(PORT_MARK, str(port))
+    script = "".join(real(cmd) + "\n" for _, cmd, _ in steps)
+    res = ut.run([cli], env=env, input=script, timeout=60)
+    assert "AddressSanitizer" not in res.stderr and "runtime error:" not in res.stderr, \
+        ut.describe(res, d)
+    assert res.returncode == 0 and res.stderr == "", ut.describe(res, d)
+
+    # Line by line, each line attributed to the step that should print it.
+    got = [re.sub(r"(?<!\d)%d(?!\d)" % port, PORT_MARK, l.replace(wikidir, DIR_MARK))
+           for l in res.stdout.splitlines()]
+    want = [(prompt, cmd, line) for prompt, cmd, out in steps for line in out]
+    for i, (prompt, cmd, line) in enumerate(want):
+        assert i < len(got), "output ends early: step %s> %s should print\n%s" % (
+            prompt, cmd, line)
+        assert got[i] == line, (
+            "step %s> %s, output line %d:\n  want %r\n  got  %r\n--- whole output ---\n%s"
+            % (prompt, cmd, i + 1, line, got[i], "\n".join(got)))
+    assert len(got) == len(want), "extra output:\n%s" % "\n".join(got[len(want):])
+
+    # saveconfig wrote what the walkthrough built, secrets included (mode 0600).
+    saved = os.path.join(wikidir, "saveconfig.json")
+    assert os.stat(saved).st_mode & 0o777 == 0o600
+    with open(saved) as f:
+        sc = json.load(f)
+    tpg = [t for t in sc["targets"] if t["wwn"] == WWN][0]["tpgs"][0]
+    acl = tpg["node_acls"][0]
+    assert (acl["node_wwn"], acl["chap_userid"], acl["chap_password"],
+            acl["chap_mutual_userid"], acl["chap_mutual_password"]) == (
+                INIT, USER, SECRET, TUSER, TSECRET)
+    assert tpg["attributes"]["authentication"] == 1
+    assert tpg["attributes"]["generate_node_acls"] == 0
+    assert sc["fabric_modules"][0]["discovery_enable_auth"] is True
+
+    # A real initiator logs in with the CHAP set up through the CLI.
+    url = "iscsi://%s%%%s@127.0.0.1:%d/%s/0" % (USER, SECRET, port, WWN)
+    res, inq = ut.iscsi_inq(url + "?target_user=%s&target_password=%s" % (TUSER, TSECRET),
+                            initiator=INIT)
+    assert res.returncode == 0 and inq.get("Peripheral Device Type") == "DIRECT_ACCESS", \
+        ut.describe(res, d)
+    # mapped as the fileio object, its name as the model (export_backstore_name_as_model)
+    assert inq.get("Product", "").strip() == "my_disk", ut.describe(res, d)
+    # wrong secret, and an initiator without an ACL: refused
+    res, _ = ut.iscsi_inq("iscsi://%s%%wrong-secret-1@127.0.0.1:%d/%s/0" % (USER, port, WWN),
+                          initiator=INIT)
+    assert res.returncode != 0, "a wrong CHAP secret logged in\n" + ut.describe(res, d)
+    res, _ = ut.iscsi_inq(url, initiator="iqn.1994-05.com.redhat:intruder")
+    assert res.returncode != 0, "an initiator without an ACL logged in\n" + \
+        ut.describe(res, d)
+    # qemu's iscsi driver (one-way CHAP) writes and reads back; the bytes are in the file
+    opts = ut.image_opts(port, WWN, 0, initiator=INIT) + ",user=%s,password=%s" % (USER, SECRET)
+    regions = [(0, 65536, 0x5a), (3 * MiB, 4096, 0xa5)]
+    res = ut.qemu_io(opts, ut.pattern_commands(regions, "write") +
+                     ut.pattern_commands(regions, "read"))
+    assert not ut.qemu_io_problems(res), ut.describe(res, d)
+    assert ut.check_regions_in_file(os.path.join(wikidir, "my_disk.img"), regions) == []
