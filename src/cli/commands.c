@@ -1368,6 +1368,14 @@ static int so_from_path(struct shell *sh, const char *arg, char *so_path,
 	while (o && name[o - 1] == '-')
 		o--;
 	name[o] = '\0';
+	/* utargetd's names are shorter than 64 bytes: past that, the file's
+	 * own name. */
+	if (o >= 64) {
+		const char *b = strrchr(dev, '/');
+
+		snprintf(name, 64, "%.63s", b ? b + 1 : dev);
+		o = strlen(name);
+	}
 	if (!o)
 		return cli_error(sh, "storage object or path not valid: %s",
 				 arg);

@@ -341,3 +341,67 @@ def test_interactive_completion_history_and_cd_back(shell, workdir, cli_bin):
     with open(os.path.join(home, "history.txt")) as f:
         hist = f.read()
     assert "cd <" in hist and "set attribute login_timeout=20" in hist
+
+
+def test_luns_create_from_a_file_path_and_max_backup_files(shell, workdir):
+    """targetcli-fb: `luns create` with a file (or block device) path creates the storage
+    object first, named as rtslib's StorageObjectFactory names it (the path's slashes
+    turned into dashes; the file's own name when that is 64 bytes or longer, utargetd's
+    limit); an ACL's `create` does the same and maps through the TPG LUN."""
+
+    def so_name(path):
+        n = path.strip("/").replace("/", "-")
+        return n if len(n) < 64 else os.path.basename(path)[:63]
+
+    d, run = shell
+    img = os.path.join(str(workdir), "raw.img")
+    with open(img, "wb") as f:
+        f.truncate(6 * MiB)
+    name = so_name(img)
+    ok(run("/iscsi", "create", WWN), d)
+    assert ok(run(TPG + "/luns", "create", img), d).splitlines() == [
+        "Created storage object %s." % name, "Created LUN 0."]
+    bs = ok(run("ls", "/backstores/fileio", "1"), d)
+    assert re.search(r"o- %s \.* ?\[%s \(6\.0MiB\) write-thru activated\]"
+                     % (re.escape(name), re.escape(img)), bs), bs
+    # the same file again: the object it backs, which already has a LUN here
+    failed(run(TPG + "/luns", "create", img),
+           ["lun for storage object fileio/%s already exists" % name], d)
+    failed(run(TPG + "/luns", "create", "/backstores/fileio/" + name),
+           ["lun for storage object fileio/%s already exists" % name], d)
+    failed(run(TPG + "/luns", "create", os.path.join(str(workdir), "nosuch.img")),
+           ["storage object or path not valid"], d)
+    failed(run(TPG + "/luns", "create", str(workdir)), ["storage object or path not valid"], d)
+    # a relative path is the caller's; a relative tree path works too
+    ok(run("/backstores/ramdisk", "create", "r5", "1M"), d)
+    assert ok(run(TPG + "/luns", "create", "../../../../backstores/ramdisk/r5"), d) == \
+        "Created LUN 1.\n"
+    ok(run(TPG + "/acls", "create", INIT), d)
+    img2 = os.path.join(str(workdir), "raw2.img")
+    with open(img2, "wb") as f:
+        f.truncate(2 * MiB)
+    name2 = so_name(img2)
+    acl = TPG + "/acls/" + INIT
+    assert ok(run(acl, "create", "5", img2), d).splitlines() == [
+        "Created storage object %s." % name2, "Created LUN 2.", "Created Mapped LUN 5."]
+    # a backstore that already has a TPG LUN is mapped through it
+    assert ok(run(acl, "create", "6", img), d) == "Created Mapped LUN 6.\n"
+    assert "o- mapped_lun6 " in ok(run("ls", acl), d) and \
+        "[lun0 fileio/%s (rw)]" % name in ok(run("ls", acl + "/mapped_lun6"), d)
+
+    # max_backup_files reaches the daemon: at most that many backups beside the file
+    saved = os.path.join(str(workdir), "keep", "saveconfig.json")
+    assert ok(run("set", "global", "max_backup_files=2"), d)
+    for i in range(4):
+        ok(run("/backstores/ramdisk", "create", "k%d" % i, "1M"), d)
+        out = ok(run("saveconfig", saved), d)
+        time.sleep(1.05)   # backups are named by the second
+    assert "Last 2 configs saved in %s." % os.path.join(str(workdir), "keep", "backup") in out
+    assert len(os.listdir(os.path.join(str(workdir), "keep", "backup"))) == 2
+    ok(run("set", "global", "max_backup_files=0"), d)
+    ok(run("/backstores/ramdisk", "create", "k9", "1M"), d)
+    before = sorted(os.listdir(os.path.join(str(workdir), "keep", "backup")))
+    assert ok(run("saveconfig", saved), d).startswith("Last 0 configs saved in ")
+    assert sorted(os.listdir(os.path.join(str(workdir), "keep", "backup"))) == before
+    ok(run("set", "global", "max_backup_files=lots"), d)
+    failed(run("saveconfig", saved), ["Invalid global max_backup_files"], d)
