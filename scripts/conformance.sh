@@ -129,6 +129,9 @@ for name, state, why in results:
         print("  %-8s %s%s" % (state.upper(), name, ("  (" + why + ")") if why else ""))
 print("Ran %d  Passed %d  Failed %d  Skipped %d"
       % (len(results), count("passed"), count("failed"), count("skipped")))
+# the plain closing line CI readers look for
+print("conformance: %d passed, %d failed, %d skipped"
+      % (count("passed"), count("failed"), count("skipped")))
 bad = count("failed") > 0 or not results or not daemon_ok or suite_rc not in (0,)
 sys.exit(1 if bad else 0)
 EOF
