@@ -1052,9 +1052,15 @@ static int c_sessions(struct shell *sh, struct node *n, struct cli_args *a)
 
 	if (strcmp(action, "list") && strcmp(action, "detail"))
 		return cli_error(sh, "action must be one of: list, detail");
-	if (a->v[1] && index_arg(sh, a->v[1], NULL, "sid", LONG_MAX, &sid))
-		return cli_error(sh, "sid must be a number, '%s' given",
-				 a->v[1]);
+	if (a->v[1]) {
+		char *end;
+
+		errno = 0;
+		sid = strtol(a->v[1], &end, 10);
+		if (!*a->v[1] || *end || errno || sid < 0)
+			return cli_error(sh, "sid must be a number, '%s' given",
+					 a->v[1]);
+	}
 	if (ut_sessions(sh->ut, &ss))
 		return cli_ut_error(sh);
 	json_array_foreach(ss, i, s) {
@@ -1756,9 +1762,11 @@ static const struct command commands[] = {
 	  "Disable the TPG (its sessions end)." },
 	{ "create", T(N_LUNS), NULL,
 	  SIG(1, "storage_object", "lun", "add_mapped_luns"), c_lun_create,
-	  "Create a LUN on a storage object (/backstores/PLUGIN/NAME); lun\n"
-	  "defaults to the lowest free. With add_mapped_luns (default: the\n"
-	  "global auto_add_mapped_luns) every ACL gets a mapped LUN." },
+	  "Create a LUN on a storage object (/backstores/PLUGIN/NAME), or on\n"
+	  "a file or block device path: a fileio / block storage object is\n"
+	  "made for it first, named after the path (/tmp/a.img: tmp-a.img).\n"
+	  "lun defaults to the lowest free. With add_mapped_luns (default:\n"
+	  "the global auto_add_mapped_luns) every ACL gets a mapped LUN." },
 	{ "delete", T(N_LUNS), NULL, SIG(1, "lun"), c_lun_delete,
 	  "Delete a LUN (lun3 or 3) and the mapped LUNs pointing at it." },
 	{ "create", T(N_PORTALS), NULL, SIG(0, "ip_address", "ip_port"),
@@ -1779,8 +1787,9 @@ static const struct command commands[] = {
 	{ "create", T(N_ACL), NULL,
 	  SIG(2, "mapped_lun", "tpg_lun_or_backstore", "write_protect"),
 	  c_mlun_create,
-	  "Map a TPG LUN (number, or a /backstores path: a TPG LUN is made)\n"
-	  "to this initiator as mapped_lun; write_protect=false by default." },
+	  "Map a TPG LUN to this initiator as mapped_lun: a number (lun3 or\n"
+	  "3), or a storage object or file path (mapped through the TPG LUN\n"
+	  "that uses it, made when none does); write_protect=false." },
 	{ "delete", T(N_ACL), NULL, SIG(1, "mapped_lun"), c_mlun_delete,
 	  "Delete a mapped LUN." },
 	{ NULL, 0, NULL, SIG(0, NULL), NULL, NULL }
@@ -1850,6 +1859,13 @@ int cli_run_line(struct shell *sh, const char *line)
 	cmd = l.command;
 	if (!cmd && iterall) {
 		cmd = "ls";
+	} else if (!cmd && (l.npp || l.nkp)) {
+		/* "a=b", "/iscsi a=b": parameters need a command. */
+		ret = cli_error(sh, "Syntax error: parameters without a "
+				"command (%s%s%s).", l.nkp ? l.kparams[0].key : "",
+				l.nkp ? "=..." : "",
+				l.nkp ? "" : l.pparams[0]);
+		goto out;
 	} else if (!cmd) {
 		/* A path alone: cd there. */
 		t = tree_lookup(sh, cwd, path, err, sizeof(err));

@@ -135,7 +135,11 @@ static int run_batch(struct shell *sh)
 	while (!sh->exit && (n = getline(&line, &cap, stdin)) >= 0) {
 		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 			line[--n] = '\0';
-		cli_run_line(sh, line);
+		/* A NUL would silently cut the line: refuse it whole. */
+		if (memchr(line, '\0', (size_t)n))
+			cli_error(sh, "Syntax error: NUL byte in the line.");
+		else
+			cli_run_line(sh, line);
 		fflush(stdout);
 	}
 	free(line);

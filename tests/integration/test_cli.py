@@ -405,3 +405,61 @@ def test_luns_create_from_a_file_path_and_max_backup_files(shell, workdir):
     assert sorted(os.listdir(os.path.join(str(workdir), "keep", "backup"))) == before
     ok(run("set", "global", "max_backup_files=lots"), d)
     failed(run("saveconfig", saved), ["Invalid global max_backup_files"], d)
+
+
+def test_batch_survives_odd_input(shell, workdir):
+    """Robustness (run under ASan by `make integration`): empty and blank lines, very long
+    lines, unknown paths, quotes, unicode, control bytes, NUL, a line without its newline,
+    10,000 lines. No crash, one clear error per bad line on stderr, later lines still run,
+    exit status 1 when any line failed (0 when none did)."""
+    d, run = shell
+    hand = [
+        ("", None), ("   \t ", None), ("# a comment", None), ("pwd", None),
+        ("ls /nope", "No such path /nope"), ("cd /nope/deeper", "No such path /nope"),
+        ("'unterminated", "Syntax error: unterminated quote."),
+        ('ls "a b', "Syntax error: unterminated quote."),
+        ("ls 'a b'", "No such path /a b"),
+        ("x" * 100000, "Command not found xxxx"),
+        ("ls " + "a/" * 5000, "No such path /a"),
+        ("cd " + "../" * 5000, None),
+        ("set global " + "a=b " * 2000, "Duplicate parameter a."),
+        ("héllo wörld", "Command not found héllo"),
+        ("/backstores/ramdisk create ünïcode 1M", "Invalid storage object name"),
+        ("\x1b[31mred", "Command not found"),
+        ("a=b", "Syntax error: parameters without a command"),
+        ("/iscsi x=1", "Syntax error: parameters without a command"),
+        ("set global auto_cd_after_create", "positionnal parameters"),
+        ("bookmarks add " + "b" * 5000, None),
+        ("cd @" + "b" * 5000, None),
+        ("help " + "h" * 5000, "Cannot find help topic"),
+        ("sessions detail 99999999999999999999", "sid must be a number"),
+        ("/backstores/ramdisk create r3 99999999999999999999t", "Cannot interpret size"),
+        ("/backstores/fileio create f /tmp/" + "p" * 5000 + " 1M", None),
+        ("/iscsi create iqn.2003-01.org.x:" + "a" * 5000, "WWN not valid"),
+    ]
+    for line, err in hand:
+        res = run(input=line + "\n")
+        if err is None and line.startswith(("/backstores/fileio", "bookmarks", "cd @")):
+            assert res.stderr.count("\n") <= 1, ut.describe(res, d)  # one clear line
+            continue
+        if err is None:
+            assert res.returncode == 0 and res.stderr == "", (line[:80], ut.describe(res, d))
+        else:
+            assert res.returncode == 1 and err in res.stderr, (line[:80], ut.describe(res, d))
+            assert res.stderr.count("\n") == 1, (line[:80], ut.describe(res, d))
+    # NUL inside a line: refused whole, not cut short; no final newline: still run
+    res = run(input="pwd\0ls /nope\npwd")
+    assert res.returncode == 1 and res.stdout == "/\n", ut.describe(res, d)
+    assert res.stderr == "Syntax error: NUL byte in the line.\n", ut.describe(res, d)
+    # 10,000 lines of noise, then a line that must still run
+    import random
+    rnd = random.Random(5)
+    chars = "abc/ .=@<>'\"\\*\t" + "é€"
+    noise = ["".join(rnd.choice(chars) for _ in range(rnd.randint(0, 40)))
+             for _ in range(10000)]
+    res = run(input="\n".join(noise) + "\ncd /\n/backstores/ramdisk create last 1M\n")
+    assert res.returncode == 1, ut.describe(res, d)
+    assert res.stdout.endswith("Created ramdisk last with size 1M.\n"), ut.describe(res, d)
+    assert len(res.stderr.splitlines()) < 10000
+    # one-shot: a clean command exits 0
+    assert run("pwd").returncode == 0
