@@ -405,6 +405,14 @@ def test_luns_create_from_a_file_path_and_max_backup_files(shell, workdir):
     assert sorted(os.listdir(os.path.join(str(workdir), "keep", "backup"))) == before
     ok(run("set", "global", "max_backup_files=lots"), d)
     failed(run("saveconfig", saved), ["Invalid global max_backup_files"], d)
+    # the API's own bounds (docs/control-api.md): 0..1000, an integer
+    from rpcclient import RpcClient
+    with RpcClient(d.sock).connect() as rpc:
+        for bad in (-1, 1001, "many", 2.5):
+            e = rpc.error("save_config", file=saved, max_backup_files=bad)
+            assert e.code == -32602 and "max_backup_files" in e.message, e
+        res = rpc.call("save_config", file=saved, max_backup_files=3)
+        assert res["backups_kept"] == 3 and res["file"] == saved
 
 
 def test_batch_survives_odd_input(shell, workdir):
