@@ -15,6 +15,9 @@ void iscsi_conn_drain_all(void);
 /* Connections alive in the whole daemon. */
 int iscsi_conn_count(void);
 
+/* Tasks (SCSI commands) alive in the whole daemon. */
+int iscsi_task_count(void);
+
 /* Frees the calling worker's cache of tasks and buffers. */
 void iscsi_task_cache_drain(void);
 
