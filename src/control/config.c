@@ -191,6 +191,12 @@ static void load_so(struct restore *r, json_t *j)
 	}
 	remember((void ***)&r->sos, &r->nsos, so);
 	apply_attrs(r, attrs, ctl_so_attrs, &so->lu->attrs, what);
+	/* as backstore.set_attributes does: the saved emulate_write_cache is
+	 * what the backstore reports (a block device's own cache setting is
+	 * only the default) */
+	if (attrs && json_object_get(attrs, "emulate_write_cache"))
+		atomic_store(&so->lu->bs->write_back,
+			     so->lu->attrs.emulate_write_cache);
 }
 
 static void load_acl(struct restore *r, struct iscsi_tpg *tpg, json_t *j,

@@ -272,6 +272,15 @@ static void prune_backups(const char *bdir, unsigned keep)
 	free(names);
 }
 
+static void backup_name(char *path, size_t n, const char *bdir,
+			const char *stamp, unsigned i)
+{
+	if (i == 0)
+		snprintf(path, n, "%s/saveconfig-%s-json", bdir, stamp);
+	else
+		snprintf(path, n, "%s/saveconfig-%s.%03u-json", bdir, stamp, i);
+}
+
 /* Backup of the current file, unless it equals the newest backup. LIO keeps
  * gzip'd copies; we keep plain JSON named the same way minus .gz, so a
  * shell user can read them directly. */
@@ -283,6 +292,8 @@ static void backup_old(const char *file, unsigned keep, char *bdir,
 	char *old = read_file(file, &oldlen);
 	time_t now = time(NULL);
 	struct tm tm;
+	unsigned i;
+	int last = -1;
 	FILE *f;
 
 	snprintf(dirbuf, sizeof(dirbuf), "%s", file);
@@ -295,8 +306,29 @@ static void backup_old(const char *file, unsigned keep, char *bdir,
 	}
 	localtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%d-%H:%M:%S", &tm);
-	snprintf(path, sizeof(path), "%s/saveconfig-%s-json", bdir, stamp);
-	f = fopen(path, "wx");
+	/* Saves within one second must not lose the previous file: a clash
+	 * gets ".NNN" above the highest taken, which still sorts after the
+	 * plain name and before the next second (prune_backups keeps the
+	 * newest by name, so a freed lower name must not be reused). */
+	for (i = 0; i < 1000; i++) {
+		backup_name(path, sizeof(path), bdir, stamp, i);
+		if (access(path, F_OK) == 0)
+			last = (int)i;
+	}
+	f = NULL;
+	if (last < 999) {
+		int fd;
+
+		backup_name(path, sizeof(path), bdir, stamp, (unsigned)(last + 1));
+		/* 0600 from the start: the file holds CHAP secrets */
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		f = fd >= 0 ? fdopen(fd, "w") : NULL;
+		if (fd >= 0 && !f)
+			close(fd);
+	}
+	if (!f)
+		log_warn("saveconfig: no backup of %s: %s", file,
+			 last < 999 ? strerror(errno) : "too many saves this second");
 	if (f) {
 		fwrite(old, 1, oldlen, f);
 		fclose(f);
