@@ -525,6 +525,12 @@ void iscsi_login_rx(struct iscsi_conn *c)
 			return;
 		}
 		l->resolved = true;
+		/* the portal group is known: its login_timeout applies to
+		 * the rest of the login (the first PDU ran under the
+		 * default) */
+		if (l->tpg_attrs.login_timeout)
+			io_timer_arm(c->loop, &c->login_timer,
+				     (uint64_t)l->tpg_attrs.login_timeout * 1000);
 		iscsi_neg_init(&l->neg, &l->tpg_params, &l->sp, l->tsih == 0);
 		l->neg.discovery = l->discovery;
 		snprintf(l->sp.target_alias, sizeof(l->sp.target_alias), "%s",
