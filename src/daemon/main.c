@@ -185,6 +185,7 @@ int main(int argc, char **argv)
 	}
 	iscsi_listeners_set_loop(d.loop);
 	io_set_thread_exit_hook(iscsi_task_cache_drain);
+	iscsi_install_abort_hook();
 	if (io_workers_start((int)workers)) {
 		fprintf(stderr, "utargetd: cannot start workers\n");
 		return 1;

@@ -47,6 +47,16 @@ void iscsi_conn_close_all(void)
 		iscsi_conn_close(c, "target shutting down");
 }
 
+void iscsi_conn_foreach(void (*fn)(struct iscsi_conn *c, void *arg), void *arg)
+{
+	struct iscsi_conn *c, *n;
+
+	if (!worker_conns.next)
+		return;
+	list_for_each_entry_safe(c, n, &worker_conns, all_link)
+		fn(c, arg);
+}
+
 /* Graceful stop (SIGTERM): take no new PDUs, let the commands in progress
  * finish and their responses go out, then close. */
 static bool drain_done(struct iscsi_conn *c)

@@ -59,6 +59,7 @@ struct iscsi_task {
 	uint8_t flags;               /* R / W / attr from the BHS */
 	bool immediate;
 	bool aborted;                /* no response will be sent */
+	bool tas;                    /* answer TASK ABORTED when it ends */
 	bool final_status;           /* prepare decided the status */
 	/* write: data collection */
 	uint32_t data_want;          /* bytes to collect: min(edtl, xfer_len) */
@@ -206,6 +207,9 @@ void iscsi_conn_enter_ffp(struct iscsi_conn *c);
 void iscsi_conn_log(struct iscsi_conn *c, int lvl, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Calls fn for every live connection of the calling worker. */
+void iscsi_conn_foreach(void (*fn)(struct iscsi_conn *c, void *arg), void *arg);
+
 /* login.c */
 void iscsi_login_rx(struct iscsi_conn *c);
 void iscsi_login_free(struct iscsi_conn *c);
@@ -242,6 +246,9 @@ struct iscsi_task *iscsi_task_find(struct iscsi_session *s, uint32_t itt);
 void iscsi_task_put(struct iscsi_task *t);
 void iscsi_task_cache_drain(void);
 void iscsi_task_abort(struct iscsi_task *t);
+/* Ended by another nexus's task management or PREEMPT AND ABORT: with tas
+ * the initiator gets TASK ABORTED status (SAM-5 §5.6), else nothing. */
+void iscsi_task_abort_tas(struct iscsi_task *t, bool tas);
 void iscsi_session_abort_tasks(struct iscsi_session *s, bool all,
 			       uint64_t lun);
 

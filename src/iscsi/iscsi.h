@@ -18,6 +18,10 @@ int iscsi_conn_count(void);
 /* Tasks (SCSI commands) alive in the whole daemon. */
 int iscsi_task_count(void);
 
+/* Lets the SCSI core end other nexuses' tasks (resets, PREEMPT AND
+ * ABORT); called once at start. */
+void iscsi_install_abort_hook(void);
+
 /* Frees the calling worker's cache of tasks and buffers. */
 void iscsi_task_cache_drain(void);
 

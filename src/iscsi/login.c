@@ -464,6 +464,9 @@ void iscsi_login_rx(struct iscsi_conn *c)
 		}
 		iscsi_text_init(&l->in);
 		iscsi_text_init(&l->out);
+		/* keys the initiator never mentions keep RFC 7143's
+		 * defaults (§13) */
+		iscsi_sess_params_default(&l->sp);
 	}
 	if (!l->started) {
 		l->started = true;

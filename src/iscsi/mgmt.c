@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <string.h>
 
+#include "io/workers.h"
 #include "iscsi/mgmt.h"
 #include "util/log.h"
 
@@ -89,4 +90,88 @@ void iscsi_sessions_refresh(const char *target, int tpgt)
 void iscsi_sessions_close(const char *target, int tpgt, const char *initiator)
 {
 	post_matching(target, tpgt, initiator, true);
+}
+
+/* ---- ending other nexuses' tasks (LUN / target reset, PREEMPT AND
+ * ABORT): the SCSI core's abort hook, run on every worker ---- */
+
+struct abort_msg {
+	struct scsi_lu *lu;             /* reference held by the message */
+	const struct scsi_nexus *except;
+	bool tas;
+	bool any_port;
+	char port[SCSI_NAME_MAX + 32];
+	int *pending;                   /* workers still to run it */
+};
+
+static void abort_conn(struct iscsi_conn *c, void *arg)
+{
+	struct abort_msg *m = arg;
+	struct iscsi_session *s = c->sess;
+	struct iscsi_task *t, *n;
+
+	if (!s || s->discovery || c->closing || &s->nexus == m->except)
+		return;
+	if (!m->any_port && strcmp(s->nexus.initiator_port, m->port))
+		return;
+	list_for_each_entry_safe(t, n, &s->tasks, link) {
+		struct scsi_lun_ent *ent;
+
+		if (t->aborted)
+			continue;
+		ent = scsi_nexus_lookup(&s->nexus, t->cmd.lun);
+		if (ent && ent->lu == m->lu)
+			iscsi_task_abort_tas(t, m->tas);
+	}
+}
+
+static void abort_on_worker(void *arg)
+{
+	struct abort_msg *m = arg;
+
+	iscsi_conn_foreach(abort_conn, m);
+	if (__atomic_sub_fetch(m->pending, 1, __ATOMIC_ACQ_REL) == 0) {
+		scsi_lu_put(m->lu);
+		free(m->pending);
+	}
+	free(m);
+}
+
+static void abort_hook(struct scsi_lu *lu, const char *port,
+		       const struct scsi_nexus *except, bool tas)
+{
+	int i, n = io_workers_count();
+	int *pending = malloc(sizeof(*pending));
+
+	if (!pending || n == 0) {
+		free(pending);
+		return;
+	}
+	*pending = n;
+	scsi_lu_get(lu);
+	for (i = 0; i < n; i++) {
+		struct abort_msg *m = calloc(1, sizeof(*m));
+
+		if (m) {
+			m->lu = lu;
+			m->except = except;
+			m->tas = tas;
+			m->any_port = port == NULL;
+			if (port)
+				snprintf(m->port, sizeof(m->port), "%s", port);
+			m->pending = pending;
+		}
+		if (!m || io_loop_post(io_workers_get(i), abort_on_worker, m)) {
+			free(m);
+			if (__atomic_sub_fetch(pending, 1, __ATOMIC_ACQ_REL) == 0) {
+				scsi_lu_put(lu);
+				free(pending);
+			}
+		}
+	}
+}
+
+void iscsi_install_abort_hook(void)
+{
+	scsi_set_abort_hook(abort_hook);
 }

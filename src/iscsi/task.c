@@ -149,6 +149,24 @@ void iscsi_task_abort(struct iscsi_task *t)
 	task_finish(t);
 }
 
+static void task_complete(struct iscsi_task *t);
+
+void iscsi_task_abort_tas(struct iscsi_task *t, bool tas)
+{
+	if (!tas) {
+		iscsi_task_abort(t);
+		return;
+	}
+	t->tas = true;
+	if (t->state == TASK_EXEC) {
+		/* answered when the backstore is done with the buffer; no
+		 * Data-Out may reach it any more */
+		list_del(&t->hash_link);
+		return;
+	}
+	task_complete(t);
+}
+
 void iscsi_session_abort_tasks(struct iscsi_session *s, bool all, uint64_t lun)
 {
 	struct iscsi_task *t, *n;
@@ -269,6 +287,13 @@ static void task_complete(struct iscsi_task *t)
 	if (!list_linked(&t->link))
 		return;
 	task_unlink(t);
+	if (t->tas) {
+		/* SAM-5 §5.6: TASK ABORTED, no data, no sense */
+		t->cmd.status = SAM_STAT_TASK_ABORTED;
+		t->cmd.sense_len = 0;
+		t->cmd.data_len = 0;
+		t->flags &= (uint8_t)~ISCSI_FLAG_CMD_READ;
+	}
 	if (!t->aborted && !c->closing) {
 		if ((t->flags & ISCSI_FLAG_CMD_READ) && t->cmd.data_len &&
 		    t->edtl)

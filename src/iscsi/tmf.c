@@ -28,8 +28,12 @@ static void reset_all_luns(struct iscsi_session *s)
 	struct scsi_lun_map *m = s->nexus.map;
 	unsigned i;
 
-	for (i = 0; m && i < m->n; i++)
+	for (i = 0; m && i < m->n; i++) {
+		/* SAM-5 §7.9: a target reset ends every task on the target's
+		 * LUs, other initiators' included */
+		scsi_lu_abort_tasks(m->ent[i].lu, NULL, &s->nexus);
 		scsi_lu_establish_ua(m->ent[i].lu, SCSI_UA_POWER_ON);
+	}
 }
 
 void iscsi_tmf_rx(struct iscsi_conn *c)
@@ -84,6 +88,9 @@ void iscsi_tmf_rx(struct iscsi_conn *c)
 			return;
 		}
 		iscsi_session_abort_tasks(s, false, lun);
+		/* SAM-5 §7.7: the other nexuses' tasks on the LU end too
+		 * (TASK ABORTED to them with TAS) */
+		scsi_lu_abort_tasks(ent->lu, NULL, &s->nexus);
 		/* SAM-5 §7.7: a LUN reset establishes 29/03 for every I_T
 		 * nexus of the LU. */
 		scsi_lu_establish_ua(ent->lu, SCSI_UA_LUN_RESET);

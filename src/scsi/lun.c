@@ -403,3 +403,17 @@ void scsi_lun_encode(uint64_t lun, uint8_t out[8])
 		out[3] = (uint8_t)lun;
 	}
 }
+
+static scsi_abort_fn abort_hook;
+
+void scsi_set_abort_hook(scsi_abort_fn fn)
+{
+	abort_hook = fn;
+}
+
+void scsi_lu_abort_tasks(struct scsi_lu *lu, const char *initiator_port,
+			 const struct scsi_nexus *except)
+{
+	if (abort_hook)
+		abort_hook(lu, initiator_port, except, lu->attrs.emulate_tas);
+}

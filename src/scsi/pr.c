@@ -806,6 +806,10 @@ static void pr_clear(struct scsi_cmd *cmd, struct pr_reg *r)
 	scsi_set_good(cmd);
 }
 
+/* Set while a PREEMPT AND ABORT runs: preempted nexuses also lose their
+ * tasks on the LU (SPC-4 5.12.11.5). */
+static _Thread_local bool preempt_abort;
+
 /* Removes every registration with key sark except 'keep'; returns how
  * many, with REGISTRATIONS PREEMPTED for their nexuses. */
 static unsigned remove_key(struct scsi_cmd *cmd, uint64_t sark,
@@ -819,6 +823,8 @@ static unsigned remove_key(struct scsi_cmd *cmd, uint64_t sark,
 		if (o == keep || (!all_but_keep && o->key != sark))
 			continue;
 		ua_for(lu, o, cmd->nexus, SCSI_UA_REG_PREEMPTED);
+		if (preempt_abort && strcmp(o->iport, cmd->nexus->initiator_port))
+			scsi_lu_abort_tasks(lu, o->iport, cmd->nexus);
 		if (lu->pr->holder == o)
 			lu->pr->holder = NULL;
 		list_del(&o->link);
@@ -828,9 +834,9 @@ static unsigned remove_key(struct scsi_cmd *cmd, uint64_t sark,
 	return cnt;
 }
 
-/* PREEMPT and PREEMPT AND ABORT (SPC-4 5.12.11.4, 5.12.11.5). The tasks
- * of the preempted nexuses are not aborted: the SCSI core cannot reach
- * the transport's task lists (see docs/conformance.md). */
+/* PREEMPT and PREEMPT AND ABORT (SPC-4 5.12.11.4, 5.12.11.5); for the
+ * latter the preempted nexuses' tasks end through the transport's abort
+ * hook (see remove_key). */
 static void pr_preempt(struct scsi_cmd *cmd, struct pr_reg *r, uint64_t sark,
 		       uint8_t type)
 {
@@ -1032,7 +1038,9 @@ static void pr_out(struct scsi_cmd *cmd)
 		break;
 	case SA_PREEMPT:
 	case SA_PREEMPT_ABORT:
+		preempt_abort = sa == SA_PREEMPT_ABORT;
 		pr_preempt(cmd, r, sark, type);
+		preempt_abort = false;
 		break;
 	default:
 		pr_register_move(cmd, r, p, cmd->xfer_len);

@@ -249,6 +249,18 @@ struct scsi_lun_ent *scsi_nexus_lookup(struct scsi_nexus *nx, uint64_t lun);
  * once at start, before creating LUs. The string is copied. */
 void scsi_set_pr_state_dir(const char *dir);
 
+/* Ending other nexuses' tasks. A LOGICAL UNIT RESET or TARGET RESET
+ * (SAM-5 §7.7, §7.9) and PREEMPT AND ABORT (SPC-4 §5.12.11.5) end tasks
+ * that other I_T nexuses have on an LU; the task lists belong to the
+ * transport, which registers how to do it. initiator_port NULL means every
+ * nexus but `except` (compared as a pointer only). With TAS (emulate_tas)
+ * those initiators get TASK ABORTED status, else the tasks end silently. */
+typedef void (*scsi_abort_fn)(struct scsi_lu *lu, const char *initiator_port,
+			      const struct scsi_nexus *except, bool tas);
+void scsi_set_abort_hook(scsi_abort_fn fn);
+void scsi_lu_abort_tasks(struct scsi_lu *lu, const char *initiator_port,
+			 const struct scsi_nexus *except);
+
 /* LUN field encoding (SAM-5 4.7): 8-byte LUN <-> number. */
 uint64_t scsi_lun_decode(const uint8_t lun[8]);
 void scsi_lun_encode(uint64_t lun, uint8_t out[8]);
