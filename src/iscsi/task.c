@@ -236,7 +236,8 @@ static void send_data_in(struct iscsi_task *t)
 	struct iscsi_conn *c = t->conn;
 	struct scsi_cmd *cmd = &t->cmd;
 	uint32_t total = cmd->data_len < t->edtl ? cmd->data_len : t->edtl;
-	uint32_t burst = c->sess->params.max_burst;
+	uint32_t burst = c->sess->params.max_burst ? c->sess->params.max_burst :
+						     UINT32_MAX;
 	bool status_in_data = cmd->sense_len == 0;
 	uint32_t off = 0;
 
