@@ -247,7 +247,7 @@ static void send_data_in(struct iscsi_task *t)
 		uint8_t *b;
 		bool last;
 
-		if (n > c->max_xmit_dsl)
+		if (n > c->max_xmit_dsl && c->max_xmit_dsl >= 512)
 			n = c->max_xmit_dsl;
 		if (n > in_burst)
 			n = in_burst;
