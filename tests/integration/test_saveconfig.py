@@ -128,7 +128,7 @@ def build_tree(rpc, workdir, port, loopdev, port6):
                                                "DefaultTime2Retain": "30"}, **t)
     rpc.call("tpg.set_auth", userid="tpg-user", password="tpg-secret-1234", **t)
     rpc.call("tpg.enable", enable=True, **t)
-    rpc.call("discovery_auth.set", enable=False, userid="disc-user",
+    rpc.call("discovery_auth.set", enable=True, userid="disc-user",
              password="disc-secret-1234", mutual_userid="disc-target",
              mutual_password="disc-tsecret-12")
     # the anchor goes: the saved tree is what was built over the socket
@@ -475,6 +475,14 @@ def test_save_mode_backups_and_pruning(config, utarget, workdir):
     assert kept == contents[-10:], "backups are not the 10 newest previous files, in " \
         "order: %s" % [(n, contents.index(k) if k in contents else None)
                        for n, k in zip(names, kept)]
+    # a file that cannot be written: a clear error, the old file and backups untouched
+    with open(d.cfg_path) as f:
+        current = f.read()
+    e = rpc.error("save_config", file=os.path.join(d.cfg_path, "x.json"))
+    assert e.code == REFUSED and d.cfg_path in e.message, e
+    with open(d.cfg_path) as f:
+        assert f.read() == current
+    assert backups(workdir) == names
     # another file by name (save_config file=...) also gets 0600
     other = os.path.join(str(workdir), "sub", "other.json")
     res = rpc.call("save_config", file=other)
