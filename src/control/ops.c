@@ -208,6 +208,8 @@ static bool attrs_set(const struct ctl_attr *tab, void *obj, size_t objsize,
 	const char *k;
 	json_t *v;
 
+	if (!attrs)
+		return true; /* no "attributes": nothing to change */
 	if (!json_is_object(attrs)) {
 		fail(e, RPC_INVALID_PARAMS, "attributes must be an object");
 		return false;
@@ -640,7 +642,7 @@ static json_t *m_bs_set_attrs(json_t *p, struct rpc_error *e)
 		return NULL;
 	before = so->lu->attrs;
 	if (!attrs_set(ctl_so_attrs, &so->lu->attrs, sizeof(so->lu->attrs),
-		       attrs ? attrs : json_object(), e))
+		       attrs, e))
 		return NULL;
 	if (so->lu->attrs.block_size != before.block_size &&
 	    (so->lu->attrs.block_size & (so->lu->attrs.block_size - 1))) {
@@ -804,7 +806,7 @@ static json_t *m_tpg_set_attrs(json_t *p, struct rpc_error *e)
 	if (!tpg)
 		return NULL;
 	if (!attrs_set(ctl_tpg_attrs, &tpg->attrs, sizeof(tpg->attrs),
-		       attrs ? attrs : json_object(), e))
+		       attrs, e))
 		return NULL;
 	/* generate_node_acls and the write-protect attributes change what
 	 * sessions see */
@@ -1168,7 +1170,7 @@ static json_t *m_acl_set_attrs(json_t *p, struct rpc_error *e)
 	if (!acl)
 		return NULL;
 	return attrs_set(ctl_acl_attrs, &acl->attrs, sizeof(acl->attrs),
-			 attrs ? attrs : json_object(), e) ? json_object() : NULL;
+			 attrs, e) ? json_object() : NULL;
 }
 
 static json_t *m_acl_get_attrs(json_t *p, struct rpc_error *e)
