@@ -22,6 +22,7 @@
  * bytes (resumable header parsing). */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/epoll.h>
@@ -197,6 +198,7 @@ static void peer_event(struct io_handler *h, uint32_t ev)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t *stream;
+	static unsigned nconn;
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	struct peer p = { 0 };
 	size_t pre = 0;
@@ -218,13 +220,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(stream + pre, data, size);
 
 	cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Each connection ends in TIME_WAIT on one side; at thousands of
+	 * connections a second one source address runs out of ports, so
+	 * the source address walks through 127.1.0.0/16. */
+	a.sin_addr.s_addr = htonl(0x7f010000u | (1 + nconn++ % 65000));
+	if (cfd < 0 || bind(cfd, (struct sockaddr *)&a, sizeof(a)))
+		abort();
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	a.sin_port = htons(port);
-	if (cfd < 0 || connect(cfd, (struct sockaddr *)&a, sizeof(a)))
+	if (connect(cfd, (struct sockaddr *)&a, sizeof(a))) {
+		/* libFuzzer's SIGALRM (-timeout) can interrupt it; the
+		 * connection then completes in the background */
+		struct pollfd pfd = { .fd = cfd, .events = POLLOUT };
+
+		if (errno != EINTR) {
+			perror("fuzz_pdu: connect");
+			abort();
+		}
+		while (poll(&pfd, 1, 1000) < 0 && errno == EINTR)
+			;
+	}
+	do
+		sfd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	while (sfd < 0 && errno == EINTR);
+	if (sfd < 0) {
+		perror("fuzz_pdu: accept");
 		abort();
-	sfd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (sfd < 0)
-		abort();
+	}
 	fcntl(cfd, F_SETFL, O_NONBLOCK);
 	iscsi_conn_start(sfd, loop, NULL);
 

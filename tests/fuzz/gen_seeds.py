@@ -163,6 +163,7 @@ out("pdu", "trickle_login", b"\x05" + scsi(INQ, 96, 1, 1, r=True))
 
 # ---- cdb: flags, EDTL (be32), CDB (16 bytes), data -----------------------
 def cdbseed(name, cdb, edtl, data=b"", flags=0):
+    flags |= 4 | 8  # TEST UNIT READY first (takes the UA), two LUs
     out("cdb", name, bytes([flags]) + struct.pack(">I", edtl) +
         cdb.ljust(16, b"\0") + data)
 
@@ -226,9 +227,11 @@ cfg = {
                                           "mapped_luns": [
                                               {"index": 0, "tpg_lun": 0,
                                                "write_protect": True}]}]}]}]}
-out("config", "full", json.dumps(cfg, indent=1))
-out("config", "empty", "{}")
-out("config", "bad_types", json.dumps({"storage_objects": [{"plugin": 1}],
+# config: byte 0 odd = abort_on_error, then the document
+out("config", "full", "0" + json.dumps(cfg, indent=1))
+out("config", "full_abort", "1" + json.dumps(cfg, indent=1))
+out("config", "empty", "0{}")
+out("config", "bad_types", "0" + json.dumps({"storage_objects": [{"plugin": 1}],
                                        "targets": [{"wwn": 5, "tpgs": "x"}]}))
 
 reqs = [
@@ -274,4 +277,17 @@ for i, r in enumerate(reqs):
 # the rpc harness takes an array as a sequence of requests
 out("rpc", "sequence", json.dumps(batch))
 
-# ---- chap: see fuzz_chap.c -------------------------------------------------
+# ---- chap: flags, then requests separated by 0xff --------------------------
+FF = b"\xff"
+out("chap", "md5_one_way", b"\x00" + text("CHAP_A=5") + FF +
+    text("CHAP_N=iqn.1994-05.com.example:fuzz", "CHAP_R=@"))
+out("chap", "sha256_mutual", b"\x01" + text("CHAP_A=7,6,5") + FF +
+    text("CHAP_N=iqn.1994-05.com.example:fuzz", "CHAP_R=@", "CHAP_I=7",
+         "CHAP_C=0x" + "a5" * 32))
+out("chap", "sha3_base64", b"\x03" + text("CHAP_A=8") + FF +
+    text("CHAP_N=iqn.1994-05.com.example:fuzz", "CHAP_R=0bAAAAAAAAAAAAAAAAAAAAAA==",
+         "CHAP_I=300", "CHAP_C=0B" + "QUJD" * 8))
+out("chap", "bad_alg", b"\x00" + text("CHAP_A=1,2,3"))
+out("chap", "reflected_challenge", b"\x01" + text("CHAP_A=5") + FF +
+    text("CHAP_N=iqn.1994-05.com.example:fuzz", "CHAP_R=@", "CHAP_I=1",
+         "CHAP_C=0x00112233445566778899aabbccddeeff"))
