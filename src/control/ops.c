@@ -3,6 +3,7 @@
  * configuration as it was; live sessions then get what the change means
  * for them (new LUN maps, or their end). Called with iscsi_fabric.lock
  * held, on the control thread. */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -651,6 +652,12 @@ static json_t *m_bs_set_attrs(json_t *p, struct rpc_error *e)
 			    "block_size %u is not supported (use 512, 1024, 2048 or 4096)",
 			    (unsigned)so->lu->attrs.block_size);
 	}
+	if (so->lu->attrs.optimal_sectors > so->lu->attrs.hw_max_sectors) {
+		so->lu->attrs = before;
+		return fail(e, RPC_REFUSED,
+			    "optimal_sectors cannot be larger than hw_max_sectors (%u)",
+			    (unsigned)before.hw_max_sectors);
+	}
 	if (so->lu->attrs.block_size != before.block_size &&
 	    (so_in_use(so) || so->lu->bs->size % so->lu->attrs.block_size)) {
 		so->lu->attrs = before;
@@ -1088,6 +1095,37 @@ static json_t *m_portal_create(json_t *p, struct rpc_error *e)
 	return json_pack("{s:s, s:i}", "ip_address", pt->ip, "port", (int)port);
 }
 
+static bool parse_ip(const char *ip, unsigned char out[17])
+{
+	char buf[64];
+	size_t n = strlen(ip);
+
+	if (n >= 2 && ip[0] == '[' && ip[n - 1] == ']' && n - 2 < sizeof(buf)) {
+		memcpy(buf, ip + 1, n - 2);
+		buf[n - 2] = 0;
+		ip = buf;
+	}
+	memset(out, 0, 17);
+	if (inet_pton(AF_INET, ip, out + 1) == 1) {
+		out[0] = 4;
+		return true;
+	}
+	if (inet_pton(AF_INET6, ip, out + 1) == 1) {
+		out[0] = 6;
+		return true;
+	}
+	return false;
+}
+
+static bool same_addr(const char *a, const char *b)
+{
+	unsigned char x[17], y[17];
+
+	if (!parse_ip(a, x) || !parse_ip(b, y))
+		return !strcmp(a, b);
+	return !memcmp(x, y, sizeof(x));
+}
+
 static json_t *m_portal_delete(json_t *p, struct rpc_error *e)
 {
 	struct iscsi_tpg *tpg = get_tpg(p, e);
@@ -1103,7 +1141,8 @@ static json_t *m_portal_delete(json_t *p, struct rpc_error *e)
 	if (bad)
 		return NULL;
 	list_for_each_entry(pt, &tpg->portals, link) {
-		if (pt->port == port && !strcmp(pt->ip, ip)) {
+		/* "::1", "[::1]" and "0::1" name one portal, as in create */
+		if (pt->port == port && same_addr(pt->ip, ip)) {
 			iscsi_portal_free(pt);
 			return json_object();
 		}

@@ -170,6 +170,12 @@ def test_ipv6_portal(api):
     portals = rpc.call("get_config")["targets"][0]["tpgs"][0]["portals"]
     assert {"ip_address": "::1", "port": port6} in \
         [{"ip_address": p["ip_address"], "port": p["port"]} for p in portals], portals
+    # delete takes any spelling of the address, as create does
+    for spelling in ("[::1]", "0:0:0:0:0:0:0:1"):
+        port_x = ut.free_port()
+        rpc.call("portal.create", ip_address="::1", port=port_x, **T)
+        rpc.call("portal.delete", ip_address=spelling, port=port_x, **T)
+    refused(rpc, "portal.delete", NOT_FOUND, [], ip_address="::2", port=port6, **T)
     # and it serves: discovery and a LUN over IPv6
     res, targets = ut.iscsi_ls("iscsi://[::1]:%d" % port6, show_luns=True, initiator=INIT)
     assert res.returncode == 0, ut.describe(res, d)
@@ -327,6 +333,9 @@ ATTR_CASES = [
      {"queue_depth": 0}, REFUSED, ["queue_depth"]),
     ("backstore.set_attributes", {"plugin": "ramdisk", "name": "rd0"},
      {"hw_max_sectors": 128}, REFUSED, ["read-only"]),
+    # in range for the attribute, but above hw_max_sectors (16384): LIO refuses it too
+    ("backstore.set_attributes", {"plugin": "ramdisk", "name": "rd0"},
+     {"optimal_sectors": 65535}, REFUSED, ["optimal_sectors"]),
     ("backstore.set_attributes", {"plugin": "ramdisk", "name": "rd0"},
      {"emulate_tpu": "abc"}, INVALID_PARAMS, ["emulate_tpu"]),
     ("backstore.set_attributes", {"plugin": "ramdisk", "name": "rd0"},
