@@ -52,7 +52,7 @@ static void auth_json(json_t *o, const struct iscsi_auth *a, const char *pfx)
  * restore in targetcli-fb unchanged. */
 static json_t *alua_default(void)
 {
-	return json_pack("[{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:i, s:i}]",
+	return json_pack("[{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:i, s:i, s:i}]",
 			 "alua_access_state", 0, "alua_access_status", 0,
 			 "alua_access_type", 3,
 			 "alua_support_active_nonoptimized", 1,
@@ -62,7 +62,7 @@ static json_t *alua_default(void)
 			 "alua_support_unavailable", 1, "alua_write_metadata", 0,
 			 "implicit_trans_secs", 0, "nonop_delay_msecs", 100,
 			 "name", "default_tg_pt_gp", "preferred", 0,
-			 "tg_pt_gp_id", 0);
+			 "tg_pt_gp_id", 0, "trans_delay_msecs", 0);
 }
 
 json_t *ctl_so_json(const struct ctl_so *so)
