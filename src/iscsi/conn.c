@@ -788,6 +788,32 @@ static void sockaddr_str(const struct sockaddr_storage *ss, char *ip,
 	}
 }
 
+/* Until a Login Request names its target, the TPG is not known: the
+ * connection gets the longest login_timeout of the enabled TPGs with a
+ * portal on the address it arrived at (LIO's default when none does).
+ * login.c re-arms the timer with the TPG's own value once it is known. */
+static uint64_t login_timeout_ms(const struct sockaddr_storage *la)
+{
+	struct iscsi_target *t;
+	struct iscsi_tpg *tpg;
+	struct iscsi_portal *p;
+	uint32_t secs = 0;
+
+	pthread_mutex_lock(&iscsi_fabric.lock);
+	list_for_each_entry(t, &iscsi_fabric.targets, link)
+		list_for_each_entry(tpg, &t->tpgs, link) {
+			if (!tpg->enable || tpg->attrs.login_timeout <= secs)
+				continue;
+			list_for_each_entry(p, &tpg->portals, link)
+				if (iscsi_portal_matches(p, la)) {
+					secs = tpg->attrs.login_timeout;
+					break;
+				}
+		}
+	pthread_mutex_unlock(&iscsi_fabric.lock);
+	return secs ? (uint64_t)secs * 1000 : LOGIN_TIMEOUT_MS;
+}
+
 void iscsi_conn_start(int fd, struct io_loop *loop,
 		      const struct iscsi_listener *ls)
 {
@@ -841,6 +867,6 @@ void iscsi_conn_start(int fd, struct io_loop *loop,
 		iscsi_conn_close(c, "epoll registration failed");
 		return;
 	}
-	io_timer_arm(loop, &c->login_timer, LOGIN_TIMEOUT_MS);
+	io_timer_arm(loop, &c->login_timer, login_timeout_ms(&c->local_addr));
 	iscsi_conn_log(c, UT_LOG_DEBUG, "accepted");
 }
