@@ -15,6 +15,11 @@
 #define STAGE_SECURITY 0
 #define STAGE_OPERATIONAL 1
 #define STAGE_FFP 3
+/* RFC 7143 §6.1: a target must accept 8192 bytes of key=value data in a
+ * negotiation sequence, 64 KiB when an authentication method needs long
+ * items; a login request longer than that is refused (Out of resources),
+ * which bounds the memory a connection in login can take. */
+#define LOGIN_TEXT_MAX 65536
 
 struct iscsi_login_state {
 	bool started;
@@ -310,6 +315,10 @@ static uint16_t resolve(struct iscsi_conn *c)
 	if (acl)
 		l->acl_attrs = acl->attrs;
 	l->auth_required = tpg->attrs.authentication != 0;
+	/* The rest of the login has this TPG's login_timeout. */
+	if (tpg->attrs.login_timeout)
+		io_timer_arm(c->loop, &c->login_timer,
+			     (uint64_t)tpg->attrs.login_timeout * 1000);
 	/* CHAP credentials: the initiator's ACL; an ACL without any, or
 	 * demo mode (a generated ACL), uses the TPG's auth group, as LIO
 	 * does (tpg_demo_auth). */
@@ -501,6 +510,11 @@ void iscsi_login_rx(struct iscsi_conn *c)
 			   "invalid stage transition");
 		return;
 	}
+	if (l->in.len + c->dlen > LOGIN_TEXT_MAX) {
+		login_fail(c, ISCSI_LOGIN_OUT_OF_RESOURCES,
+			   "login text longer than 64 KiB");
+		return;
+	}
 	if (c->dlen && iscsi_text_add_raw(&l->in, (const char *)c->scratch,
 					  c->dlen)) {
 		login_fail(c, ISCSI_LOGIN_OUT_OF_RESOURCES, "out of memory");
@@ -559,6 +573,15 @@ void iscsi_login_rx(struct iscsi_conn *c)
 	}
 	if (l->chap_on && auth_step(c))
 		return;
+	if (l->out.len > c->max_xmit_dsl) {
+		/* We do not split a Login Response over several PDUs (C bit);
+		 * an answer that does not fit what the initiator can receive
+		 * (8192 bytes during login, §13.12) only comes from a request
+		 * with thousands of keys. */
+		login_fail(c, ISCSI_LOGIN_OUT_OF_RESOURCES,
+			   "answer longer than MaxRecvDataSegmentLength");
+		return;
+	}
 	if (l->stage != STAGE_SECURITY && l->auth_required &&
 	    !l->authenticated) {
 		/* §6.3: an initiator may start in the operational stage
