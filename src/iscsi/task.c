@@ -401,14 +401,45 @@ void iscsi_scsi_cmd_rx_hdr(struct iscsi_conn *c)
 	}
 	if (iscsi_session_check_cmdsn(s, get_be32(h + BHS_CMDSN), immediate))
 		return;
+	if (bhs_ahslen(h)) {
+		/* The AHS of a SCSI Command (§11.2.2) carry a CDB longer than
+		 * 16 bytes (type 1) or a bidirectional read length (type 2);
+		 * we support neither. Entries running past TotalAHSLength make
+		 * the header malformed. Both are answered with a Reject. */
+		uint32_t total = bhs_ahslen(h), off = 0;
+		uint8_t reason = ISCSI_REJECT_CMD_NOT_SUPPORTED;
+
+		/* each entry: AHSLength (2), AHSType (1), then AHSLength
+		 * bytes counted from byte 3, padded to 4 (§11.2.2.1) */
+		while (off < total) {
+			uint32_t len = get_be16(h + ISCSI_BHS_LEN + off);
+			uint32_t ent = (3 + len + 3) & ~3u;
+
+			if (ent > total - off) {
+				reason = ISCSI_REJECT_PROTOCOL;
+				break;
+			}
+			off += ent;
+		}
+		iscsi_conn_log(c, UT_LOG_WARN, "SCSI command with %s AHS",
+			       reason == ISCSI_REJECT_PROTOCOL ? "malformed" :
+			       "unsupported");
+		iscsi_conn_reject(c, reason, h);
+		return;
+	}
+	/* The two refusals below answer with a Reject (§11.17.1) rather than
+	 * silence: the CmdSN is spent, and an initiator must learn that this
+	 * command will never get a response. Its data is dropped. */
 	if (iscsi_task_find(s, itt)) {
 		iscsi_conn_log(c, UT_LOG_WARN, "ITT 0x%08x already in use", itt);
+		iscsi_conn_reject(c, ISCSI_REJECT_TASK_IN_PROGRESS, h);
 		return;
 	}
 	if (c->dlen && (!(h[1] & ISCSI_FLAG_CMD_WRITE) || !sp->immediate_data ||
 			c->dlen > sp->first_burst || c->dlen > edtl)) {
 		/* §11.3: immediate data only with W, ImmediateData=Yes, and
 		 * within FirstBurstLength and the EDTL */
+		iscsi_conn_reject(c, ISCSI_REJECT_PROTOCOL, h);
 		return;
 	}
 	t = task_new(c, itt);
