@@ -145,19 +145,26 @@ void iscsi_text_rx(struct iscsi_conn *c)
 	    iscsi_session_check_cmdsn(s, get_be32(h + BHS_CMDSN), false) < 0)
 		return;
 	if (ttt != ISCSI_RSVD_TAG) {
-		/* the initiator asks for the next part of a long answer */
-		if (ttt != c->text_ttt || itt != c->text_itt ||
-		    !c->text_out.len) {
+		/* §11.10.4: the TTT of our last response continues that
+		 * exchange; anything else is not ours */
+		if (ttt != c->text_ttt || itt != c->text_itt) {
 			iscsi_conn_reject(c, ISCSI_REJECT_INVALID_PDU_FIELD, h);
 			return;
 		}
-		text_send_chunk(c);
-		return;
+		if (c->text_out.len) {
+			/* the next part of a long answer */
+			text_send_chunk(c);
+			return;
+		}
+		/* else the next part of a request continued with C */
+	} else {
+		/* a new exchange drops any unfinished one, request or
+		 * answer (§11.10.4: the reserved TTT resets the state) */
+		iscsi_text_reset(&c->text_in);
+		iscsi_text_reset(&c->text_out);
+		c->text_off = 0;
+		c->text_itt = itt;
 	}
-	/* a new exchange drops any unfinished one (§11.10.4) */
-	iscsi_text_reset(&c->text_out);
-	c->text_off = 0;
-	c->text_itt = itt;
 	if (c->dlen &&
 	    iscsi_text_add_raw(&c->text_in, (const char *)c->scratch, c->dlen)) {
 		iscsi_conn_close(c, "out of memory");
