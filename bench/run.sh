@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# utarget benchmark (issue 8): utargetd vs tgt vs istgt on loopback.
+# Usage: bench/run.sh [--quick] [--rounds N] [--duration S] [--profile] [--out DIR] ...
+#        (bench/run.sh --help for all options; `make bench` runs it after `make all`)
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+"$root/scripts/deps.sh" bench
+[ -x "$root/build/utargetd" ] || make -C "$root" all
+exec python3 "$here/bench.py" "$@"
