@@ -30,6 +30,7 @@ int bs_io_check(const struct bs_dev *dev, const struct bs_io *io);
 struct bs_fd {
 	int fd;
 	bool blkdev; /* fd is a block device (fallocate modes differ) */
+	bool memfs;  /* the file lives in memory (tmpfs / ramfs): I/O inline */
 };
 
 /* Runs io on the fd in dev->priv: through io->loop's io_uring when there

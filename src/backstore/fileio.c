@@ -15,7 +15,9 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 /* Grows the regular file on fd from cur to size bytes. */
@@ -163,6 +165,12 @@ static int fileio_open(struct bs_dev *dev, const struct bs_config *cfg,
 	}
 	f->fd = fd;
 	f->blkdev = S_ISBLK(st.st_mode);
+	{
+		struct statfs sfs;
+
+		f->memfs = !f->blkdev && fstatfs(fd, &sfs) == 0 &&
+			   (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC);
+	}
 	dev->priv = f;
 	dev->readonly = cfg->readonly;
 	atomic_store(&dev->write_back, cfg->write_back);

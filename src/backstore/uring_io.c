@@ -36,9 +36,15 @@ static bool write_through(struct bs_dev *dev, const struct bs_io *io)
 	       !atomic_load_explicit(&dev->write_back, memory_order_relaxed);
 }
 
-static struct io_uring_sqe *get_sqe(struct bs_io *io)
+static struct io_uring_sqe *get_sqe(struct bs_dev *dev, struct bs_io *io)
 {
-	if (!io->loop || !io_loop_ring(io->loop))
+	const struct bs_fd *f = dev->priv;
+
+	/* A file in memory (tmpfs) never waits for a disk, and the kernel
+	 * cannot do its I/O without blocking semantics, so io_uring would
+	 * hand every request to a kernel worker thread: a plain copy on this
+	 * thread is cheaper. */
+	if (f->memfs || !io->loop || !io_loop_ring(io->loop))
 		return NULL;
 	return io_loop_get_sqe(io->loop);
 }
@@ -122,7 +128,7 @@ static void rw_issue(struct bs_dev *dev, struct bs_io *io)
 		} else {
 			p = (uint8_t *)io->buf + io->done_bytes;
 		}
-		sqe = get_sqe(io);
+		sqe = get_sqe(dev, io);
 		if (sqe) {
 			if (rd) {
 				io_uring_prep_read(sqe, f->fd, p, (unsigned)seg,
@@ -164,7 +170,7 @@ static void flush_cb(struct io_uring_cb *cb, int res)
 static void flush_issue(struct bs_dev *dev, struct bs_io *io)
 {
 	const struct bs_fd *f = dev->priv;
-	struct io_uring_sqe *sqe = get_sqe(io);
+	struct io_uring_sqe *sqe = get_sqe(dev, io);
 
 	if (sqe) {
 		io_uring_prep_fsync(sqe, f->fd, IORING_FSYNC_DATASYNC);
@@ -220,7 +226,7 @@ static void falloc_cb(struct io_uring_cb *cb, int res)
 static void falloc_issue(struct bs_dev *dev, struct bs_io *io)
 {
 	const struct bs_fd *f = dev->priv;
-	struct io_uring_sqe *sqe = get_sqe(io);
+	struct io_uring_sqe *sqe = get_sqe(dev, io);
 
 	if (sqe) {
 		io_uring_prep_fallocate(sqe, f->fd, falloc_mode(io),

@@ -32,10 +32,12 @@ struct iscsi_task *iscsi_task_find(struct iscsi_session *s, uint32_t itt)
  * shootdowns interrupt the other workers). Bounded so an idle daemon gives
  * the memory back (see iscsi_task_cache_drain). */
 #define TASK_CACHE_MAX 128
-#define TASK_CACHE_BUF_MAX (256u * 1024)
+#define TASK_CACHE_BUF_MAX (16u << 20)   /* larger buffers are not kept */
+#define TASK_CACHE_BYTES_MAX (64u << 20) /* per worker, buffers included */
 
 static _Thread_local struct iscsi_task *task_cache;
 static _Thread_local unsigned task_cache_n;
+static _Thread_local size_t task_cache_bytes;
 
 void iscsi_task_cache_drain(void)
 {
@@ -47,6 +49,7 @@ void iscsi_task_cache_drain(void)
 		free(t);
 	}
 	task_cache_n = 0;
+	task_cache_bytes = 0;
 }
 
 static struct iscsi_task *task_alloc(void)
@@ -59,6 +62,7 @@ static struct iscsi_task *task_alloc(void)
 		return calloc(1, sizeof(*t));
 	task_cache = *(struct iscsi_task **)(void *)t;
 	task_cache_n--;
+	task_cache_bytes -= t->buf_cap;
 	buf = t->buf;
 	cap = t->buf_cap;
 	memset(t, 0, sizeof(*t));
@@ -69,11 +73,16 @@ static struct iscsi_task *task_alloc(void)
 
 static void task_release(struct iscsi_task *t)
 {
-	if (task_cache_n >= TASK_CACHE_MAX || t->buf_cap > TASK_CACHE_BUF_MAX) {
+	/* 1 MiB transfers are common (sequential I/O, qemu-img): keeping
+	 * their buffers saves a map, a fault per page and an munmap (with its
+	 * TLB shootdown) per command */
+	if (task_cache_n >= TASK_CACHE_MAX || t->buf_cap > TASK_CACHE_BUF_MAX ||
+	    task_cache_bytes + t->buf_cap > TASK_CACHE_BYTES_MAX) {
 		free(t->buf);
 		free(t);
 		return;
 	}
+	task_cache_bytes += t->buf_cap;
 	/* the first word of a cached task links the cache */
 	*(struct iscsi_task **)(void *)t = task_cache;
 	task_cache = t;
