@@ -24,7 +24,7 @@ DAEMON_OBJS := $(call obj,$(BUILD),$(DAEMON_SRCS))
 CLI_OBJS := $(call obj,$(BUILD),$(CLI_SRCS))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all run check deps clean sanitize unit integration clang-check conformance
+.PHONY: all run check deps clean sanitize unit integration clang-check conformance bench
 all: $(BUILD)/utargetd $(BUILD)/utargetcli
 
 # libutarget (.so and .a) and utargetcli's link on it
@@ -76,6 +76,11 @@ integration: all sanitize
 # libiscsi's conformance suite against the sanitizer build (issue 7).
 conformance: all sanitize
 	@scripts/conformance.sh build/san/utargetd
+
+# utargetd against tgt and istgt side by side (docs/performance.md);
+# `make bench BENCH_ARGS=--quick` for a short run.
+bench: all
+	bench/run.sh $(BENCH_ARGS)
 
 check:
 	@scripts/deps.sh test
