@@ -16,7 +16,7 @@ Scenarios:
                      its data
   writes-in-flight   32 WRITEs of 64 KiB with immediate data, sent back to back with no
                      reading: the target has them in its backstore when the kill lands
-  reads-unread       32 READs of 256 KiB sent, Data-In never read (the target's send
+  reads-unread       32 READs of 1 MiB sent, Data-In never read (the target's send
                      queue fills up)
 """
 
@@ -252,8 +252,9 @@ def main():
         hang()
         return
     if scenario == "reads-unread":
+        # 32 MiB: more than loopback socket buffers hold, so tasks stay queued
         for i in range(32):
-            r.scsi_cmd(Raw.read10(i * 512, 512), 256 * 1024, read=True)
+            r.scsi_cmd(Raw.read10(i * 2048, 2048), 1 << 20, read=True)
         ready(scenario)
         hang()
         return
