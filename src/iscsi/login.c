@@ -399,6 +399,17 @@ static void login_finish(struct iscsi_conn *c)
 		iscsi_text_addf(&l->out, "TargetPortalGroupTag", "%u", l->tpgt);
 		l->declared = true;
 	}
+	/* A portal group that offers only CRC32C requires digests: an
+	 * initiator that would not agree to them (answered Reject, so the key
+	 * kept its default None) does not get in without them. */
+	if ((!sp->header_digest &&
+	     !list_has(l->tpg_params.val[ITK_HEADERDIGEST], "None")) ||
+	    (!sp->data_digest &&
+	     !list_has(l->tpg_params.val[ITK_DATADIGEST], "None"))) {
+		login_fail(c, ISCSI_LOGIN_INITIATOR_ERROR,
+			   "the portal group requires CRC32C digests");
+		return;
+	}
 	if (iscsi_neg_finish(&l->neg, &l->out)) {
 		login_fail(c, ISCSI_LOGIN_INITIATOR_ERROR, "negotiation failed");
 		return;
