@@ -410,6 +410,13 @@ void iscsi_scsi_cmd_rx_hdr(struct iscsi_conn *c)
 	}
 	if (iscsi_session_check_cmdsn(s, get_be32(h + BHS_CMDSN), immediate))
 		return;
+	if (immediate && s->active_tasks >= s->cmdsn_depth) {
+		/* Immediate commands bypass the CmdSN window; without this an
+		 * initiator could queue tasks (and their buffers) without
+		 * bound. §11.17.1: Reject 0x06, too many immediate commands. */
+		iscsi_conn_reject(c, ISCSI_REJECT_IMM_CMD, h);
+		return;
+	}
 	if (bhs_ahslen(h)) {
 		/* The AHS of a SCSI Command (§11.2.2) carry a CDB longer than
 		 * 16 bytes (type 1) or a bidirectional read length (type 2);
