@@ -26,7 +26,6 @@
 
 static void conn_flush(struct iscsi_conn *c);
 static void conn_kick(struct iscsi_conn *c);
-static bool drain_done(struct iscsi_conn *c);
 #define conn_put iscsi_conn_put
 
 static _Thread_local struct list_head worker_conns;
@@ -57,12 +56,13 @@ void iscsi_conn_foreach(void (*fn)(struct iscsi_conn *c, void *arg), void *arg)
 		fn(c, arg);
 }
 
-/* Graceful stop (SIGTERM): take no new PDUs, let the commands in progress
- * finish and their responses go out, then close. */
-static bool drain_done(struct iscsi_conn *c)
-{
-	return !c->sess || c->sess->active_tasks == 0;
-}
+/* Graceful stop (SIGTERM), RFC 7143 §11.9: each logged-in initiator gets
+ * an Asynchronous Message asking it to log out (AsyncEvent 1) within
+ * DRAIN_LOGOUT_S seconds. The connection keeps serving meanwhile, so the
+ * commands already on the wire are answered; it ends with the initiator's
+ * Logout, or when the daemon's grace period runs out. A connection still
+ * logging in has nothing to lose and closes at once. */
+#define DRAIN_LOGOUT_S 5
 
 void iscsi_conn_drain_all(void)
 {
@@ -71,14 +71,24 @@ void iscsi_conn_drain_all(void)
 	if (!worker_conns.next)
 		return;
 	list_for_each_entry_safe(c, n, &worker_conns, all_link) {
-		if (c->closing)
+		uint8_t b[ISCSI_BHS_LEN] = { 0 };
+
+		if (c->closing || c->draining)
 			continue;
-		c->draining = true;
-		io_loop_mod(c->loop, &c->h, c->want_out ? EPOLLOUT : 0);
-		if (drain_done(c) && list_empty(&c->txq))
+		if (c->state != CONN_FFP || !c->sess) {
 			iscsi_conn_close(c, "target shutting down");
-		else
-			conn_kick(c);
+			continue;
+		}
+		c->draining = true;
+		b[0] = ISCSI_OP_ASYNC_MSG;
+		b[1] = ISCSI_FLAG_FINAL;
+		put_be32(b + BHS_ITT, ISCSI_RSVD_TAG);
+		b[36] = 1; /* AsyncEvent: the target requests a logout */
+		put_be16(b + 38, 0); /* Parameter1: reserved for event 1 */
+		put_be16(b + 42, DRAIN_LOGOUT_S); /* Parameter3: time to logout */
+		iscsi_conn_send_simple(c, b, NULL, 0, true);
+		iscsi_conn_log(c, UT_LOG_INFO,
+			       "target shutting down: logout requested");
 	}
 }
 
@@ -131,9 +141,15 @@ static void flush_deferred(struct io_deferred *d)
 	struct iscsi_conn *c = container_of(d, struct iscsi_conn, flush_d);
 
 	c->flush_queued = false;
+	if (c->logout_rsp && !c->closing && c->sess->active_tasks == 0) {
+		/* the last command before the Logout has been answered (its
+		 * response was queued in this loop iteration, before us) */
+		struct iscsi_txe *e = c->logout_rsp;
+
+		c->logout_rsp = NULL;
+		iscsi_conn_queue(c, e, true);
+	}
 	conn_flush(c);
-	if (c->draining && !c->closing && drain_done(c) && list_empty(&c->txq))
-		iscsi_conn_close(c, "target shutting down");
 	conn_put(c);
 }
 
@@ -255,7 +271,6 @@ static void conn_flush(struct iscsi_conn *c)
 				if (!c->want_out) {
 					c->want_out = true;
 					io_loop_mod(c->loop, &c->h,
-						    c->draining ? EPOLLOUT :
 						    EPOLLIN | EPOLLOUT);
 				}
 				return;
@@ -283,7 +298,7 @@ static void conn_flush(struct iscsi_conn *c)
 	}
 	if (c->want_out && !c->closing) {
 		c->want_out = false;
-		io_loop_mod(c->loop, &c->h, c->draining ? 0 : EPOLLIN);
+		io_loop_mod(c->loop, &c->h, EPOLLIN);
 	}
 }
 
@@ -339,6 +354,10 @@ void iscsi_conn_close(struct iscsi_conn *c, const char *why)
 	list_for_each_entry_safe(e, n, &c->txq, link) {
 		list_del(&e->link);
 		txe_free(e);
+	}
+	if (c->logout_rsp) {
+		txe_free(c->logout_rsp);
+		c->logout_rsp = NULL;
 	}
 	iscsi_login_free(c);
 	if (c->sess) {
@@ -476,9 +495,21 @@ static void handle_logout(struct iscsi_conn *c)
 	}
 	memcpy(e->hdr, r, sizeof(r));
 	if (r[2] == 0) {
+		struct iscsi_task *t, *n;
+
 		e->close_after = true;
 		c->state = CONN_LOGOUT;
 		iscsi_conn_log(c, UT_LOG_INFO, "logout (reason %u)", reason);
+		/* Commands sent before the Logout are answered first: the
+		 * response waits until the ones in progress finish. A write
+		 * still waiting for its Data-Out will never get it. */
+		list_for_each_entry_safe(t, n, &c->sess->tasks, link)
+			if (t->state != TASK_EXEC)
+				iscsi_task_abort(t);
+		if (c->sess->active_tasks) {
+			c->logout_rsp = e;
+			return;
+		}
 	}
 	iscsi_conn_queue(c, e, true);
 }
@@ -755,14 +786,16 @@ static void conn_event(struct io_handler *h, uint32_t events)
 {
 	struct iscsi_conn *c = container_of(h, struct iscsi_conn, h);
 
+	/* Closed by another handler in this epoll batch: the event is stale
+	 * (the memory lives until the batch's deferred work runs). */
+	if (c->closing)
+		return;
+
 	c->refs++;
 	if (events & EPOLLOUT)
 		conn_flush(c);
-	if (!c->closing && !c->draining &&
-	    (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+	if (!c->closing && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		conn_rx(c);
-	else if (!c->closing && c->draining && (events & (EPOLLHUP | EPOLLERR)))
-		iscsi_conn_close(c, "connection lost while draining");
 	conn_put(c);
 }
 

@@ -172,7 +172,8 @@ struct iscsi_conn {
 	/* lifecycle */
 	int refs;              /* base + tasks + pending flush */
 	bool closing;
-	bool draining;         /* shutting down: no new PDUs */
+	bool draining;         /* shutting down: logout requested */
+	struct iscsi_txe *logout_rsp; /* sent once the commands before it end */
 	struct io_deferred free_d;
 	struct io_timer login_timer;
 	struct io_timer nop_timer;

@@ -9,8 +9,8 @@
 void iscsi_listeners_set_loop(struct io_loop *l);
 /* Closes every connection of the calling worker (shutdown). */
 void iscsi_conn_close_all(void);
-/* Graceful shutdown on the calling worker: stop reading, let commands in
- * progress complete and their responses go out, then close. */
+/* Graceful shutdown on the calling worker: ask every initiator to log out
+ * (Asynchronous Message) and keep serving until it does. */
 void iscsi_conn_drain_all(void);
 /* Connections alive in the whole daemon. */
 int iscsi_conn_count(void);
