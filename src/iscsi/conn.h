@@ -16,7 +16,9 @@
 #include "scsi/scsi.h"
 #include "util/list.h"
 
-#define ISCSI_RBUF_SIZE (256 * 1024)
+/* Headers and small payloads; payloads of 16 KiB and more are received
+ * straight into their task buffer, so this need not be large. */
+#define ISCSI_RBUF_SIZE (64 * 1024)
 #define ISCSI_MAX_AHS 1020
 #define ISCSI_TASK_HASH 256
 #define ISCSI_MAX_R2T 16 /* MaxOutstandingR2T we agree to at most */

@@ -4,6 +4,7 @@
 #include "iscsi/conn.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,9 @@ void iscsi_task_cache_drain(void)
 	}
 	task_cache_n = 0;
 	task_cache_bytes = 0;
+	/* an idle worker gives its memory back to the system, not just to
+	 * malloc's free lists */
+	malloc_trim(0);
 }
 
 static struct iscsi_task *task_alloc(void)
