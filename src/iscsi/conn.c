@@ -656,10 +656,15 @@ static int rx_fill(struct iscsi_conn *c)
 	return (int)r;
 }
 
-/* Returns true when the caller should stop (EAGAIN, closed). */
+/* Returns true when the caller should stop (EAGAIN, closed, or a pass
+ * over buffered bytes only). */
 static bool rx_more(struct iscsi_conn *c)
 {
-	int r = rx_fill(c);
+	int r;
+
+	if (c->rx_buffered_only)
+		return true;
+	r = rx_fill(c);
 
 	if (r > 0)
 		return false;
@@ -721,6 +726,8 @@ static void conn_rx(struct iscsi_conn *c)
 					n = avail;
 				data_land(c, c->rbuf + c->rpos, n);
 				c->rpos += n;
+			} else if (c->rx_buffered_only) {
+				return;
 			} else if (n >= RX_DIRECT_MIN && !c->rx_discard) {
 				/* Large payloads go straight to their final
 				 * buffer: no copy through rbuf. */
@@ -780,6 +787,28 @@ static void conn_rx(struct iscsi_conn *c)
 			continue;
 		}
 	}
+	if (!c->closing && budget == 0 && c->rpos < c->rlen && !c->rx_queued) {
+		c->rx_queued = true;
+		c->refs++;
+		io_loop_defer(c->loop, &c->rx_d);
+	}
+}
+
+/* The budget ran out with whole PDUs possibly still in rbuf: the socket
+ * may have nothing more to read, so no readiness event would come for
+ * them. Finish them at the end of this loop round (after every other
+ * handler of the batch had its turn), from the buffer only. */
+static void rx_deferred(struct io_deferred *d)
+{
+	struct iscsi_conn *c = container_of(d, struct iscsi_conn, rx_d);
+
+	c->rx_queued = false;
+	if (!c->closing) {
+		c->rx_buffered_only = true;
+		conn_rx(c);
+		c->rx_buffered_only = false;
+	}
+	conn_put(c);
 }
 
 static void conn_event(struct io_handler *h, uint32_t events)
@@ -873,6 +902,7 @@ void iscsi_conn_start(int fd, struct io_loop *loop,
 	c->max_xmit_dsl = 8192;
 	list_init(&c->txq);
 	c->flush_d.fn = flush_deferred;
+	c->rx_d.fn = rx_deferred;
 	io_timer_init(&c->login_timer, login_timeout);
 	io_timer_init(&c->nop_timer, nop_tick);
 	iscsi_text_init(&c->text_out);

@@ -165,6 +165,9 @@ struct iscsi_conn {
 	uint8_t *scratch;      /* control PDU data (login, text, nop) */
 	uint32_t scratch_cap;
 	struct iscsi_task *rx_task; /* task receiving this data segment */
+	struct io_deferred rx_d;    /* finish buffered PDUs past the budget */
+	bool rx_queued;
+	bool rx_buffered_only;      /* rx_d's pass: no recv */
 	/* send queue */
 	struct list_head txq;
 	uint32_t tx_off;       /* bytes of the head entry already sent */
