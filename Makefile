@@ -24,7 +24,7 @@ DAEMON_OBJS := $(call obj,$(BUILD),$(DAEMON_SRCS))
 CLI_OBJS := $(call obj,$(BUILD),$(CLI_SRCS))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all run check deps clean sanitize unit integration clang-check conformance bench
+.PHONY: all run check deps clean sanitize unit integration clang-check conformance bench fuzz
 all: $(BUILD)/utargetd $(BUILD)/utargetcli
 
 # libutarget (.so and .a) and utargetcli's link on it
@@ -82,11 +82,18 @@ conformance: all sanitize
 bench: all
 	bench/run.sh $(BENCH_ARGS)
 
+# libFuzzer harnesses (tests/fuzz), each for FUZZ_SECONDS; check runs 5 s each.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
 check:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory clang-check
 	@$(MAKE) --no-print-directory unit
+	@if command -v clang >/dev/null; then scripts/fuzz.sh 5; \
+	 else echo "clang not installed: skipping the fuzz run"; fi
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory conformance
 

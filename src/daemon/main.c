@@ -103,12 +103,13 @@ static void wait_conns(int ms)
 
 /* Shutdown is "apply the empty config": listeners close, commands in
  * progress finish and are answered, then every connection ends on its own
- * worker; a backstore that hangs gets 5 s before connections are cut. */
+ * worker; initiators that do not log out within 2 s are cut. */
 static void shutdown_all(void)
 {
 	ctl_config_clear();
 	post_all(drain_worker_conns);
-	wait_conns(5000);
+	/* initiators were given 2 s to log out (conn.c DRAIN_LOGOUT_S) */
+	wait_conns(2500);
 	if (iscsi_conn_count() > 0)
 		post_all(close_worker_conns);
 	wait_conns(5000);

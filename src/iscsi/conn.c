@@ -62,7 +62,7 @@ void iscsi_conn_foreach(void (*fn)(struct iscsi_conn *c, void *arg), void *arg)
  * commands already on the wire are answered; it ends with the initiator's
  * Logout, or when the daemon's grace period runs out. A connection still
  * logging in has nothing to lose and closes at once. */
-#define DRAIN_LOGOUT_S 5
+#define DRAIN_LOGOUT_S 2
 
 void iscsi_conn_drain_all(void)
 {
