@@ -212,7 +212,8 @@ class RawConn:
                     ("FirstBurstLength", "65536"),
                     ("MaxOutstandingR2T", "1"),
                     ("ErrorRecoveryLevel", "0")]
-        ops += list((extra or {}).items())
+        # extra keys replace the defaults above (a key sent twice fails)
+        ops = list(dict(ops, **(extra or {})).items())
         self.send(self.login_pdu(1, 3, True, ops))
         r = self._login_rsp(timeout)
         if not (r.flags & 0x80 and r.flags & 3 == 3):
