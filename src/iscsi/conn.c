@@ -155,6 +155,11 @@ static void flush_deferred(struct io_deferred *d)
 
 /* Sending happens once per loop iteration for everything queued during it:
  * one writev carries many PDUs (DESIGN "batched writev"). */
+void iscsi_conn_kick(struct iscsi_conn *c)
+{
+	conn_kick(c);
+}
+
 static void conn_kick(struct iscsi_conn *c)
 {
 	if (c->flush_queued || c->want_out)

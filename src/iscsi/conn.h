@@ -198,6 +198,9 @@ void iscsi_conn_start(int fd, struct io_loop *loop,
 		      const struct iscsi_listener *ls);
 void iscsi_conn_close(struct iscsi_conn *c, const char *why);
 void iscsi_conn_get(struct iscsi_conn *c);
+/* Schedule a flush of the send queue at the end of this loop iteration
+ * (also where a deferred Logout Response goes out). */
+void iscsi_conn_kick(struct iscsi_conn *c);
 void iscsi_conn_put(struct iscsi_conn *c);
 struct iscsi_txe *iscsi_txe_new(uint32_t dlen);
 /* Fills StatSN (when advance_statsn) / ExpCmdSN / MaxCmdSN, digests and

@@ -140,6 +140,10 @@ static void task_unlink(struct iscsi_task *t)
 	list_del(&t->hash_link);
 	t->conn->sess->active_tasks--;
 	t->state = TASK_DONE;
+	/* a Logout waiting for this task (an aborted one sends nothing that
+	 * would flush the queue otherwise) */
+	if (t->conn->logout_rsp)
+		iscsi_conn_kick(t->conn);
 }
 
 static void task_finish(struct iscsi_task *t)
