@@ -128,19 +128,30 @@ static void login_fail(struct iscsi_conn *c, uint16_t status, const char *why)
 	login_respond(c, false, 0, status, 0);
 }
 
+/* iSCSI names (RFC 3720 §3.2.6.2, RFC 3722) never hold spaces or control
+ * characters; refusing them keeps hostile names out of logs and files. */
+static bool name_chars_ok(const char *v)
+{
+	for (; *v; v++)
+		if ((unsigned char)*v <= ' ' || *v == 0x7f)
+			return false;
+	return true;
+}
+
 /* Pass 1: keys that say who is logging in where (§13.4-13.6, §13.11). */
 static int identity_key(void *arg, const char *key, const char *value)
 {
 	struct iscsi_login_state *l = arg;
 
 	if (!strcmp(key, "InitiatorName")) {
-		if (strlen(value) >= ISCSI_NAME_MAX || !value[0]) {
+		if (strlen(value) >= ISCSI_NAME_MAX || !value[0] ||
+		    !name_chars_ok(value)) {
 			l->fail = ISCSI_LOGIN_INITIATOR_ERROR;
 			return 1;
 		}
 		strcpy(l->initiator, value);
 	} else if (!strcmp(key, "TargetName")) {
-		if (strlen(value) >= ISCSI_NAME_MAX) {
+		if (strlen(value) >= ISCSI_NAME_MAX || !name_chars_ok(value)) {
 			l->fail = ISCSI_LOGIN_NOT_FOUND;
 			return 1;
 		}
@@ -156,7 +167,13 @@ static int identity_key(void *arg, const char *key, const char *value)
 		}
 		l->have_session_type = true;
 	} else if (!strcmp(key, "InitiatorAlias")) {
+		char *p;
+
+		/* free text (§13.7), shown by `sessions`: no control bytes */
 		snprintf(l->alias, sizeof(l->alias), "%s", value);
+		for (p = l->alias; *p; p++)
+			if ((unsigned char)*p < ' ' || *p == 0x7f)
+				*p = '?';
 	}
 	return 0;
 }

@@ -426,3 +426,19 @@ def test_login_timeout_after_the_target_is_known(daemon, io_loop):
     io_loop.check()
 
 
+
+
+@pytest.mark.parametrize("name", ["iqn.2024-01.com.example:a b",
+                                  "iqn.2024-01.com.example:a\nfake log line",
+                                  "iqn.2024-01.com.example:\x1b[31mred"])
+def test_initiator_name_with_spaces_or_control_bytes_refused(daemon, name):
+    """iSCSI names hold no spaces or control characters (RFC 3722): such a
+    name is refused at login (initiator error) and never reaches the log."""
+    c = raw.RawConn("127.0.0.1", daemon.port)
+    try:
+        with pytest.raises(AssertionError, match="login refused: 0x0200"):
+            c.login(IQN, initiator=name)
+    finally:
+        c.close()
+    assert "fake log line" not in daemon.stderr_tail()
+    assert "\x1b[31m" not in daemon.stderr_tail()
