@@ -32,14 +32,50 @@ struct daemon {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: utargetd [-c FILE] [-s SOCKET] [-f] [-w N] [-d] [-V]\n"
+		"usage: utargetd [-c FILE] [-s SOCKET] [-f] [-w N] [-o LIMIT=N] [-d] [-V]\n"
 		"  -c FILE    saveconfig.json to load (missing file = empty config)\n"
 		"  -s SOCKET  control socket path\n"
 		"  -f         stay in the foreground, log to stderr\n"
 		"  -w N       worker threads (default: number of cores)\n"
+		"  -o L=N     a limit: max_sessions_per_target (1024),\n"
+		"             max_connections_per_portal (4096),\n"
+		"             max_connection_buffers (bytes of task buffers per\n"
+		"             connection, 268435456)\n"
 		"  -d         debug logging\n"
 		"  -V         print the version\n"
 		"Environment: UTARGET_SOCKET sets the control socket.\n");
+}
+
+/* -o NAME=VALUE: resource limits (docs/reliability.md, "Limits"). */
+static int set_limit(const char *arg)
+{
+	char name[64];
+	unsigned long long v;
+	char *end;
+	const char *eq = strchr(arg, '=');
+
+	if (!eq || eq - arg >= (long)sizeof(name) || !eq[1])
+		goto bad;
+	memcpy(name, arg, (size_t)(eq - arg));
+	name[eq - arg] = 0;
+	errno = 0;
+	v = strtoull(eq + 1, &end, 0);
+	if (errno || *end || v == 0)
+		goto bad;
+	if (!strcmp(name, "max_sessions_per_target") && v <= 65535)
+		iscsi_limits.max_sessions_per_target = (unsigned)v;
+	else if (!strcmp(name, "max_connections_per_portal") && v <= 1000000)
+		iscsi_limits.max_connections_per_portal = (unsigned)v;
+	else if (!strcmp(name, "max_connection_buffers") && v >= (1u << 20))
+		iscsi_limits.max_connection_buffers = v;
+	else
+		goto bad;
+	return 0;
+bad:
+	fprintf(stderr, "utargetd: bad limit '%s' (max_sessions_per_target=1..65535, "
+		"max_connections_per_portal=1..1000000, max_connection_buffers>=1048576)\n",
+		arg);
+	return -1;
 }
 
 static void default_paths(char *cfg, size_t cfglen, char *sock, size_t socklen)
@@ -128,7 +164,7 @@ int main(int argc, char **argv)
 	sigset_t set;
 	int opt, rc;
 
-	while ((opt = getopt(argc, argv, "c:s:fw:dVh")) != -1) {
+	while ((opt = getopt(argc, argv, "c:s:fw:o:dVh")) != -1) {
 		switch (opt) {
 		case 'c':
 			cfg_arg = optarg;
@@ -145,6 +181,10 @@ int main(int argc, char **argv)
 				fprintf(stderr, "utargetd: -w wants 1..256\n");
 				return 2;
 			}
+			break;
+		case 'o':
+			if (set_limit(optarg))
+				return 2;
 			break;
 		case 'd':
 			ut_log_level = UT_LOG_DEBUG;

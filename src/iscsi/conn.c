@@ -374,6 +374,8 @@ void iscsi_conn_close(struct iscsi_conn *c, const char *why)
 		iscsi_session_unlink(s);
 	}
 	io_loop_load_add(c->loop, -1);
+	iscsi_listener_conn_gone(c->listener);
+	c->listener = NULL;
 	list_del(&c->all_link);
 	c->state = CONN_CLOSED;
 	conn_put(c);
@@ -881,8 +883,7 @@ static uint64_t login_timeout_ms(const struct sockaddr_storage *la)
 	return secs ? (uint64_t)secs * 1000 : LOGIN_TIMEOUT_MS;
 }
 
-void iscsi_conn_start(int fd, struct io_loop *loop,
-		      const struct iscsi_listener *ls)
+void iscsi_conn_start(int fd, struct io_loop *loop, struct iscsi_listener *ls)
 {
 	struct iscsi_conn *c = calloc(1, sizeof(*c));
 	struct sockaddr_storage ss;
@@ -894,6 +895,7 @@ void iscsi_conn_start(int fd, struct io_loop *loop,
 	if (!c || !(c->rbuf = malloc(ISCSI_RBUF_SIZE))) {
 		free(c);
 		close(fd);
+		iscsi_listener_conn_gone(ls);
 		log_err("out of memory accepting a connection");
 		return;
 	}

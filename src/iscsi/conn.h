@@ -80,6 +80,7 @@ struct iscsi_task {
 	uint32_t datasn;
 	uint8_t *buf;
 	uint32_t buf_cap;
+	bool buf_charged;            /* buf_cap counted in conn->buf_bytes */
 };
 
 struct iscsi_session {
@@ -134,7 +135,7 @@ struct iscsi_conn {
 	struct io_loop *loop;
 	enum iscsi_conn_state state;
 	struct iscsi_session *sess;
-	const struct iscsi_listener *listener;
+	struct iscsi_listener *listener; /* counted in its connections */
 	uint16_t cid;
 	char peer[64];     /* "ip:port" */
 	char local_ip[64];
@@ -176,6 +177,7 @@ struct iscsi_conn {
 	bool flush_queued;
 	/* lifecycle */
 	int refs;              /* base + tasks + pending flush */
+	uint64_t buf_bytes;    /* task buffers held by live tasks */
 	bool closing;
 	bool draining;         /* shutting down: logout requested */
 	struct iscsi_txe *logout_rsp; /* sent once the commands before it end */
@@ -194,8 +196,9 @@ struct iscsi_conn {
 };
 
 /* conn.c */
-void iscsi_conn_start(int fd, struct io_loop *loop,
-		      const struct iscsi_listener *ls);
+void iscsi_conn_start(int fd, struct io_loop *loop, struct iscsi_listener *ls);
+/* portal.c: a connection accepted on ls ended. */
+void iscsi_listener_conn_gone(struct iscsi_listener *ls);
 void iscsi_conn_close(struct iscsi_conn *c, const char *why);
 void iscsi_conn_get(struct iscsi_conn *c);
 /* Schedule a flush of the send queue at the end of this loop iteration
@@ -240,6 +243,7 @@ struct iscsi_session *iscsi_session_reinstate_find(const char *initiator,
 						   const uint8_t isid[6],
 						   const char *target,
 						   uint16_t tpgt);
+unsigned iscsi_session_count_target(const char *target);
 struct iscsi_session *iscsi_session_lookup(uint16_t tsih, struct io_loop *loop);
 void iscsi_session_fill_sn(struct iscsi_session *s, uint8_t *bhs);
 /* CmdSN checks for a non-immediate command: 0 = accept, -1 = ignore. */

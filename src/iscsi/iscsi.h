@@ -2,6 +2,8 @@
 #ifndef UT_ISCSI_H
 #define UT_ISCSI_H
 
+#include <stdint.h>
+
 #include "io/loop.h"
 #include "iscsi/target.h"
 
@@ -17,6 +19,16 @@ int iscsi_conn_count(void);
 
 /* Tasks (SCSI commands) alive in the whole daemon. */
 int iscsi_task_count(void);
+
+/* Resource limits (utargetd -o NAME=VALUE; docs/reliability.md). Set
+ * before workers start; read-only afterwards. */
+struct iscsi_limits {
+	unsigned max_sessions_per_target;  /* logins beyond: 0302 */
+	unsigned max_connections_per_portal; /* accepted beyond: closed */
+	uint64_t max_connection_buffers;   /* task buffer bytes per connection;
+					    * beyond: TASK SET FULL */
+};
+extern struct iscsi_limits iscsi_limits;
 
 /* Lets the SCSI core end other nexuses' tasks (resets, PREEMPT AND
  * ABORT); called once at start. */

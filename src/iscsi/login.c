@@ -431,6 +431,13 @@ static void login_finish(struct iscsi_conn *c)
 		login_fail(c, ISCSI_LOGIN_INITIATOR_ERROR, "negotiation failed");
 		return;
 	}
+	if (!l->discovery && l->tsih == 0 &&
+	    iscsi_session_count_target(l->target) >=
+		    iscsi_limits.max_sessions_per_target) {
+		login_fail(c, ISCSI_LOGIN_OUT_OF_RESOURCES,
+			   "too many sessions on the target (max_sessions_per_target)");
+		return;
+	}
 	if (session_start(c)) {
 		login_fail(c, ISCSI_LOGIN_OUT_OF_RESOURCES, "out of memory");
 		return;

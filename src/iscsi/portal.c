@@ -23,9 +23,17 @@ struct iscsi_listener {
 	struct list_head link;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
-	int refs;
+	int refs;    /* portals using it */
+	int conns;   /* connections accepted on it and still alive */
+	bool dead;   /* no portal left: freed when its last connection ends */
 	bool paused; /* accept backs off on EMFILE */
 	struct io_timer resume;
+};
+
+struct iscsi_limits iscsi_limits = {
+	.max_sessions_per_target = 1024,
+	.max_connections_per_portal = 4096,
+	.max_connection_buffers = 256u << 20,
 };
 
 static pthread_mutex_t ls_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -108,17 +116,32 @@ static void listener_resume(struct io_timer *t)
 	io_loop_mod(accept_loop, &ls->h, EPOLLIN);
 }
 
-struct start_msg {
+struct start_msg_ls {
 	int fd;
 	struct io_loop *loop;
+	struct iscsi_listener *ls;
 };
 
 static void start_on_worker(void *arg)
 {
-	struct start_msg *m = arg;
+	struct start_msg_ls *m = arg;
 
-	iscsi_conn_start(m->fd, m->loop, NULL);
+	iscsi_conn_start(m->fd, m->loop, m->ls);
 	free(m);
+}
+
+/* A connection accepted on ls ended (any thread). */
+void iscsi_listener_conn_gone(struct iscsi_listener *ls)
+{
+	bool free_it;
+
+	if (!ls)
+		return;
+	pthread_mutex_lock(&ls_lock);
+	free_it = --ls->conns == 0 && ls->dead;
+	pthread_mutex_unlock(&ls_lock);
+	if (free_it)
+		free(ls);
 }
 
 static void listener_event(struct io_handler *h, uint32_t events)
@@ -130,7 +153,7 @@ static void listener_event(struct io_handler *h, uint32_t events)
 	for (i = 0; i < 64; i++) {
 		int fd = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct io_loop *w;
-		struct start_msg *m;
+		struct start_msg_ls *m;
 
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE) {
@@ -144,19 +167,32 @@ static void listener_event(struct io_handler *h, uint32_t events)
 			}
 			return;
 		}
+		pthread_mutex_lock(&ls_lock);
+		if ((unsigned)ls->conns >= iscsi_limits.max_connections_per_portal) {
+			pthread_mutex_unlock(&ls_lock);
+			log_warn("portal: %d connections already, the limit "
+				 "(max_connections_per_portal): refused one",
+				 ls->conns);
+			close(fd);
+			continue;
+		}
+		ls->conns++;
+		pthread_mutex_unlock(&ls_lock);
 		w = io_workers_pick();
 		m = malloc(sizeof(*m));
 		if (!w || !m) {
 			free(m);
 			close(fd);
+			iscsi_listener_conn_gone(ls);
 			continue;
 		}
 		m->fd = fd;
 		m->loop = w;
-		io_loop_load_add(w, 0);
+		m->ls = ls;
 		if (io_loop_post(w, start_on_worker, m)) {
 			free(m);
 			close(fd);
+			iscsi_listener_conn_gone(ls);
 		}
 	}
 }
@@ -307,7 +343,10 @@ void iscsi_portal_free(struct iscsi_portal *p)
 		io_timer_cancel(&ls->resume);
 		close(ls->h.fd);
 		list_del(&ls->link);
-		free(ls);
+		/* connections accepted on it carry on and still point at it */
+		ls->dead = true;
+		if (ls->conns == 0)
+			free(ls);
 	}
 	pthread_mutex_unlock(&ls_lock);
 	list_del(&p->link);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "iscsi/mgmt.h"
 #include "util/log.h"
@@ -216,6 +217,21 @@ size_t iscsi_session_refs(struct iscsi_sess_ref *out, size_t max, size_t skip)
 		snprintf(r->peer, sizeof(r->peer), "%s", s->peer);
 		snprintf(r->local, sizeof(r->local), "%s", s->local);
 	}
+	pthread_mutex_unlock(&sess_lock);
+	return n;
+}
+
+/* Live Normal sessions on a target (for max_sessions_per_target). */
+unsigned iscsi_session_count_target(const char *target)
+{
+	struct iscsi_session *s;
+	unsigned n = 0;
+
+	pthread_mutex_lock(&sess_lock);
+	list_for_each_entry(s, &sessions, link)
+		if (!s->discovery && !atomic_load(&s->closing) &&
+		    !strcasecmp(s->target_name, target))
+			n++;
 	pthread_mutex_unlock(&sess_lock);
 	return n;
 }

@@ -127,6 +127,8 @@ void iscsi_task_put(struct iscsi_task *t)
 	if (--t->refs > 0)
 		return;
 	c = t->conn;
+	if (t->buf_charged)
+		c->buf_bytes -= t->buf_cap;
 	task_release(t);
 	atomic_fetch_sub(&task_count, 1);
 	iscsi_conn_put(c);
@@ -508,6 +510,15 @@ void iscsi_scsi_cmd_rx_hdr(struct iscsi_conn *c)
 	cap = t->cmd.xfer_len > unsol ? t->cmd.xfer_len : unsol;
 	if (cap) {
 		/* 4096-aligned: block backstores use O_DIRECT */
+		if (c->buf_bytes + (cap > t->buf_cap ? cap : t->buf_cap) >
+		    iscsi_limits.max_connection_buffers) {
+			/* SAM-5 §5.3: TASK SET FULL — the initiator retries
+			 * once earlier commands (and their buffers) are done */
+			t->final_status = true;
+			t->cmd.status = SAM_STAT_TASK_SET_FULL;
+			t->cmd.sense_len = 0;
+			return;
+		}
 		if (cap > t->buf_cap) {
 			free(t->buf);
 			t->buf = NULL;
@@ -519,6 +530,8 @@ void iscsi_scsi_cmd_rx_hdr(struct iscsi_conn *c)
 			}
 			t->buf_cap = cap;
 		}
+		c->buf_bytes += t->buf_cap;
+		t->buf_charged = true;
 	}
 	t->r2t_next = unsol < t->data_want ? unsol : t->data_want;
 	if (c->dlen) {
