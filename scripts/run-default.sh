@@ -41,6 +41,9 @@ utarget: starting $daemon (foreground; Ctrl-C stops it)
   target         $iqn
   LUN 0          64 MiB ramdisk "ramdisk0", any initiator may log in (demo mode, no auth)
 
+Configure it live with the targetcli-compatible shell:
+  $here/build/utargetcli -s $sock          # or one-shot: ... -s $sock ls
+
 Connect from another terminal:
   iscsi-ls -s iscsi://127.0.0.1:$port
   iscsi-inq iscsi://127.0.0.1:$port/$iqn/0
