@@ -135,6 +135,12 @@ const struct cli_sig *cmd_sig(const struct command *c);
 const char *cmd_name(const struct command *c);
 /* Config groups of a node ("global" last); returns the count. */
 size_t node_groups(struct node *n, const char **out, size_t max);
+/* groups.c: the get / set commands */
+int cli_cmd_get(struct shell *sh, struct node *n, struct cli_args *a);
+int cli_cmd_set(struct shell *sh, struct node *n, struct cli_args *a);
+/* commands.c: the daemon's describe table for a kind (borrowed; fetched
+ * once per shell and cached; NULL when the daemon has none) */
+json_t *cli_describe(struct shell *sh, const char *kind);
 /* Parameter names of group on node; *writable_only for set. */
 size_t group_params(struct shell *sh, struct node *n, const char *group,
 		    bool writable_only, char **out, size_t max);
