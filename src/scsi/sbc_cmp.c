@@ -113,7 +113,14 @@ int sbc_prepare_caw(struct scsi_cmd *cmd)
 	return 0;
 }
 
-static void caw(struct scsi_cmd *cmd)
+/* Read-modify-write of the command's blocks under the LU's cmp_lock, so it
+ * is atomic against the other commands that take it (CAW, ORWRITE, WRITE
+ * ATOMIC). modify() gets the medium image and turns it into what is to be
+ * written; it returns false (with the status set) when nothing is to be
+ * written. */
+static void read_modify_write(struct scsi_cmd *cmd,
+			      bool (*modify)(struct scsi_cmd *cmd,
+					     uint8_t *medium, size_t len))
 {
 	struct scsi_lu *lu = cmd->lu;
 	size_t len = (size_t)cmd->nblk * lu->attrs.block_size;
@@ -121,7 +128,7 @@ static void caw(struct scsi_cmd *cmd)
 	uint8_t *medium;
 	int res;
 
-	/* SBC-3 5.2: zero blocks is not an error, and nothing is done. */
+	/* SBC-3 5.2, 5.8: zero blocks is not an error, and nothing is done. */
 	if (cmd->nblk == 0) {
 		scsi_set_good(cmd);
 		return;
@@ -137,21 +144,7 @@ static void caw(struct scsi_cmd *cmd)
 	res = sbc_sync_io(lu, BS_READ, off, len, medium, false);
 	if (res < 0) {
 		sbc_io_error(cmd, BS_READ, res);
-	} else if (memcmp(medium, cmd->buf, len) != 0) {
-		size_t i = 0;
-
-		while (medium[i] == cmd->buf[i])
-			i++;
-		/* MISCOMPARE DURING VERIFY OPERATION; INFORMATION is the
-		 * offset of the first byte that differs, from the start of
-		 * the Data-Out buffer. Nothing is written. */
-		scsi_set_sense_info(cmd, SK_MISCOMPARE, ASC_MISCOMPARE_VERIFY,
-				    (uint32_t)i);
-	} else {
-		/* The write instance is not 4096-aligned inside the Data-Out
-		 * (backstore.h wants aligned buffers): copy it over the
-		 * medium image, which is no longer needed. */
-		memcpy(medium, cmd->buf + len, len);
+	} else if (modify(cmd, medium, len)) {
 		res = sbc_sync_io(lu, BS_WRITE, off, len, medium,
 				  cmd->cdb[1] & 0x08);
 		if (res < 0)
@@ -163,11 +156,32 @@ static void caw(struct scsi_cmd *cmd)
 	free(medium);
 }
 
+static bool caw_modify(struct scsi_cmd *cmd, uint8_t *medium, size_t len)
+{
+	if (memcmp(medium, cmd->buf, len) != 0) {
+		size_t i = 0;
+
+		while (medium[i] == cmd->buf[i])
+			i++;
+		/* MISCOMPARE DURING VERIFY OPERATION; INFORMATION is the
+		 * offset of the first byte that differs, from the start of
+		 * the Data-Out buffer. Nothing is written. */
+		scsi_set_sense_info(cmd, SK_MISCOMPARE, ASC_MISCOMPARE_VERIFY,
+				    (uint32_t)i);
+		return false;
+	}
+	/* The write instance is not 4096-aligned inside the Data-Out
+	 * (backstore.h wants aligned buffers): copy it over the medium
+	 * image, which is no longer needed. */
+	memcpy(medium, cmd->buf + len, len);
+	return true;
+}
+
 void sbc_exec_caw(struct scsi_cmd *cmd)
 {
 	if (sbc_range_gone(cmd))
 		return;
-	caw(cmd);
+	read_modify_write(cmd, caw_modify);
 	scsi_cmd_complete(cmd);
 }
 
@@ -192,48 +206,18 @@ int sbc_prepare_orwrite(struct scsi_cmd *cmd)
 	return 0;
 }
 
-static void orwrite(struct scsi_cmd *cmd)
+static bool orwrite_modify(struct scsi_cmd *cmd, uint8_t *medium, size_t len)
 {
-	struct scsi_lu *lu = cmd->lu;
-	size_t len = (size_t)cmd->nblk * lu->attrs.block_size;
-	uint64_t off = cmd->lba * lu->attrs.block_size;
-	uint8_t *medium;
-	int res;
-
-	if (cmd->nblk == 0) {
-		scsi_set_good(cmd);
-		return;
-	}
-	if (sbc_data_out_short(cmd))
-		return;
-	medium = alloc_io_buf(len);
-	if (!medium) {
-		internal_error(cmd);
-		return;
-	}
-	pthread_mutex_lock(&lu->cmp_lock);
-	res = sbc_sync_io(lu, BS_READ, off, len, medium, false);
-	if (res < 0) {
-		sbc_io_error(cmd, BS_READ, res);
-	} else {
-		for (size_t i = 0; i < len; i++)
-			medium[i] |= cmd->buf[i];
-		res = sbc_sync_io(lu, BS_WRITE, off, len, medium,
-				  cmd->cdb[1] & 0x08);
-		if (res < 0)
-			sbc_io_error(cmd, BS_WRITE, res);
-		else
-			scsi_set_good(cmd);
-	}
-	pthread_mutex_unlock(&lu->cmp_lock);
-	free(medium);
+	for (size_t i = 0; i < len; i++)
+		medium[i] |= cmd->buf[i];
+	return true;
 }
 
 void sbc_exec_orwrite(struct scsi_cmd *cmd)
 {
 	if (sbc_range_gone(cmd))
 		return;
-	orwrite(cmd);
+	read_modify_write(cmd, orwrite_modify);
 	scsi_cmd_complete(cmd);
 }
 
