@@ -5,7 +5,7 @@ set -eu
 what=${1:-test}
 build_pkgs="make gcc clang pkg-config libisal-dev libssl-dev libjansson-dev liburing-dev libreadline-dev libcmocka-dev"
 test_pkgs="python3 python3-pytest libiscsi-bin libiscsi-dev qemu-utils qemu-block-extra libclang-rt-14-dev util-linux tmux e2fsprogs"
-bench_pkgs="tgt istgt"
+bench_pkgs="tgt istgt valgrind"
 case "$what" in
   build) pkgs="$build_pkgs" ;;
   test)  pkgs="$build_pkgs $test_pkgs" ;;
