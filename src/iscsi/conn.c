@@ -684,6 +684,47 @@ static bool rx_more(struct iscsi_conn *c)
 	return true;
 }
 
+/* A large payload goes straight to its final buffer, with no copy
+ * through rbuf. The same readv also takes this PDU's padding and data
+ * digest, and then exactly one basic header (plus its digest) into the
+ * empty rbuf, no more: when the next PDU is again a large one (a stream of
+ * Data-Outs, or of write commands with immediate data), its payload is
+ * then also read in place instead of arriving behind the header in rbuf.
+ * Called with rbuf empty. Returns 1 when bytes arrived, 0 to retry (EINTR),
+ * -1 when the caller should return (EAGAIN, or the connection closed). */
+static int rx_direct(struct iscsi_conn *c, uint32_t n)
+{
+	struct iovec iov[3];
+	uint32_t got, t;
+	ssize_t r;
+
+	iov[0].iov_base = c->rx_dst + c->rx_got;
+	iov[0].iov_len = n;
+	iov[1].iov_base = c->trail;
+	iov[1].iov_len = c->trail_need;
+	iov[2].iov_base = c->rbuf;
+	iov[2].iov_len = ISCSI_BHS_LEN + (c->hdigest ? ISCSI_DIGEST_LEN : 0);
+	c->rpos = c->rlen = 0;
+	r = readv(c->h.fd, iov, 3);
+	if (r <= 0) {
+		if (r < 0 && errno == EINTR)
+			return 0;
+		if (r < 0 && errno == EAGAIN)
+			return -1;
+		iscsi_conn_close(c, r == 0 ? "closed by initiator mid-PDU" :
+					     strerror(errno));
+		return -1;
+	}
+	got = (uint32_t)r;
+	t = got < n ? got : n;
+	data_land(c, c->rx_dst + c->rx_got, t);
+	got -= t;
+	t = got < c->trail_need ? got : c->trail_need;
+	c->trail_got = t;   /* RX_TRAIL takes the rest, if any, from rbuf */
+	c->rlen = got - t;
+	return 1;
+}
+
 static void rx_reset(struct iscsi_conn *c)
 {
 	c->rx_state = RX_BHS;
@@ -736,22 +777,12 @@ static void conn_rx(struct iscsi_conn *c)
 			} else if (c->rx_buffered_only) {
 				return;
 			} else if (n >= RX_DIRECT_MIN && !c->rx_discard) {
-				/* Large payloads go straight to their final
-				 * buffer: no copy through rbuf. */
-				ssize_t r = recv(c->h.fd, c->rx_dst + c->rx_got,
-						 n, 0);
+				int r = rx_direct(c, n);
 
-				if (r <= 0) {
-					if (r < 0 && errno == EINTR)
-						continue;
-					if (r < 0 && errno == EAGAIN)
-						return;
-					iscsi_conn_close(c, r == 0 ?
-						"closed by initiator mid-PDU" :
-						strerror(errno));
+				if (r < 0)
 					return;
-				}
-				data_land(c, c->rx_dst + c->rx_got, (uint32_t)r);
+				if (r == 0)
+					continue;
 			} else if (rx_more(c)) {
 				return;
 			}
