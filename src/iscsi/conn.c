@@ -115,13 +115,41 @@ void iscsi_conn_log(struct iscsi_conn *c, int lvl, const char *fmt, ...)
 
 /* ---- send side ---- */
 
+/* Entries without inline data (every SCSI Response without sense, every
+ * Data-In) are reused on the worker that freed them, like tasks: no malloc
+ * and free per PDU. Bounded; emptied when the worker goes idle. */
+#define TXE_CACHE_MAX 256
+
+static _Thread_local struct iscsi_txe *txe_cache;
+static _Thread_local unsigned txe_cache_n;
+
+void iscsi_txe_cache_drain(void)
+{
+	while (txe_cache) {
+		struct iscsi_txe *e = txe_cache;
+
+		txe_cache = (struct iscsi_txe *)(void *)e->link.next;
+		free(e);
+	}
+	txe_cache_n = 0;
+}
+
 struct iscsi_txe *iscsi_txe_new(uint32_t dlen)
 {
-	struct iscsi_txe *e = calloc(1, sizeof(*e) + dlen);
+	struct iscsi_txe *e;
 
-	if (!e)
-		return NULL;
+	if (!dlen && txe_cache) {
+		e = txe_cache;
+		txe_cache = (struct iscsi_txe *)(void *)e->link.next;
+		txe_cache_n--;
+		memset(e, 0, sizeof(*e));
+	} else {
+		e = calloc(1, sizeof(*e) + dlen);
+		if (!e)
+			return NULL;
+	}
 	list_init(&e->link);
+	e->bare = !dlen;
 	if (dlen) {
 		e->data = (const uint8_t *)(e + 1);
 		e->dlen = dlen;
@@ -133,6 +161,13 @@ static void txe_free(struct iscsi_txe *e)
 {
 	if (e->task)
 		iscsi_task_put(e->task);
+	if (e->bare && txe_cache_n < TXE_CACHE_MAX) {
+		/* the link field chains the cache */
+		e->link.next = (struct list_head *)(void *)txe_cache;
+		txe_cache = e;
+		txe_cache_n++;
+		return;
+	}
 	free(e);
 }
 

@@ -39,6 +39,7 @@ struct iscsi_txe {
 	uint32_t dlen;
 	struct iscsi_task *task; /* reference held until sent */
 	bool close_after;        /* close the connection once this is out */
+	bool bare;               /* allocated without inline data: cacheable */
 };
 
 enum iscsi_task_state {
@@ -206,6 +207,7 @@ void iscsi_conn_get(struct iscsi_conn *c);
 void iscsi_conn_kick(struct iscsi_conn *c);
 void iscsi_conn_put(struct iscsi_conn *c);
 struct iscsi_txe *iscsi_txe_new(uint32_t dlen);
+void iscsi_txe_cache_drain(void);
 /* Fills StatSN (when advance_statsn) / ExpCmdSN / MaxCmdSN, digests and
  * padding, then queues. */
 void iscsi_conn_queue(struct iscsi_conn *c, struct iscsi_txe *e,

@@ -34,7 +34,7 @@ extern struct iscsi_limits iscsi_limits;
  * ABORT); called once at start. */
 void iscsi_install_abort_hook(void);
 
-/* Frees the calling worker's cache of tasks and buffers. */
+/* Frees the calling worker's caches of tasks, buffers and PDU entries. */
 void iscsi_task_cache_drain(void);
 
 #endif

@@ -51,6 +51,7 @@ void iscsi_task_cache_drain(void)
 	}
 	task_cache_n = 0;
 	task_cache_bytes = 0;
+	iscsi_txe_cache_drain();
 	/* an idle worker gives its memory back to the system, not just to
 	 * malloc's free lists */
 	malloc_trim(0);
