@@ -229,6 +229,7 @@ int scsi_cmd_prepare(struct scsi_cmd *cmd)
 
 	ent = scsi_nexus_lookup(cmd->nexus, cmd->lun);
 	cmd->ent = ent;
+	cmd->map_gen = cmd->nexus ? cmd->nexus->map_gen : 0;
 	if (!ent) {
 		/* SPC-4 6.4.1 (INQUIRY PQ 011b), 6.33 (REPORT LUNS), 6.39
 		 * (REQUEST SENSE) work on any LUN; the rest are refused. */
@@ -275,12 +276,14 @@ int scsi_cmd_prepare(struct scsi_cmd *cmd)
 void scsi_cmd_exec(struct scsi_cmd *cmd)
 {
 	if (cmd->lu) {
-		/* The map may have changed while Data-Out arrived: find the
-		 * LUN again (cmd->ent may point into a freed map) and hold
+		/* The map may have changed while Data-Out arrived: then find
+		 * the LUN again (cmd->ent may point into a freed map). Hold
 		 * the LU until the command completes. The block commands
 		 * check their LBA range again for the same reason. */
-		struct scsi_lun_ent *ent = scsi_nexus_lookup(cmd->nexus, cmd->lun);
+		struct scsi_lun_ent *ent = cmd->ent;
 
+		if (!ent || cmd->map_gen != cmd->nexus->map_gen)
+			ent = scsi_nexus_lookup(cmd->nexus, cmd->lun);
 		if (!ent || ent->lu != cmd->lu) {
 			cmd->ent = NULL;
 			cmd->lu = NULL;

@@ -315,6 +315,7 @@ void scsi_nexus_set_map(struct scsi_nexus *nx, struct scsi_lun_map *map)
 		}
 	}
 	nx->map = map;
+	nx->map_gen++;
 	scsi_lun_map_free(old);
 }
 
@@ -328,6 +329,7 @@ void scsi_nexus_clear(struct scsi_nexus *nx)
 			scsi_pr_nexus_gone(old->ent[i].lu, nx);
 
 	nx->map = NULL;
+	nx->map_gen++;
 	scsi_lun_map_free(old);
 }
 

@@ -166,6 +166,7 @@ struct scsi_nexus {
 	char initiator_name[SCSI_NAME_MAX];
 	struct scsi_tport tport;
 	struct scsi_lun_map *map;
+	uint32_t map_gen;  /* bumped at every map change (on the nexus' worker) */
 };
 
 struct scsi_cmd {
@@ -178,6 +179,7 @@ struct scsi_cmd {
 	void (*done)(struct scsi_cmd *cmd); /* called once by scsi_cmd_exec */
 	/* --- set by scsi_cmd_prepare --- */
 	struct scsi_lun_ent *ent;    /* NULL when the LUN is not mapped */
+	uint32_t map_gen;            /* nexus map_gen that ent belongs to */
 	enum scsi_dir dir;
 	uint32_t xfer_len;           /* bytes the CDB asks to move */
 	/* --- data buffer: provided by the transport after prepare, at least
