@@ -694,6 +694,11 @@ static int rx_fill(struct iscsi_conn *c)
 	while (r < 0 && errno == EINTR);
 	if (r < 0)
 		return errno == EAGAIN ? -EAGAIN : -errno;
+	/* A short read emptied the socket: asking again would most likely
+	 * just return EAGAIN. The socket is level-triggered in epoll, so
+	 * stopping here loses nothing and saves that syscall per round. */
+	if (r > 0 && (uint32_t)r < ISCSI_RBUF_SIZE - c->rlen)
+		c->rx_drained = true;
 	c->rlen += (uint32_t)r;
 	return (int)r;
 }
@@ -704,7 +709,7 @@ static bool rx_more(struct iscsi_conn *c)
 {
 	int r;
 
-	if (c->rx_buffered_only)
+	if (c->rx_buffered_only || c->rx_drained)
 		return true;
 	r = rx_fill(c);
 
@@ -751,6 +756,8 @@ static int rx_direct(struct iscsi_conn *c, uint32_t n)
 		return -1;
 	}
 	got = (uint32_t)r;
+	if (got < n + c->trail_need + iov[2].iov_len)
+		c->rx_drained = true; /* as in rx_fill */
 	t = got < n ? got : n;
 	data_land(c, c->rx_dst + c->rx_got, t);
 	got -= t;
@@ -809,7 +816,7 @@ static void conn_rx(struct iscsi_conn *c)
 					n = avail;
 				data_land(c, c->rbuf + c->rpos, n);
 				c->rpos += n;
-			} else if (c->rx_buffered_only) {
+			} else if (c->rx_buffered_only || c->rx_drained) {
 				return;
 			} else if (n >= RX_DIRECT_MIN && !c->rx_discard) {
 				int r = rx_direct(c, n);
@@ -896,8 +903,10 @@ static void conn_event(struct io_handler *h, uint32_t events)
 	c->refs++;
 	if (events & EPOLLOUT)
 		conn_flush(c);
-	if (!c->closing && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+	if (!c->closing && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+		c->rx_drained = false;
 		conn_rx(c);
+	}
 	conn_put(c);
 }
 

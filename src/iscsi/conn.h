@@ -170,6 +170,7 @@ struct iscsi_conn {
 	struct io_deferred rx_d;    /* finish buffered PDUs past the budget */
 	bool rx_queued;
 	bool rx_buffered_only;      /* rx_d's pass: no recv */
+	bool rx_drained;            /* a short read this round: no more recv */
 	/* send queue */
 	struct list_head txq;
 	uint32_t tx_off;       /* bytes of the head entry already sent */
