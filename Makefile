@@ -82,6 +82,12 @@ conformance: all sanitize
 bench: all
 	bench/run.sh $(BENCH_ARGS)
 
+# bench/ddperf: the benchmark's own initiator (header + data digests); built by
+# bench/run.sh and tests/integration/test_ddperf.py, not by `all`.
+$(BUILD)/bench/ddperf: bench/ddperf.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< -lisal
+
 # libFuzzer harnesses (tests/fuzz), each for FUZZ_SECONDS; check runs 5 s each.
 FUZZ_SECONDS ?= 60
 fuzz:
