@@ -30,6 +30,8 @@ FORBIDDEN_PORTS = {3260}
 UT_IQN = "iqn.2003-01.org.linux-iscsi.bench:t1"
 TGT_IQN = "iqn.2001-04.com.example.bench:t1"
 ISTGT_BASE = "iqn.2007-09.jp.ne.peach.istgt"
+# istgt's digest policy for the 'dd' endpoint (both digests optional).
+ISTGT_DD_DIGEST = "Auto"
 
 # Session parameters offered identically by every target.
 MRDSL = 262144
@@ -106,8 +108,11 @@ def stop_proc(proc, name, grace=5.0):
 
 class Target:
     """One target daemon. ep(kind) gives (port, iqn, lun) for kind in
-    'file' (1 GiB file on /dev/shm), 'null' (ramdisk nullio / bs null) and
-    'digest' (the same file behind a target that requires HeaderDigest=CRC32C).
+    'file' (1 GiB file on /dev/shm), 'null' (ramdisk nullio / bs null),
+    'digest' (the same file behind a target that requires HeaderDigest=CRC32C:
+    iscsi-perf hard-codes its offer) and 'dd' (the same file behind a target
+    that accepts None or CRC32C for both HeaderDigest and DataDigest: ddperf
+    offers exactly what a load asks for).
     """
     name = "?"
     proc = None
@@ -164,8 +169,10 @@ class Utargetd(Target):
                  "demo_mode_write_protect": 0, "default_cmdsn_depth": QUEUE_DEPTH}
         portal = [{"ip_address": "127.0.0.1", "port": self.port}]
 
-        def target(iqn, hd, luns):
+        def target(iqn, hd, luns, dd=None):
             p = dict(params, HeaderDigest=hd)
+            if dd:
+                p["DataDigest"] = dd
             return {"fabric": "iscsi", "wwn": iqn, "tpgs": [{
                 "tag": 1, "enable": True, "attributes": attrs, "parameters": p,
                 "luns": [{"index": i, "storage_object": so} for i, so in enumerate(luns)],
@@ -179,6 +186,8 @@ class Utargetd(Target):
             sos.append({"name": "nul0", "plugin": "ramdisk", "size": LUN_SIZE,
                         "nullio": True, "attributes": {}})
             targets.append(target(UT_IQN + "d", "CRC32C", ["/backstores/fileio/f0"]))
+            targets.append(target(UT_IQN + "dd", "CRC32C,None", ["/backstores/fileio/f0"],
+                                  dd="CRC32C,None"))
         return {"fabric_modules": [], "storage_objects": sos, "targets": targets}
 
     def start(self):
@@ -191,6 +200,7 @@ class Utargetd(Target):
         if not self.one_target:
             self.eps["null"] = (self.port, UT_IQN, 1)
             self.eps["digest"] = (self.port, UT_IQN + "d", 0)
+            self.eps["dd"] = (self.port, UT_IQN + "dd", 0)
 
 
 class Tgt(Target):
@@ -207,7 +217,7 @@ class Tgt(Target):
         self.popen(["tgtd", "-f", "--iscsi", "portal=127.0.0.1:%d" % self.port],
                    env=self.env)
         wait_port(self.port, self.proc)
-        for tid, iqn in ((1, TGT_IQN), (2, TGT_IQN + "d")):
+        for tid, iqn in ((1, TGT_IQN), (2, TGT_IQN + "d"), (3, TGT_IQN + "dd")):
             self.tgtadm("--mode", "target", "--op", "new", "--tid", str(tid),
                         "--targetname", iqn)
             # LUN 0 is tgt's controller; the disk LUNs start at 1.
@@ -226,8 +236,12 @@ class Tgt(Target):
                     "--bstype", "null", "--backing-store", "/dev/null")
         self.tgtadm("--mode", "target", "--op", "update", "--tid", "2",
                     "--name", "HeaderDigest", "--value", "CRC32C")
+        for k in ("HeaderDigest", "DataDigest"):
+            self.tgtadm("--mode", "target", "--op", "update", "--tid", "3",
+                        "--name", k, "--value", "None,CRC32C")
         self.eps = {"file": (self.port, TGT_IQN, 1), "null": (self.port, TGT_IQN, 2),
-                    "digest": (self.port, TGT_IQN + "d", 1)}
+                    "digest": (self.port, TGT_IQN + "d", 1),
+                    "dd": (self.port, TGT_IQN + "dd", 1)}
 
 
 class Istgt(Target):
@@ -285,11 +299,14 @@ class Istgt(Target):
                               backing=self.backing))
             f.write(lu.format(n=2, name="t1d", digest="Header", qd=QUEUE_DEPTH,
                               backing=self.backing))
+            f.write(lu.format(n=3, name="t1dd", digest=ISTGT_DD_DIGEST, qd=QUEUE_DEPTH,
+                              backing=self.backing))
         self.popen(["istgt", "-D", "-c", conf])
         wait_port(self.port, self.proc)
         # istgt has no ramdisk / null backing: no 'null' endpoint.
         self.eps = {"file": (self.port, ISTGT_BASE + ":t1", 0),
-                    "digest": (self.port, ISTGT_BASE + ":t1d", 0)}
+                    "digest": (self.port, ISTGT_BASE + ":t1d", 0),
+                    "dd": (self.port, ISTGT_BASE + ":t1dd", 0)}
 
 
 # ---------------------------------------------------------------- clients
@@ -358,6 +375,60 @@ def qemu_cmd(ep, load, count, idx):
     return c + ["--image-opts", opts]
 
 
+def ddperf_cmd(binary, ep, load, dur, idx, hd=None, dd=None):
+    """bench/ddperf: our own initiator, the only client here that negotiates
+    DataDigest. hd/dd default to the load's 'digest' flag."""
+    port, iqn, lun = ep
+    dig = load.get("digest", False)
+    hd = dig if hd is None else hd
+    dd = dig if dd is None else dd
+    c = [binary, "-w" if load["write"] else "-r", "-b", str(load["size"]),
+         "-q", str(load["qd"]), "-t", str(dur), "-l", str(lun),
+         "-n", "iqn.2024-01.org.utarget.bench:ddperf%d" % idx]
+    if load.get("random"):
+        c.append("-R")
+    if hd:
+        c.append("-H")
+    if dd:
+        c.append("-D")
+    return c + ["127.0.0.1:%d" % port, iqn]
+
+
+_DDPERF_LINE = re.compile(r"ddperf: iops=(\d+) mbps=([\d.]+) hd=(\d) dd=(\d) cmds=(\d+) "
+                          r"seconds=([\d.]+)")
+
+
+def parse_ddperf(text):
+    """{'iops', 'mbps', 'hd', 'dd', 'cmds', 'seconds'} from ddperf's last line, or None."""
+    m = _DDPERF_LINE.findall(text or "")
+    if not m:
+        return None
+    iops, mbps, hd, dd, cmds, secs = m[-1]
+    return {"iops": float(iops), "mbps": float(mbps), "hd": int(hd), "dd": int(dd),
+            "cmds": int(cmds), "seconds": float(secs)}
+
+
+def check_ddperf_digests(binary, ep):
+    """Short ddperf runs with both digests and with none against a 'dd' endpoint.
+    ddperf offers only the values asked for and exits 2 when the target answers
+    anything else; returns None when both negotiated as asked, else why not."""
+    probe = dict(size=4096, qd=1, write=False)
+    for hd in (True, False):
+        cmd = ddperf_cmd(binary, ep, probe, 0.3, 0, hd=hd, dd=hd)
+        try:
+            r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, timeout=60)
+        except subprocess.TimeoutExpired:
+            return "%s: no answer within 60 s" % " ".join(cmd)
+        text = r.stdout.decode(errors="replace").strip()
+        res = parse_ddperf(text)
+        want = int(hd)
+        if r.returncode or not res or res["hd"] != want or res["dd"] != want:
+            return "%s: exit %d: %s" % (" ".join(cmd[1:]), r.returncode,
+                                        text.splitlines()[-1] if text else "(no output)")
+    return None
+
+
 def parse_perf(text):
     m = re.findall(r"iops average (\d+)", text or "")
     return float(m[-1]) if m else None
@@ -397,6 +468,25 @@ LOADS = [
     dict(key="sr1m_null", label="1 MiB seq read QD8 null", tool="perf", size=M1, qd=8,
          write=False, kind="null"),
 ]
+# bench/ddperf on the 'dd' endpoints: each load without digests and with
+# HeaderDigest + DataDigest CRC32C, same target and LUN (the "digest cost" table).
+# Random offsets are aligned to the transfer size; writes are sequential like
+# the qemu-img rows.
+for _key, _label, _size, _qd, _write, _random in (
+        ("ddp_rr4k", "4 KiB rand read QD32", K4, 32, False, True),
+        ("ddp_w4k", "4 KiB write QD32", K4, 32, True, False),
+        ("ddp_sr1m", "1 MiB seq read QD8", M1, 8, False, False),
+        ("ddp_w1m", "1 MiB write QD8", M1, 8, True, False)):
+    LOADS.append(dict(key=_key, label=_label + " ddperf", tool="ddperf", size=_size,
+                      qd=_qd, write=_write, random=_random, kind="dd"))
+for _key in ("ddp_rr4k", "ddp_w4k", "ddp_sr1m", "ddp_w1m"):
+    _base = [l for l in LOADS if l["key"] == _key][0]
+    LOADS.append(dict(_base, key=_key + "_dig", label=_base["label"] + " +HD+DD",
+                      digest=True, base=_key))
+# The iscsi-perf / qemu-img header-digest rows pair with their plain rows too.
+for _l in LOADS:
+    if _l["key"] in ("rr4k_hd", "w4k_hd"):
+        _l["base"] = {"rr4k_hd": "rr4k_qd32", "w4k_hd": "w4k_qd32"}[_l["key"]]
 
 
 def is_iops(load):
@@ -424,7 +514,19 @@ class Runner:
         n = load.get("sessions", 1)
         ep = t.ep(load["kind"])
         self.idx += 1
-        if load["tool"] == "perf":
+        if load["tool"] == "ddperf":
+            cmds = [ddperf_cmd(self.args.ddperf_bin, ep, load, dur, self.idx * 10 + i)
+                    for i in range(n)]
+            c0 = cpu_seconds(t.pid)
+            outs = run_clients(cmds, dur + 90)
+            cpu = cpu_seconds(t.pid) - c0
+            res = [parse_ddperf(o) for o in outs]
+            want = int(bool(load.get("digest")))
+            if any(r is None or r["hd"] != want or r["dd"] != want for r in res):
+                return None, None
+            iops = sum(r["iops"] for r in res)
+            moved = sum(r["cmds"] for r in res) * load["size"]
+        elif load["tool"] == "perf":
             bs = self.bsize(t, load["kind"])
             cmds = [perf_cmd(t.url(load["kind"]), load, bs, dur, self.idx * 10 + i)
                     for i in range(n)]
@@ -464,6 +566,8 @@ class Runner:
         for r in range(a.rounds):
             for load in self.loads():
                 ts = [t for t in self.targets if t.ep(load["kind"])]
+                if not ts:
+                    continue
                 k = r % len(ts)
                 for t in ts[k:] + ts[:k]:       # rotate who goes first
                     iops, cpu = self.one(t, load, a.duration)
@@ -477,7 +581,7 @@ class Runner:
         if not self.args.only:
             return LOADS
         keys = self.args.only.split(",")
-        return [l for l in LOADS if l["key"] in keys]
+        return [l for l in LOADS if l["key"] in keys or l["tool"] in keys]
 
 
 # ---------------------------------------------------------------- formatting
@@ -512,6 +616,12 @@ def cell(load, vals):
         return fmt_num(load, v[0])
     return "%s (%s–%s)" % (fmt_num(load, statistics.median(v)), fmt_num(load, min(v)),
                            fmt_num(load, max(v)))
+
+
+def cost(plain, digest):
+    if not plain or not digest:
+        return "n/a"
+    return "%.1f %%" % (100.0 * (plain - digest) / plain)
 
 
 def ratio(a, b):
@@ -697,10 +807,13 @@ def main():
     ap.add_argument("--quick", action="store_true", help="1 round of 2 s runs")
     ap.add_argument("--targets", default="utargetd,tgt,istgt",
                     help="comma list out of utargetd,tgt,istgt")
-    ap.add_argument("--only", default="", help="comma list of load keys (%s)" %
-                    ",".join(l["key"] for l in LOADS))
+    ap.add_argument("--only", default="", help="comma list of load keys (%s), or "
+                    "'ddperf' for all the ddperf loads" % ",".join(l["key"] for l in LOADS))
     ap.add_argument("--utargetd", default=os.path.join(
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build", "utargetd"))
+    ap.add_argument("--ddperf", default=os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build", "bench",
+        "ddperf"), help="the ddperf binary (bench/run.sh builds build/bench/ddperf)")
     ap.add_argument("--label", default="",
                     help="what the utargetd binary is (default: git HEAD of this tree)")
     ap.add_argument("--sessions", type=int, default=16,
@@ -736,6 +849,14 @@ def main():
     # Run a private copy of the daemon: others may rebuild build/ meanwhile.
     binary = os.path.join(work, "utargetd.bin")
     shutil.copy2(a.utargetd, binary)
+    want_ddperf = any(l["tool"] == "ddperf" for l in Runner(a, []).loads())
+    a.ddperf_bin = os.path.join(work, "ddperf")
+    if want_ddperf:
+        if not os.access(a.ddperf, os.X_OK):
+            raise SystemExit("bench: %s missing: `make build/bench/ddperf` (bench/run.sh "
+                             "does it)" % a.ddperf)
+        shutil.copy2(a.ddperf, a.ddperf_bin)
+    notes = []
 
     names = [n for n in a.targets.split(",") if n]
     classes = {"utargetd": lambda: Utargetd(work, binary), "tgt": lambda: Tgt(work),
@@ -770,6 +891,19 @@ def main():
                 raise RuntimeError("%s digest target negotiated HeaderDigest=%s" % (t.name, hd))
             log("%s: idle RSS %d KiB, %.0f KiB per idle session, digest target HeaderDigest=%s"
                 % (t.name, mem[t.name][0], mem[t.name][1], hd))
+            if want_ddperf and t.ep("dd"):
+                # ddperf exits 2 when the target does not answer exactly the
+                # digests offered: check both ways before any run counts.
+                why = check_ddperf_digests(a.ddperf_bin, t.ep("dd"))
+                if why:
+                    log("%s: ddperf digest check failed, no ddperf rows for it: %s"
+                        % (t.name, why))
+                    notes.append("%s: no ddperf rows, the digest check failed: %s"
+                                 % (t.name, why))
+                    del t.eps["dd"]
+                else:
+                    log("%s: ddperf negotiated HeaderDigest+DataDigest CRC32C and None"
+                        % t.name)
 
         runner = Runner(a, targets)
         t0 = time.time()
@@ -803,6 +937,12 @@ def main():
       "ramdisk nullio vs tgt bstype null (istgt has none)")
     p("- clients: iscsi-perf (reads; random LBAs are 512 B-granular), qemu-img bench "
       "(writes, sequential, -t none); '+HD' = HeaderDigest CRC32C required by the target")
+    if any(l["tool"] == "ddperf" for l in runner.loads()):
+        p("- 'ddperf' rows: bench/ddperf (one connection, QD commands in flight, random "
+          "offsets aligned to the transfer size, writes sequential) on a target accepting "
+          "both digests; '+HD+DD' = HeaderDigest and DataDigest CRC32C negotiated")
+    for n in notes:
+        p("- " + n)
     p("- loopback TCP ceiling (one stream, python, 1 MiB sends): %.0f MB/s before, %.0f MB/s "
       "after the runs" % (ceiling, ceiling2))
     p("")
@@ -826,6 +966,22 @@ def main():
                                    med(runner.results.get((load["key"], c), [])))
         p(row)
     p("")
+    pairs = [l for l in runner.loads() if l.get("base") and
+             any(b["key"] == l["base"] for b in runner.loads())]
+    if pairs:
+        p("Digest cost: (plain − digest) / plain, from the medians (positive = slower with "
+          "digests; the issue's goal is ≤ 10 %):")
+        p("")
+        p("| with digests | plain | " + " | ".join(cols) + " |")
+        p("|---|---|" + "---|" * len(cols))
+        for l in pairs:
+            base = [b for b in runner.loads() if b["key"] == l["base"]][0]
+            row = "| %s | %s |" % (l["label"], base["label"])
+            for c in cols:
+                row += " %s |" % cost(med(runner.results.get((base["key"], c), [])),
+                                      med(runner.results.get((l["key"], c), [])))
+            p(row)
+        p("")
     big = [l for l in runner.loads() if l["size"] == M1]
     if big and "utargetd" in cols:
         p("1 MiB rows as a share of the loopback ceiling (%.0f MB/s): %s" % (
@@ -867,7 +1023,7 @@ def main():
     with open(os.path.join(outdir, "report.md"), "w") as f:
         f.write(report + "\n")
     raw = {"machine": info, "args": vars(a), "ceiling_mbs": [ceiling, ceiling2],
-           "memory_kib": mem,
+           "memory_kib": mem, "notes": notes,
            "results": {"%s/%s" % k: v for k, v in runner.results.items()},
            "cpu_s_per_gib": {"%s/%s" % k: v for k, v in runner.cpu.items()}}
     for path in filter(None, [a.json, os.path.join(outdir, "results.json")]):

@@ -7,4 +7,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 "$root/scripts/deps.sh" bench
 [ -x "$root/build/utargetd" ] || make -C "$root" all
+# bench/ddperf (the data-digest client) is not part of `all`
+make --no-print-directory -C "$root" build/bench/ddperf
 exec python3 "$here/bench.py" "$@"
