@@ -408,6 +408,17 @@ def parse_ddperf(text):
             "cmds": int(cmds), "seconds": float(secs)}
 
 
+def daemon_log_tail(t):
+    """The daemon's last log line, for a failure note."""
+    try:
+        with open(os.path.join(t.dir, "daemon.log"), "rb") as f:
+            lines = [l.strip() for l in f.read().decode(errors="replace").splitlines()
+                     if l.strip()]
+        return lines[-1][:300] if lines else ""
+    except OSError:
+        return ""
+
+
 def check_ddperf_digests(binary, ep):
     """Short ddperf runs with both digests and with none against a 'dd' endpoint.
     ddperf offers only the values asked for and exits 2 when the target answers
@@ -896,6 +907,9 @@ def main():
                 # digests offered: check both ways before any run counts.
                 why = check_ddperf_digests(a.ddperf_bin, t.ep("dd"))
                 if why:
+                    last = daemon_log_tail(t)
+                    if last:
+                        why += " (daemon log: %s)" % last
                     log("%s: ddperf digest check failed, no ddperf rows for it: %s"
                         % (t.name, why))
                     notes.append("%s: no ddperf rows, the digest check failed: %s"
@@ -982,7 +996,8 @@ def main():
                                       med(runner.results.get((l["key"], c), [])))
             p(row)
         p("")
-    big = [l for l in runner.loads() if l["size"] == M1]
+    big = [l for l in runner.loads() if l["size"] == M1 and
+           med(runner.results.get((l["key"], "utargetd"), []))]
     if big and "utargetd" in cols:
         p("1 MiB rows as a share of the loopback ceiling (%.0f MB/s): %s" % (
             max(ceiling, ceiling2), "; ".join(
