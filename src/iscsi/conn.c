@@ -662,7 +662,11 @@ static int header_done(struct iscsi_conn *c)
 		c->rx_dst = c->scratch;
 	}
 	c->trail_got = 0;
-	c->trail_need = pad4(c->dlen) + (c->ddigest ? ISCSI_DIGEST_LEN : 0);
+	/* §11.1: a data digest follows a data segment; a PDU without data
+	 * (READ command, NOP-Out, Logout...) has none even when DataDigest
+	 * is on */
+	c->trail_need = pad4(c->dlen) +
+			(c->ddigest && c->dlen ? ISCSI_DIGEST_LEN : 0);
 	c->rx_state = c->dlen ? RX_DATA : RX_TRAIL;
 	return 0;
 }

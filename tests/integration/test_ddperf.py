@@ -27,22 +27,10 @@ BOTH = {"HeaderDigest": "CRC32C,None", "DataDigest": "CRC32C,None"}
 LINE = re.compile(r"^ddperf: iops=(\d+) mbps=([\d.]+) hd=([01]) dd=([01]) cmds=(\d+) "
                   r"seconds=([\d.]+)$", re.M)
 
-# utargetd's receive path expects a 4-byte data digest after every PDU once DataDigest
-# is on, also after PDUs without a data segment (SCSI Command of a READ, NOP-Out, Logout);
-# RFC 7143 (§11.1, and every other implementation) has a data digest only when there is
-# a data segment. So the first READ CAPACITY hangs and ddperf gives up (-T). The cause is
-# src/iscsi/conn.c header_done(): trail_need = pad4(dlen) + (ddigest ? 4 : 0) should
-# only add the digest when dlen != 0. Remove this mark with that fix (strict: an
-# unexpected pass fails).
-DD_RX_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="utargetd waits for a data digest after PDUs without data "
-           "(src/iscsi/conn.c header_done trail_need)")
-
 DIGESTS = [
     pytest.param([], id="none"),
     pytest.param(["-H"], id="hd"),
-    pytest.param(["-H", "-D"], id="hd+dd", marks=DD_RX_BUG),
+    pytest.param(["-H", "-D"], id="hd+dd"),
 ]
 
 
