@@ -195,6 +195,11 @@ void iscsi_conn_kick(struct iscsi_conn *c)
 	conn_kick(c);
 }
 
+void iscsi_conn_flush(struct iscsi_conn *c)
+{
+	conn_flush(c);
+}
+
 static void conn_kick(struct iscsi_conn *c)
 {
 	if (c->flush_queued || c->want_out)

@@ -206,6 +206,8 @@ void iscsi_conn_get(struct iscsi_conn *c);
 /* Schedule a flush of the send queue at the end of this loop iteration
  * (also where a deferred Logout Response goes out). */
 void iscsi_conn_kick(struct iscsi_conn *c);
+/* Send what is queued now, not at the end of the loop round. */
+void iscsi_conn_flush(struct iscsi_conn *c);
 void iscsi_conn_put(struct iscsi_conn *c);
 struct iscsi_txe *iscsi_txe_new(uint32_t dlen);
 void iscsi_txe_cache_drain(void);

@@ -352,6 +352,7 @@ static void send_r2ts(struct iscsi_task *t)
 	struct iscsi_conn *c = t->conn;
 	struct iscsi_session *s = c->sess;
 	uint32_t max = s->params.max_outstanding_r2t;
+	bool sent = false;
 
 	if (max > ISCSI_MAX_R2T)
 		max = ISCSI_MAX_R2T;
@@ -379,7 +380,13 @@ static void send_r2ts(struct iscsi_task *t)
 		iscsi_conn_send_simple(c, b, NULL, 0, false);
 		t->r2t_next += len;
 		t->r2t_outstanding++;
+		sent = true;
 	}
+	/* The initiator is idle on this command until the R2T reaches it:
+	 * send it now instead of after the rest of this round's input (a
+	 * round may receive several MiB of other commands' data). */
+	if (sent)
+		iscsi_conn_flush(c);
 }
 
 /* Called as data arrives: once the unsolicited part is in, either answer
