@@ -195,9 +195,9 @@ void iscsi_conn_kick(struct iscsi_conn *c)
 	conn_kick(c);
 }
 
-void iscsi_conn_flush(struct iscsi_conn *c)
+void iscsi_conn_flush_soon(struct iscsi_conn *c)
 {
-	conn_flush(c);
+	c->tx_urgent = true;
 }
 
 static void conn_kick(struct iscsi_conn *c)
@@ -285,6 +285,7 @@ static void conn_flush(struct iscsi_conn *c)
 	size_t skip;
 	bool close_after = false;
 
+	c->tx_urgent = false;
 	while (!c->closing && !list_empty(&c->txq)) {
 		cnt = 0;
 		skip = c->tx_off;
@@ -873,6 +874,8 @@ static void conn_rx(struct iscsi_conn *c)
 			rx_reset(c);
 			pdu_done(c);
 			budget--;
+			if (c->tx_urgent && !c->closing)
+				conn_flush(c);
 			continue;
 		}
 	}

@@ -171,6 +171,7 @@ struct iscsi_conn {
 	bool rx_queued;
 	bool rx_buffered_only;      /* rx_d's pass: no recv */
 	bool rx_drained;            /* a short read this round: no more recv */
+	bool tx_urgent;             /* flush after the current PDU (R2T) */
 	/* send queue */
 	struct list_head txq;
 	uint32_t tx_off;       /* bytes of the head entry already sent */
@@ -206,8 +207,9 @@ void iscsi_conn_get(struct iscsi_conn *c);
 /* Schedule a flush of the send queue at the end of this loop iteration
  * (also where a deferred Logout Response goes out). */
 void iscsi_conn_kick(struct iscsi_conn *c);
-/* Send what is queued now, not at the end of the loop round. */
-void iscsi_conn_flush(struct iscsi_conn *c);
+/* Send what is queued as soon as the PDU being received is handled, not
+ * at the end of the loop round. */
+void iscsi_conn_flush_soon(struct iscsi_conn *c);
 void iscsi_conn_put(struct iscsi_conn *c);
 struct iscsi_txe *iscsi_txe_new(uint32_t dlen);
 void iscsi_txe_cache_drain(void);

@@ -386,7 +386,7 @@ static void send_r2ts(struct iscsi_task *t)
 	 * send it now instead of after the rest of this round's input (a
 	 * round may receive several MiB of other commands' data). */
 	if (sent)
-		iscsi_conn_flush(c);
+		iscsi_conn_flush_soon(c);
 }
 
 /* Called as data arrives: once the unsolicited part is in, either answer
