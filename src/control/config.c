@@ -44,6 +44,23 @@ static void skip(struct restore *r, const char *fmt, ...)
 		json_array_append_new(r->errors, json_sprintf("%s, skipped", msg));
 }
 
+/* A setting this daemon does not have: the object is still restored, and
+ * the name is reported the way rtslib reports it ("Cannot find attribute:
+ * X"), so a typo does not pass silently. Counts as an error for
+ * abort_on_error, as in rtslib. */
+static void ignored(struct restore *r, const char *what, const char *kind,
+		    const char *name)
+{
+	char msg[768];
+
+	snprintf(msg, sizeof(msg), "%s: Cannot find %s: %.128s", what, kind,
+		 name);
+	r->failed = true;
+	log_warn("restore: %s, ignored", msg);
+	if (r->errors)
+		json_array_append_new(r->errors, json_sprintf("%s, ignored", msg));
+}
+
 static void remember(void ***arr, size_t *n, void *p)
 {
 	void **a = realloc(*arr, (*n + 1) * sizeof(void *));
@@ -101,7 +118,8 @@ static bool jbool(json_t *o, const char *k, bool dflt)
 	return jnum(json_object_get(o, k), &v) ? dflt : v != 0;
 }
 
-/* Unknown names are skipped with an error; values out of range too. */
+/* Unknown names are reported and ignored; values out of range are
+ * reported and skipped. */
 static void apply_attrs(struct restore *r, json_t *attrs,
 			const struct ctl_attr *tab, void *obj, const char *what)
 {
@@ -120,8 +138,7 @@ static void apply_attrs(struct restore *r, json_t *attrs,
 		char e[256];
 
 		if (!a) {
-			/* attributes of newer kernels: harmless to ignore */
-			log_debug("%s: unknown attribute %s ignored", what, k);
+			ignored(r, what, "attribute", k);
 			continue;
 		}
 		if (a->ro)
@@ -290,7 +307,7 @@ static void load_tpg(struct restore *r, struct iscsi_target *t, json_t *j)
 			continue;
 		}
 		if (iscsi_tpg_key_find(k) < 0) {
-			log_debug("%s: unknown parameter %s ignored", what, k);
+			ignored(r, what, "parameter", k);
 			continue;
 		}
 		if (iscsi_tpg_param_set(&tpg->params, k, json_string_value(v),

@@ -427,6 +427,9 @@ static json_t *m_describe(json_t *p, struct rpc_error *e)
 			[ITK_OFMARKER] = "Obsolete (RFC 7143): always No",
 			[ITK_IFMARKINT] = "Obsolete (RFC 7143)",
 			[ITK_OFMARKINT] = "Obsolete (RFC 7143)",
+			[ITK_RDMAEXTENSIONS] = "iSER only (not used over TCP)",
+			[ITK_INITIATORRECVDATASEGMENTLENGTH] = "iSER only (not used over TCP)",
+			[ITK_TARGETRECVDATASEGMENTLENGTH] = "iSER only (not used over TCP)",
 		};
 		struct iscsi_tpg_params d;
 		json_t *arr = json_array();

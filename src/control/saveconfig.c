@@ -25,9 +25,12 @@ static json_t *attrs_json(const struct ctl_attr *tab, const void *obj)
 {
 	json_t *o = json_object();
 
+	/* rtslib dumps writable attributes only (list_attributes(writable=
+	 * True)); read-only ones are facts of the device, not settings */
 	for (; tab->name; tab++)
-		json_object_set_new(o, tab->name,
-				    json_integer(ctl_attr_get(tab, obj)));
+		if (!tab->ro)
+			json_object_set_new(o, tab->name,
+					    json_integer(ctl_attr_get(tab, obj)));
 	return o;
 }
 

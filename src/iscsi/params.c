@@ -39,8 +39,10 @@
  *    IFMarker / OFMarker are answered No (the alternative §13.25 allows to
  *    Reject, and what LIO answers), IFMarkInt / OFMarkInt are answered
  *    Reject as §13.25 requires.
- *  - Unknown keys, X- / X# extension keys (§13.22) and LIO's
- *    MaxXmitDataSegmentLength are answered NotUnderstood (§6.2).
+ *  - Unknown keys, X- / X# extension keys (§13.22), LIO's
+ *    MaxXmitDataSegmentLength and the iSER keys (RFC 7147: RDMAExtensions,
+ *    Initiator/TargetRecvDataSegmentLength; we speak TCP only) are
+ *    answered NotUnderstood (§6.2).
  *  - TaskReporting: we implement only RFC3720 task reporting; iSCSIProtocol-
  *    Level: we implement RFC 7143, level 1 (Minimum with the initiator's). */
 #include <errno.h>
@@ -190,6 +192,17 @@ static const struct key_def key_defs[KD__COUNT] = {
 		.use = U_IO, .lio_default = "Reject" },
 	[ITK_OFMARKINT] = { "OFMarkInt", VK_MARKINT, .rf = RF_REJECT,
 		.use = U_IO, .lio_default = "Reject" },
+	/* RFC 7147 §6.3-6.5: iSER only. Over TCP they are not negotiated
+	 * (answered NotUnderstood, like MaxXmitDataSegmentLength); kept so a
+	 * targetcli saveconfig.json restores and saves unchanged. */
+	[ITK_RDMAEXTENSIONS] = { "RDMAExtensions", VK_BOOL, .rf = RF_NONE,
+		.lio_default = "No" },
+	[ITK_INITIATORRECVDATASEGMENTLENGTH] = {
+		"InitiatorRecvDataSegmentLength", VK_NUM, 512, MAX_DSL,
+		.rf = RF_NONE, .lio_default = "262144" },
+	[ITK_TARGETRECVDATASEGMENTLENGTH] = {
+		"TargetRecvDataSegmentLength", VK_NUM, 512, MAX_DSL,
+		.rf = RF_NONE, .lio_default = "8192" },
 	/* §13.23: we only do the RFC 3720 behaviour. */
 	[KD_TASKREPORTING] = { "TaskReporting", VK_LIST,
 		.values = taskrep_values, .rf = RF_LIST, .use = U_LO | U_NDISC,

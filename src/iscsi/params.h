@@ -32,6 +32,11 @@ enum iscsi_tpg_key {
 	ITK_OFMARKER,            /* No */
 	ITK_IFMARKINT,           /* Reject */
 	ITK_OFMARKINT,           /* Reject */
+	/* iSER (RFC 7147) keys LIO keeps on every TPG; configuration only
+	 * here (iSCSI over TCP), saved and restored like LIO. */
+	ITK_RDMAEXTENSIONS,      /* No */
+	ITK_INITIATORRECVDATASEGMENTLENGTH, /* 262144 */
+	ITK_TARGETRECVDATASEGMENTLENGTH,    /* 8192 */
 	ITK__COUNT
 };
 

@@ -29,6 +29,9 @@ void scsi_lu_attrs_default(struct scsi_lu_attrs *a, const struct bs_dev *bs)
 	a->emulate_rsoc = true;
 	a->enforce_pr_isids = true;
 	a->is_nonrot = bs ? !bs->rotational : false;
+	/* LIO derives this from the device; ours zero unmapped blocks
+	 * whenever they can unmap (BS_UNMAP contract) */
+	a->unmap_zeroes_data = bs ? bs->can_unmap : false;
 	a->max_unmap_lba_count = 8192;
 	a->max_unmap_block_desc_count = 1;
 	a->unmap_granularity = 0;

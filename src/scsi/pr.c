@@ -658,6 +658,21 @@ static struct pr_reg *reg_new(const struct scsi_nexus *nx, uint64_t key,
 	return r;
 }
 
+/* LIO's force_pr_aptpl attribute: the state is kept across power loss
+ * whatever APTPL the initiator asked for (when there is a directory to keep
+ * it in). */
+static bool forced_aptpl(const struct scsi_lu *lu, bool aptpl)
+{
+	bool dir;
+
+	if (aptpl || !lu->attrs.force_pr_aptpl)
+		return aptpl;
+	pthread_mutex_lock(&pr_dir_lock);
+	dir = pr_state_dir != NULL;
+	pthread_mutex_unlock(&pr_dir_lock);
+	return dir;
+}
+
 static bool aptpl_ok(struct scsi_cmd *cmd, bool aptpl)
 {
 	bool ok;
@@ -732,7 +747,7 @@ static void pr_register(struct scsi_cmd *cmd, struct pr_reg *r, uint64_t rk,
 		else
 			r->key = sark;
 	}
-	pr->aptpl = aptpl;
+	pr->aptpl = forced_aptpl(lu, aptpl);
 	pr->generation++;
 	scsi_set_good(cmd);
 }
@@ -979,7 +994,7 @@ static void pr_register_move(struct scsi_cmd *cmd, struct pr_reg *r,
 		list_del(&r->link);
 		free(r);
 	}
-	pr->aptpl = aptpl;
+	pr->aptpl = forced_aptpl(lu, aptpl);
 	pr->generation++;
 	scsi_set_good(cmd);
 }

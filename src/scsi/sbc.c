@@ -330,7 +330,7 @@ void sbc_exec_sai(struct scsi_cmd *cmd)
 	/* LBPME: logical block provisioning on; LBPRZ: unmapped blocks read
 	 * as zeros (SBC-3 5.16.2) */
 	if (scsi_lu_tpu(lu) || scsi_lu_tpws(lu))
-		b[14] = 0x80 | 0x40;
+		b[14] = 0x80 | (lu->attrs.unmap_zeroes_data ? 0x40 : 0);
 	scsi_data_in(cmd, b, sizeof(b));
 	scsi_cmd_complete(cmd);
 }

@@ -96,6 +96,12 @@ struct scsi_lu_attrs {
 	bool emulate_tas;
 	bool emulate_rsoc;
 	bool enforce_pr_isids;
+	bool force_pr_aptpl;     /* keep PR state as if APTPL were always set */
+	bool unmap_zeroes_data;  /* report LBPRZ */
+	bool pi_prot_verify;     /* stored; T10 PI is not implemented */
+	uint32_t pi_prot_type;   /* 0 only */
+	uint32_t pi_prot_format; /* 0 only */
+	uint32_t emulate_rest_reord; /* 0 only: unrestricted reordering */
 	bool is_nonrot;
 	uint32_t max_unmap_lba_count;
 	uint32_t max_unmap_block_desc_count;

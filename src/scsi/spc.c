@@ -327,8 +327,10 @@ static size_t vpd_lbp(const struct scsi_cmd *cmd, uint8_t *b)
 		b[5] |= 0x80; /* LBPU: UNMAP */
 	if (scsi_lu_tpws(cmd->lu))
 		b[5] |= 0x40 | 0x20; /* LBPWS, LBPWS10 */
-	/* LBPRZ: an unmapped block reads as zeros (BS_UNMAP contract) */
-	b[5] |= 0x04;
+	/* LBPRZ: an unmapped block reads as zeros (BS_UNMAP contract),
+	 * reported unless the unmap_zeroes_data attribute says otherwise */
+	if (cmd->lu->attrs.unmap_zeroes_data)
+		b[5] |= 0x04;
 	b[6] = 0x02; /* PROVISIONING TYPE: thin */
 	return 8;
 }

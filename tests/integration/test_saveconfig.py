@@ -284,18 +284,16 @@ def test_targetcli_fixture_restores_and_serves(config, utarget, utargetd_bin, wo
     rpc = RpcClient(d.sock).connect()
     got = rpc.call("get_config")
 
-    # storage objects: every one, with its wwn, size, flags and the attributes we know
+    # storage objects: every one, with its wwn, size, flags and exactly LIO's attributes
+    # (PI, restricted reordering, force_pr_aptpl and unmap_zeroes_data included)
     so_got = {s["name"]: s for s in got["storage_objects"]}
     assert sorted(so_got) == ["blk1", "disk1", "disk2", "rd1"]
-    known = set(rpc.call("backstore.get_attributes", plugin="fileio", name="disk1"))
     for so in src["storage_objects"]:
         g = so_got[so["name"]]
         for k in ("plugin", "wwn", "dev", "size", "write_back", "readonly"):
             if k in so:
                 assert g.get(k) == so[k], (so["name"], k, g.get(k), so[k])
-        for k, v in so["attributes"].items():
-            if k in known:
-                assert g["attributes"][k] == v, (so["name"], k, g["attributes"][k], v)
+        assert g["attributes"] == so["attributes"], _diff(so["attributes"], g["attributes"])
     assert os.path.getsize(os.path.join(str(workdir), "disk1.img")) == 64 * MiB
 
     # targets: TPG attributes and known parameters, LUN and mapped-LUN aliases, ACLs
@@ -304,8 +302,9 @@ def test_targetcli_fixture_restores_and_serves(config, utarget, utargetd_bin, wo
             gtpg = tpg_of(got, t["wwn"], stpg["tag"])
             assert gtpg["enable"] == stpg["enable"]
             assert gtpg["attributes"] == stpg["attributes"]
-            for k, v in gtpg["parameters"].items():
-                assert stpg["parameters"][k] == v, (k, v, stpg["parameters"][k])
+            # every parameter, the iSER ones (RDMAExtensions, ...) included
+            assert gtpg["parameters"] == stpg["parameters"], \
+                _diff(stpg["parameters"], gtpg["parameters"])
             assert [(l["index"], l["storage_object"], l["alias"]) for l in gtpg["luns"]] == \
                 [(l["index"], l["storage_object"], l["alias"]) for l in stpg["luns"]]
             assert [(p["ip_address"], p["port"]) for p in gtpg["portals"]] == \
@@ -412,6 +411,41 @@ def test_restore_config_abort_on_error_leaves_nothing(config, utarget, workdir,
     e = rpc.error("restore_config", file=bad, clear_existing=True)
     assert e.code == REFUSED and "bad.json" in e.message, e
     assert rpc.call("get_config") == before
+    rpc.close()
+
+
+def test_restore_reports_unknown_attribute_and_parameter(config, utarget, workdir,
+                                                        loop_factory):
+    """A name this daemon does not have (a typo, or a newer kernel's setting) is reported
+    the way rtslib reports it and ignored; the object itself is restored. With
+    abort_on_error it refuses the whole file, as rtslib does."""
+    loopdev = loop_factory(32 * MiB)
+    d = utarget(anchor_config(config))
+    rpc = RpcClient(d.sock).connect()
+    cfg = fixture_config(workdir, config.port, loopdev)
+    disk1 = [so for so in cfg["storage_objects"] if so["name"] == "disk1"][0]
+    disk1["attributes"]["emulate_fooo"] = 1
+    cfg["targets"][0]["tpgs"][0]["parameters"]["MaxBurstLenght"] = "65536"
+
+    rpc.call("clear_config", confirm=True)
+    empty = rpc.call("get_config")
+    e = rpc.error("restore_config", config=cfg, abort_on_error=True)
+    assert e.code == REFUSED and "not restored" in e.message.lower(), e
+    assert rpc.call("get_config") == empty
+
+    res = rpc.call("restore_config", config=cfg)
+    assert sorted(res["errors"]) == sorted([
+        "Storage object fileio/disk1: Cannot find attribute: emulate_fooo, ignored",
+        "%s tpg1: Cannot find parameter: MaxBurstLenght, ignored" % FIX_T1]), res
+    got = rpc.call("get_config")
+    assert sorted(s["name"] for s in got["storage_objects"]) == \
+        ["blk1", "disk1", "disk2", "rd1"]
+    g1 = [so for so in got["storage_objects"] if so["name"] == "disk1"][0]
+    del disk1["attributes"]["emulate_fooo"]
+    assert g1["attributes"] == disk1["attributes"], _diff(disk1["attributes"],
+                                                          g1["attributes"])
+    assert "MaxBurstLenght" not in tpg_of(got, FIX_T1, 1)["parameters"]
+    assert "Cannot find attribute: emulate_fooo" in d.stderr_tail()
     rpc.close()
 
 

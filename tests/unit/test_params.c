@@ -119,6 +119,9 @@ static void test_tpg_defaults(void **state)
 		{ ITK_OFMARKER, "No" },
 		{ ITK_IFMARKINT, "Reject" },
 		{ ITK_OFMARKINT, "Reject" },
+		{ ITK_RDMAEXTENSIONS, "No" },
+		{ ITK_INITIATORRECVDATASEGMENTLENGTH, "262144" },
+		{ ITK_TARGETRECVDATASEGMENTLENGTH, "8192" },
 	};
 	size_t i;
 
@@ -542,6 +545,9 @@ static void test_not_understood(void **state)
 	expect(c, "FooBar", "1", "NotUnderstood");
 	/* LIO's MaxXmitDataSegmentLength is configuration, not a wire key */
 	expect(c, "MaxXmitDataSegmentLength", "65536", "NotUnderstood");
+	/* iSER keys (RFC 7147) mean nothing over TCP */
+	expect(c, "RDMAExtensions", "Yes", "NotUnderstood");
+	expect(c, "TargetRecvDataSegmentLength", "8192", "NotUnderstood");
 	/* key names are case sensitive (§6.1) */
 	expect(c, "maxburstlength", "512", "NotUnderstood");
 	assert_int_equal(c->sp.max_burst, 262144);

@@ -406,6 +406,11 @@ static void test_inquiry_vpd_thin(void **state)
 
 	assert_int_equal(run(e, &cmd, cdb, 6, buf, sizeof(buf)), SAM_STAT_GOOD);
 	assert_int_equal(buf[5] & 0xe4, 0xe4); /* LBPU LBPWS LBPWS10 LBPRZ */
+	/* LIO's unmap_zeroes_data attribute turns LBPRZ off */
+	e->lu->attrs.unmap_zeroes_data = false;
+	assert_int_equal(run(e, &cmd, cdb, 6, buf, sizeof(buf)), SAM_STAT_GOOD);
+	assert_int_equal(buf[5] & 0xe4, 0xe0);
+	e->lu->attrs.unmap_zeroes_data = true;
 	cdb[2] = 0xb0;
 	assert_int_equal(run(e, &cmd, cdb, 6, buf, sizeof(buf)), SAM_STAT_GOOD);
 	assert_int_equal(get_be32(buf + 20), 8192);

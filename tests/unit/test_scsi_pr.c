@@ -254,6 +254,68 @@ static void test_aptpl_restore(void **state)
 	free(p);
 }
 
+/* force_pr_aptpl (LIO attribute): a REGISTER without APTPL is kept across
+ * a restart all the same, and REPORT CAPABILITIES says so (PTPL_A). */
+static void test_force_pr_aptpl(void **state)
+{
+	struct pr_env *e = *state;
+	char dir[] = "/tmp/utarget-pr-force.XXXXXX";
+	struct scsi_lu *lu2;
+	struct scsi_nexus nx;
+	struct scsi_cmd cmd;
+	uint8_t *p = abuf(64);
+	uint8_t caps[10] = { 0x5e, 0x02, 0, 0, 0, 0, 0, 0, 8, 0 };
+	uint8_t rk[10] = { 0x5e, 0x00, 0, 0, 0, 0, 0, 0, 64, 0 };
+	char path[256];
+
+	assert_non_null(mkdtemp(dir));
+	scsi_set_pr_state_dir(dir);
+	e->lu->attrs.force_pr_aptpl = true;
+	assert_int_equal(prout(&e->a, 0, 0, 0, 0x77, &cmd), SAM_STAT_GOOD);
+	assert_int_equal(run(&e->a, &cmd, caps, 10, p, 8), SAM_STAT_GOOD);
+	assert_int_equal(p[3] & 0x01, 0x01); /* PTPL_A */
+	lu2 = fake_lu(WWN);
+	nexus_init(&nx, "iqn.1994-05.com.example:a", 1, lu2);
+	clear_ua(&nx);
+	memset(p, 0, 64);
+	assert_int_equal(run(&nx, &cmd, rk, 10, p, 64), SAM_STAT_GOOD);
+	assert_int_equal(get_be32(p + 4), 8);
+	assert_int_equal(get_be64(p + 8), 0x77);
+	scsi_nexus_clear(&nx);
+	scsi_lu_put(lu2);
+	scsi_set_pr_state_dir(NULL);
+	snprintf(path, sizeof(path), "%s/pr-%s", dir, WWN);
+	unlink(path);
+	rmdir(dir);
+	free(p);
+}
+
+/* Without the attribute the same REGISTER is not kept. */
+static void test_no_aptpl_not_kept(void **state)
+{
+	struct pr_env *e = *state;
+	char dir[] = "/tmp/utarget-pr-noapt.XXXXXX";
+	struct scsi_lu *lu2;
+	struct scsi_nexus nx;
+	struct scsi_cmd cmd;
+	uint8_t *p = abuf(64);
+	uint8_t rk[10] = { 0x5e, 0x00, 0, 0, 0, 0, 0, 0, 64, 0 };
+
+	assert_non_null(mkdtemp(dir));
+	scsi_set_pr_state_dir(dir);
+	assert_int_equal(prout(&e->a, 0, 0, 0, 0x77, &cmd), SAM_STAT_GOOD);
+	lu2 = fake_lu(WWN);
+	nexus_init(&nx, "iqn.1994-05.com.example:a", 1, lu2);
+	clear_ua(&nx);
+	assert_int_equal(run(&nx, &cmd, rk, 10, p, 64), SAM_STAT_GOOD);
+	assert_int_equal(get_be32(p + 4), 0);
+	scsi_nexus_clear(&nx);
+	scsi_lu_put(lu2);
+	scsi_set_pr_state_dir(NULL);
+	rmdir(dir);
+	free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -265,6 +327,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reserve6, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reserve6_refused_with_registrations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_aptpl_restore, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_force_pr_aptpl, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_aptpl_not_kept, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
