@@ -21,6 +21,7 @@ DataDigest.
 
 import random
 import struct
+import time
 
 import pytest
 
@@ -281,6 +282,82 @@ def test_io_with_digests(daemon, hd, dd):
         assert max(len(p.data) for p in pdus) <= MRDSL   # what we declared
 
         nop(c)
+        logout(c)
+    finally:
+        c.close()
+
+
+def send_in_pieces(c, wire, cuts=None, seed=None):
+    """Send wire in pieces with pauses, so the target's reads end where the
+    pieces do: at the given offsets, or (seed) at random places: inside a
+    payload, inside its padding or data digest, inside the next header."""
+    if cuts is None:
+        rnd, cuts, i = random.Random(seed), [], 0
+        while i < len(wire):
+            i += rnd.choice((1, 2, 3, 5, 47, 49, 52, 700, 4099, 16384, 20000))
+            cuts.append(i)
+    prev = 0
+    for cut in sorted(cuts) + [len(wire)]:
+        if cut > prev:
+            c.sock.sendall(wire[prev:cut])
+            prev = cut
+            time.sleep(0.002)
+
+
+def collect(c, want, timeout=10):
+    """PDUs until every (opcode, itt) in want has been seen; returns them."""
+    got = {}
+    while set(want) - set(got):
+        p = c.recv_pdu(timeout)
+        assert p is not None, "waiting for %r, got %r" % (want, got)
+        check_digests(c, p)
+        got[(p.opcode, p.itt)] = p
+    return got
+
+
+def write_in_pieces(c, lba, data, how):
+    """A WRITE (64 KiB immediate, the rest on one R2T / Data-Out), each PDU
+    sent in pieces and followed by a NOP-Out in the same stream. how(frame
+    of the PDU, frame of PDU + NOP) -> cut offsets, or None for random."""
+    imm = data[:c.immediate_limit()]
+    assert len(imm) == 64 * KiB and len(data) - len(imm) <= MRDSL
+    itt, n1, n2 = c.next_itt(), c.next_itt(), c.next_itt()
+    cmd = c.frame(c.scsi_cmd(raw.write10(lba, len(data) // 512), len(data),
+                             write=True, data=imm, itt=itt))
+    wire = cmd + c.frame(c.nop_out(b"one", itt=n1))
+    send_in_pieces(c, wire, how(cmd, wire), seed=lba)
+    got = collect(c, [(raw.OP_R2T, itt), (raw.OP_NOP_IN, n1)])
+    r2t = got[(raw.OP_R2T, itt)]
+    off, length = struct.unpack(">II", r2t.bhs[40:48])
+    assert (off, length) == (len(imm), len(data) - len(imm))
+    [out] = c.data_out_seq(itt, r2t.ttt, off, data[off:])
+    out = c.frame(out)
+    wire = out + c.frame(c.nop_out(b"two!!", itt=n2))
+    send_in_pieces(c, wire, how(out, wire), seed=lba + 1)
+    got = collect(c, [(raw.OP_SCSI_RSP, itt), (raw.OP_NOP_IN, n2)])
+    assert got[(raw.OP_SCSI_RSP, itt)].status == 0
+    assert got[(raw.OP_NOP_IN, n2)].data == b"two!!"
+    back, _ = read(c, lba, len(data))
+    assert back == data
+
+
+@pytest.mark.parametrize("hd,dd", MODES + [pytest.param(False, False, id="none")])
+def test_large_pdus_arriving_in_pieces(daemon, hd, dd):
+    """Payloads of 16 KiB and more are received in place, and the read that
+    finishes one also takes its padding, data digest and exactly the next
+    header (src/iscsi/conn.c rx_direct). Here each large PDU arrives in
+    pieces, followed by a NOP-Out: the header with the first bytes of the
+    payload, then the rest with the trailer and the start of the NOP-Out's
+    header in one piece (that read ends inside the next header), then the
+    rest; and once more cut at random places. The data must land intact and
+    every PDU be answered."""
+    c = session(daemon, "split", hd, dd)
+    try:
+        h = 48 + (4 if hd else 0)
+        for tail in (0, 3, 10, h, h + 1):    # where the big read ends
+            write_in_pieces(c, 512 + tail * 512, pattern(192 * KiB, tail),
+                            lambda pdu, wire, t=tail: [h + 100, len(pdu) + t])
+        write_in_pieces(c, 8192, pattern(192 * KiB, 99), lambda pdu, wire: None)
         logout(c)
     finally:
         c.close()
