@@ -24,11 +24,12 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+from bench import free_port, wait_port   # bench/bench.py, beside this file
 
 IQN = "iqn.2003-01.org.linux-iscsi.instr:t1"
 IQN_HD = IQN + "hd"
@@ -49,16 +50,6 @@ LOADS = [
 
 def log(*a):
     print("[instr %s]" % time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
-
-
-def free_port():
-    while True:
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        p = s.getsockname()[1]
-        s.close()
-        if p != 3260:
-            return p
 
 
 def config(port, backing):
@@ -82,19 +73,6 @@ def config(port, backing):
         "targets": [target(IQN, "None,CRC32C", ["/backstores/fileio/f0",
                                                  "/backstores/ramdisk/n0"]),
                     target(IQN_HD, "CRC32C", ["/backstores/fileio/f0"])]}
-
-
-def wait_port(port, proc, timeout=60.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc.poll() is not None:
-            raise RuntimeError("utargetd under valgrind exited with %s" % proc.returncode)
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("nothing listening on port %d" % port)
 
 
 def qemu(port, iqn, lun, write, size, digest, count):
@@ -130,7 +108,7 @@ class Callgrind:
         self.log = open(os.path.join(workdir, "valgrind.log"), "wb")
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=workdir)
-        wait_port(self.port, self.proc)
+        wait_port(self.port, self.proc, timeout=60.0)   # valgrind starts slowly
 
     def ctl(self, *args):
         subprocess.run(["callgrind_control"] + list(args) + [str(self.proc.pid)],

@@ -220,37 +220,55 @@ static void test_reserve6_refused_with_registrations(void **state)
 			 SAM_STAT_RESERVATION_CONFLICT);
 }
 
+/* A fresh LU with the same wwn (the daemon restarted): the registration
+ * key it found again in the state directory, 0 when there was none. */
+static uint64_t key_after_restart(void)
+{
+	struct scsi_lu *lu2 = fake_lu(WWN);
+	uint8_t rk[10] = { 0x5e, 0x00, 0, 0, 0, 0, 0, 0, 64, 0 };
+	uint8_t *p = abuf(64);
+	struct scsi_nexus nx;
+	struct scsi_cmd cmd;
+	uint64_t key = 0;
+
+	nexus_init(&nx, "iqn.1994-05.com.example:a", 1, lu2);
+	clear_ua(&nx);
+	assert_int_equal(run(&nx, &cmd, rk, 10, p, 64), SAM_STAT_GOOD);
+	if (get_be32(p + 4) == 8)
+		key = get_be64(p + 8);
+	else
+		assert_int_equal(get_be32(p + 4), 0);
+	scsi_nexus_clear(&nx);
+	scsi_lu_put(lu2);
+	free(p);
+	return key;
+}
+
+static void state_dir_done(char *dir)
+{
+	char path[256];
+
+	scsi_set_pr_state_dir(NULL);
+	snprintf(path, sizeof(path), "%s/pr-%s", dir, WWN);
+	unlink(path);
+	rmdir(dir);
+}
+
 static void test_aptpl_restore(void **state)
 {
 	struct pr_env *e = *state;
 	char dir[] = "/tmp/utarget-pr-test.XXXXXX";
-	struct scsi_lu *lu2;
-	struct scsi_nexus nx;
 	struct scsi_cmd cmd;
 	uint8_t *p = abuf(24);
 	uint8_t cdb[10] = { 0x5f, 0x00, 0, 0, 0, 0, 0, 0, 24, 0 };
-	uint8_t rk[10] = { 0x5e, 0x00, 0, 0, 0, 0, 0, 0, 64, 0 };
-	char path[256];
 
 	assert_non_null(mkdtemp(dir));
 	scsi_set_pr_state_dir(dir);
 	put_be64(p + 8, 0x1234);
 	p[20] = 0x01; /* APTPL */
 	assert_int_equal(run(&e->a, &cmd, cdb, 10, p, 24), SAM_STAT_GOOD);
-	/* a new LU with the same wwn finds the registration again */
-	lu2 = fake_lu(WWN);
-	nexus_init(&nx, "iqn.1994-05.com.example:a", 1, lu2);
-	clear_ua(&nx);
-	memset(p, 0, 24);
-	assert_int_equal(run(&nx, &cmd, rk, 10, p, 64), SAM_STAT_GOOD);
-	assert_int_equal(get_be32(p + 4), 8);
-	assert_int_equal(get_be64(p + 8), 0x1234);
-	scsi_nexus_clear(&nx);
-	scsi_lu_put(lu2);
-	scsi_set_pr_state_dir(NULL);
-	snprintf(path, sizeof(path), "%s/pr-%s", dir, WWN);
-	unlink(path);
-	rmdir(dir);
+	assert_int_equal(key_after_restart(), 0x1234);
+	state_dir_done(dir);
 	free(p);
 }
 
@@ -260,13 +278,9 @@ static void test_force_pr_aptpl(void **state)
 {
 	struct pr_env *e = *state;
 	char dir[] = "/tmp/utarget-pr-force.XXXXXX";
-	struct scsi_lu *lu2;
-	struct scsi_nexus nx;
-	struct scsi_cmd cmd;
-	uint8_t *p = abuf(64);
 	uint8_t caps[10] = { 0x5e, 0x02, 0, 0, 0, 0, 0, 0, 8, 0 };
-	uint8_t rk[10] = { 0x5e, 0x00, 0, 0, 0, 0, 0, 0, 64, 0 };
-	char path[256];
+	uint8_t *p = abuf(8);
+	struct scsi_cmd cmd;
 
 	assert_non_null(mkdtemp(dir));
 	scsi_set_pr_state_dir(dir);
@@ -274,19 +288,8 @@ static void test_force_pr_aptpl(void **state)
 	assert_int_equal(prout(&e->a, 0, 0, 0, 0x77, &cmd), SAM_STAT_GOOD);
 	assert_int_equal(run(&e->a, &cmd, caps, 10, p, 8), SAM_STAT_GOOD);
 	assert_int_equal(p[3] & 0x01, 0x01); /* PTPL_A */
-	lu2 = fake_lu(WWN);
-	nexus_init(&nx, "iqn.1994-05.com.example:a", 1, lu2);
-	clear_ua(&nx);
-	memset(p, 0, 64);
-	assert_int_equal(run(&nx, &cmd, rk, 10, p, 64), SAM_STAT_GOOD);
-	assert_int_equal(get_be32(p + 4), 8);
-	assert_int_equal(get_be64(p + 8), 0x77);
-	scsi_nexus_clear(&nx);
-	scsi_lu_put(lu2);
-	scsi_set_pr_state_dir(NULL);
-	snprintf(path, sizeof(path), "%s/pr-%s", dir, WWN);
-	unlink(path);
-	rmdir(dir);
+	assert_int_equal(key_after_restart(), 0x77);
+	state_dir_done(dir);
 	free(p);
 }
 
@@ -295,25 +298,13 @@ static void test_no_aptpl_not_kept(void **state)
 {
 	struct pr_env *e = *state;
 	char dir[] = "/tmp/utarget-pr-noapt.XXXXXX";
-	struct scsi_lu *lu2;
-	struct scsi_nexus nx;
 	struct scsi_cmd cmd;
-	uint8_t *p = abuf(64);
-	uint8_t rk[10] = { 0x5e, 0x00, 0, 0, 0, 0, 0, 0, 64, 0 };
 
 	assert_non_null(mkdtemp(dir));
 	scsi_set_pr_state_dir(dir);
 	assert_int_equal(prout(&e->a, 0, 0, 0, 0x77, &cmd), SAM_STAT_GOOD);
-	lu2 = fake_lu(WWN);
-	nexus_init(&nx, "iqn.1994-05.com.example:a", 1, lu2);
-	clear_ua(&nx);
-	assert_int_equal(run(&nx, &cmd, rk, 10, p, 64), SAM_STAT_GOOD);
-	assert_int_equal(get_be32(p + 4), 0);
-	scsi_nexus_clear(&nx);
-	scsi_lu_put(lu2);
-	scsi_set_pr_state_dir(NULL);
-	rmdir(dir);
-	free(p);
+	assert_int_equal(key_after_restart(), 0);
+	state_dir_done(dir);
 }
 
 int main(void)
