@@ -321,13 +321,7 @@ class RawConn:
         (instead of None) and fail unless the target agrees. Whatever was
         negotiated is used from the first PDU after the final Login
         Response on (§13.1)."""
-        ident = [("InitiatorName", initiator)]
-        if discovery:
-            ident.append(("SessionType", "Discovery"))
-        else:
-            ident += [("TargetName", target), ("SessionType", "Normal")]
-        self.send(self.login_pdu(0, 1, True, ident + [("AuthMethod", "None")]))
-        r = self._login_rsp(timeout)
+        self.login_security(target, initiator, discovery, timeout)
         ops = [("HeaderDigest", "CRC32C" if header_digest else "None"),
                ("DataDigest", "CRC32C" if data_digest else "None"),
                ("MaxRecvDataSegmentLength", "262144")]
@@ -339,8 +333,7 @@ class RawConn:
                     ("ErrorRecoveryLevel", "0")]
         # extra keys replace the defaults above (a key sent twice fails)
         ops = list(dict(ops, **(extra or {})).items())
-        self.send(self.login_pdu(1, 3, True, ops))
-        r = self._login_rsp(timeout)
+        r = self.login_step(1, 3, True, ops, timeout)
         if not (r.flags & 0x80 and r.flags & 3 == 3):
             raise AssertionError("target did not move to full feature phase")
         for key, wanted in (("HeaderDigest", header_digest),
@@ -354,6 +347,22 @@ class RawConn:
         self.cmdsn = r.expcmdsn
         self.maxcmdsn = r.maxcmdsn
         return self.keys
+
+    def login_security(self, target, initiator=INITIATOR, discovery=False,
+                       timeout=10):
+        """The security stage only (AuthMethod=None, on to operational)."""
+        ident = [("InitiatorName", initiator)]
+        if discovery:
+            ident.append(("SessionType", "Discovery"))
+        else:
+            ident += [("TargetName", target), ("SessionType", "Normal")]
+        return self.login_step(0, 1, True, ident + [("AuthMethod", "None")],
+                               timeout)
+
+    def login_step(self, csg, nsg, transit, pairs, timeout=10):
+        """One Login Request and its Response (keys kept in self.keys)."""
+        self.send(self.login_pdu(csg, nsg, transit, pairs))
+        return self._login_rsp(timeout)
 
     def _login_rsp(self, timeout):
         r = self.recv_pdu(timeout)

@@ -326,23 +326,26 @@ def test_sigterm_with_commands_arriving(config, utarget):
     arriving as the drain starts. Twenty daemons in a row, each must exit 0 with no
     sanitizer report.
 
-    FAILS today (5 runs in 6 here): when the drain's close and the connection's
-    own EPOLLIN come out of the same epoll_wait batch, conn_event() runs on the closed
-    connection, takes and drops a reference from 0 and queues free_d a second time:
-    heap-use-after-free in run_deferred (src/io/loop.c) / "double free or corruption"."""
+    It failed 5 runs in 6 before the fix: when the drain's close and the connection's
+    own EPOLLIN came out of the same epoll_wait batch, conn_event() ran on the closed
+    connection, took and dropped a reference from 0 and queued free_d a second time
+    (heap-use-after-free in run_deferred, src/io/loop.c)."""
     config.target(IQN).tpg().lun(0, config.fileio("wt", size=16 * MiB, write_back=False))
     sys.path.insert(0, str(HERE))
-    from faultraw import Raw
+    import faultraw
+    import iscsiraw as raw
     import threading
     for i in range(20):
         d = utarget(config, name="utargetd%d" % i)
-        r = Raw(d.port, IQN, "iqn.2024-01.org.utarget.test:sigterm-%d" % i)
-        r.login(ImmediateData="Yes", InitialR2T="No")
-        r.clear_ua()
-        for k in range(8):
-            r.scsi_cmd(Raw.write10(k * 8, 8), 4096, write=True, data=b"\x11" * 4096)
-        for k in range(8):
-            r.recv_op(0x21)
+        r = faultraw.connect(d.port)
+        r.login(IQN, "iqn.2024-01.org.utarget.test:sigterm-%d" % i, timeout=20,
+                extra={"ImmediateData": "Yes", "InitialR2T": "No"})
+        faultraw.clear_ua(r)
+        itts = [faultraw.send_cmd(r, raw.write10(k * 8, 8), 4096, write=True,
+                                  data=b"\x11" * 4096) for k in range(8)]
+        for itt in itts:
+            rsp, _ = r.wait_status(itt, timeout=20)
+            assert rsp is not None and rsp.status == 0, rsp
         stop = threading.Event()
 
         def blast():
@@ -354,7 +357,7 @@ def test_sigterm_with_commands_arriving(config, utarget):
                     if stop.is_set():
                         break
                     for _ in range(5):
-                        r.scsi_cmd(bytes(6), 0)
+                        faultraw.send_cmd(r, raw.TUR, 0)
                     time.sleep(0.0005)
             except OSError:
                 pass
