@@ -84,9 +84,9 @@ bench: all
 
 # bench/ddperf: the benchmark's own initiator (header + data digests); built by
 # bench/run.sh and tests/integration/test_ddperf.py, not by `all`.
-$(BUILD)/bench/ddperf: bench/ddperf.c
+$(BUILD)/bench/ddperf: bench/ddperf.c src/iscsi/digest.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< -lisal
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $^ -lisal
 
 # libFuzzer harnesses (tests/fuzz), each for FUZZ_SECONDS; check runs 5 s each.
 FUZZ_SECONDS ?= 60

@@ -49,7 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <isa-l/crc.h>
+#include "iscsi/digest.h" /* the daemon's CRC32C (ISA-L) and wire order */
 
 #define BHS_LEN 48
 #define DIGEST_LEN 4
@@ -143,20 +143,6 @@ static inline void put_be64(uint8_t *p, uint64_t v)
 	put_be32(p + 4, (uint32_t)v);
 }
 
-static inline void put_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static inline uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
 static inline uint32_t pad4(uint32_t n)
 {
 	return (4 - (n & 3)) & 3;
@@ -171,28 +157,6 @@ static inline bool sn_lt(uint32_t a, uint32_t b)
 static inline bool sn_gt(uint32_t a, uint32_t b)
 {
 	return a != b && (int32_t)(a - b) > 0;
-}
-
-/* CRC32C as src/iscsi/digest.c does it: ISA-L's crc32_iscsi() seeded with
- * 0xffffffff, chained over the pieces, the result inverted; the digest goes
- * on the wire least significant byte first. */
-static inline uint32_t crc_update(uint32_t crc, const void *buf, size_t len)
-{
-	const unsigned char *p = buf;
-
-	while (len) {
-		int n = len > (1u << 30) ? (1 << 30) : (int)len;
-
-		crc = crc32_iscsi((unsigned char *)p, n, crc);
-		p += n;
-		len -= (size_t)n;
-	}
-	return crc;
-}
-
-static inline uint32_t crc32c(const void *buf, size_t len)
-{
-	return crc_update(0xffffffffu, buf, len) ^ 0xffffffffu;
 }
 
 static double now_s(void)
@@ -465,7 +429,7 @@ static void sq_seal(struct opdu *p, const uint8_t *data, uint32_t dlen)
 	put_be24(p->hdr + 5, dlen);
 	p->hlen = BHS_LEN;
 	if (c.hd) {
-		put_le32(p->hdr + BHS_LEN, crc32c(p->hdr, BHS_LEN));
+		iscsi_digest_put(p->hdr + BHS_LEN, iscsi_crc32c(p->hdr, BHS_LEN));
 		p->hlen += DIGEST_LEN;
 	}
 	p->data = data;
@@ -474,10 +438,10 @@ static void sq_seal(struct opdu *p, const uint8_t *data, uint32_t dlen)
 		memset(p->trl, 0, pad);
 		p->tlen = pad;
 		if (c.dd) {
-			uint32_t crc = crc_update(0xffffffffu, data, dlen);
+			uint32_t crc = iscsi_crc32c_update(ISCSI_CRC_INIT, data, dlen);
 
-			crc = crc_update(crc, zero, pad) ^ 0xffffffffu;
-			put_le32(p->trl + pad, crc);
+			crc = iscsi_crc32c_final(iscsi_crc32c_update(crc, zero, pad));
+			iscsi_digest_put(p->trl + pad, crc);
 			p->tlen += DIGEST_LEN;
 		}
 	}
@@ -1197,7 +1161,7 @@ static void parse_rbuf(void)
 		if (avail < total)
 			break;
 		if (hdl) {
-			uint32_t want = crc32c(h, BHS_LEN + ahs), got = le32(h + BHS_LEN + ahs);
+			uint32_t want = iscsi_crc32c(h, BHS_LEN + ahs), got = iscsi_digest_get(h + BHS_LEN + ahs);
 
 			if (want != got)
 				die(EXIT_ERR, "header digest mismatch (opcode 0x%02x): received "
@@ -1206,7 +1170,7 @@ static void parse_rbuf(void)
 		uint8_t *data = h + BHS_LEN + ahs + hdl;
 
 		if (c.dd && dlen) {
-			uint32_t want = crc32c(data, dlen + pad), got = le32(data + dlen + pad);
+			uint32_t want = iscsi_crc32c(data, dlen + pad), got = iscsi_digest_get(data + dlen + pad);
 
 			if (want != got)
 				die(EXIT_ERR, "data digest mismatch (opcode 0x%02x, %u bytes): "
