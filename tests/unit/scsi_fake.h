@@ -1,4 +1,4 @@
-/* Shared by the SCSI unit tests: a fake synchronous in-memory backstore, a
+/* Shared by the SCSI unit tests: the fake backstore (fake_bs.h), a
  * nexus with LUN 0 mapped, and a runner that drives a command the way a
  * transport does (prepare, data, exec). Include once per test program. */
 #ifndef UT_TEST_SCSI_FAKE_H
@@ -15,92 +15,18 @@
 
 #include <cmocka.h>
 
+#include "fake_bs.h"
 #include "scsi/scsi.h"
 #include "util/bytes.h"
 
-#define BLK 512
-#define NBLK 8192u
-
-struct fake_bs {
-	uint8_t *data;
-};
-
-static void fake_submit(struct bs_dev *dev, struct bs_io *io)
-{
-	struct fake_bs *f = dev->priv;
-
-	switch (io->op) {
-	case BS_READ:
-		assert_true(io->off + io->len <= dev->size);
-		memcpy(io->buf, f->data + io->off, io->len);
-		break;
-	case BS_WRITE:
-		assert_true(io->off + io->len <= dev->size);
-		memcpy(f->data + io->off, io->buf, io->len);
-		break;
-	case BS_FLUSH:
-		break;
-	case BS_UNMAP:
-	case BS_WRITE_ZEROES:
-		memset(f->data + io->off, 0, io->len);
-		break;
-	}
-	io->done(io, 0);
-}
-
-static void fake_close(struct bs_dev *dev)
-{
-	struct fake_bs *f = dev->priv;
-
-	free(f->data);
-	free(f);
-}
-
-/* Everything below LBA 64 is mapped, the rest deallocated. */
-static int fake_map_status(struct bs_dev *dev, uint64_t off, uint64_t *len,
-			   bool *mapped)
-{
-	uint64_t edge = 64 * BLK, n;
-
-	*mapped = off < edge;
-	n = *mapped ? edge - off : dev->size - off;
-	if (n < *len)
-		*len = n;
-	return 0;
-}
-
-static const struct bs_ops fake_ops = {
-	.plugin = "fileio",
-	.close = fake_close,
-	.submit = fake_submit,
-	.map_status = fake_map_status,
-};
-
 static struct scsi_lu *fake_lu(const char *wwn)
 {
-	struct bs_dev *dev = calloc(1, sizeof(*dev));
-	struct fake_bs *f = calloc(1, sizeof(*f));
-	struct scsi_lu *lu;
+	struct scsi_lu *lu = scsi_lu_create(
+		fake_dev("disk", (uint64_t)NBLK * BLK, false, true), "disk",
+		"fileio", wwn, NULL);
 
-	assert_non_null(dev);
-	assert_non_null(f);
-	f->data = calloc(1, (size_t)NBLK * BLK);
-	assert_non_null(f->data);
-	dev->ops = &fake_ops;
-	strcpy(dev->name, "disk");
-	dev->size = (uint64_t)NBLK * BLK;
-	dev->block_size = BLK;
-	atomic_init(&dev->write_back, true);
-	dev->can_unmap = true;
-	dev->priv = f;
-	lu = scsi_lu_create(dev, "disk", "fileio", wwn, NULL);
 	assert_non_null(lu);
 	return lu;
-}
-
-static inline uint8_t *fake_data(struct scsi_lu *lu)
-{
-	return ((struct fake_bs *)lu->bs->priv)->data;
 }
 
 /* A nexus for initiator 'init' with ISID 'isid' seeing lu as LUN 0. */

@@ -10,68 +10,11 @@
 
 #include <cmocka.h>
 
+#include "fake_bs.h"
 #include "scsi/scsi.h"
 #include "util/bytes.h"
 
-/* ---- fake backstore ---- */
-
-struct fake_bs {
-	uint8_t *data;
-	int fail_res;      /* returned by the next I/Os when non-zero */
-	unsigned nsubmit;
-	unsigned nflush;
-	enum bs_op last_op;
-	bool last_fua;
-	uint64_t last_off, last_len;
-};
-
-static void fake_submit(struct bs_dev *dev, struct bs_io *io)
-{
-	struct fake_bs *f = dev->priv;
-
-	f->nsubmit++;
-	f->last_op = io->op;
-	f->last_fua = io->fua;
-	f->last_off = io->off;
-	f->last_len = io->len;
-	if (f->fail_res) {
-		io->done(io, f->fail_res);
-		return;
-	}
-	switch (io->op) {
-	case BS_READ:
-		assert_true(io->off + io->len <= dev->size);
-		memcpy(io->buf, f->data + io->off, io->len);
-		break;
-	case BS_WRITE:
-		assert_true(io->off + io->len <= dev->size);
-		memcpy(f->data + io->off, io->buf, io->len);
-		break;
-	case BS_FLUSH:
-		f->nflush++;
-		break;
-	case BS_UNMAP:
-	case BS_WRITE_ZEROES:
-		assert_true(io->off + io->len <= dev->size);
-		memset(f->data + io->off, 0, io->len);
-		break;
-	}
-	io->done(io, 0);
-}
-
-static void fake_close(struct bs_dev *dev)
-{
-	struct fake_bs *f = dev->priv;
-
-	free(f->data);
-	free(f);
-}
-
-static const struct bs_ops fake_ops = {
-	.plugin = "fileio",
-	.close = fake_close,
-	.submit = fake_submit,
-};
+/* ---- fake backstore: fake_bs.h ---- */
 
 /* The real bs_close and io_loop_defer live in layers these tests do not
  * link; weak, so a full build's strong definitions win. */
@@ -89,35 +32,7 @@ __attribute__((weak)) void io_loop_defer(struct io_loop *l,
 	d->fn(d);
 }
 
-#define BLK 512
-#define NBLK 8192u /* 4 MiB */
 #define WWN "3f1b2c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
-
-static struct bs_dev *fake_dev(uint64_t size, bool readonly, bool can_unmap)
-{
-	struct bs_dev *dev = calloc(1, sizeof(*dev));
-	struct fake_bs *f = calloc(1, sizeof(*f));
-
-	assert_non_null(dev);
-	assert_non_null(f);
-	f->data = calloc(1, size);
-	assert_non_null(f->data);
-	dev->ops = &fake_ops;
-	strcpy(dev->name, "disk1");
-	dev->size = size;
-	dev->block_size = BLK;
-	dev->readonly = readonly;
-	atomic_init(&dev->write_back, true);
-	dev->can_unmap = can_unmap;
-	dev->rotational = false;
-	dev->priv = f;
-	return dev;
-}
-
-static struct fake_bs *fake_of(struct scsi_lu *lu)
-{
-	return lu->bs->priv;
-}
 
 /* ---- environment: one LU behind LUN 0 of a nexus ---- */
 
@@ -129,7 +44,8 @@ struct env {
 
 static struct scsi_lu *make_lu(bool readonly, bool can_unmap)
 {
-	struct bs_dev *dev = fake_dev((uint64_t)NBLK * BLK, readonly, can_unmap);
+	struct bs_dev *dev = fake_dev("disk1", (uint64_t)NBLK * BLK, readonly,
+				       can_unmap);
 	struct scsi_lu *lu = scsi_lu_create(dev, "disk1", "fileio", WWN, NULL);
 
 	assert_non_null(lu);
