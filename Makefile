@@ -9,7 +9,7 @@ OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CPPFLAGS += -std=c11 -D_GNU_SOURCE -Isrc -Iinclude -MMD -MP
-LDLIBS   := -lisal -lcrypto -ljansson -luring -lpthread
+LDLIBS   := -lisal -lcrypto -ljansson -luring -lrbd -lrados -lpthread
 CLI_LIBS := -ljansson -lreadline
 
 CORE_DIRS := src/util src/io src/backstore src/scsi src/iscsi src/control

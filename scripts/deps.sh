@@ -3,8 +3,8 @@
 # Usage: scripts/deps.sh [build|test|bench]   (default: test = build + test peers)
 set -eu
 what=${1:-test}
-build_pkgs="make gcc clang pkg-config libisal-dev libssl-dev libjansson-dev liburing-dev libreadline-dev libcmocka-dev"
-test_pkgs="python3 python3-pytest libiscsi-bin libiscsi-dev qemu-utils qemu-block-extra libclang-rt-14-dev util-linux tmux e2fsprogs"
+build_pkgs="make gcc clang pkg-config libisal-dev libssl-dev libjansson-dev liburing-dev libreadline-dev libcmocka-dev librbd-dev librados-dev"
+test_pkgs="python3 python3-pytest libiscsi-bin libiscsi-dev qemu-utils qemu-block-extra libclang-rt-14-dev util-linux tmux e2fsprogs ceph-mon ceph-osd ceph-common"
 bench_pkgs="tgt istgt valgrind"
 case "$what" in
   build) pkgs="$build_pkgs" ;;

@@ -31,7 +31,7 @@ fi
 # The core library, through the Makefile's own rules.
 make --no-print-directory BUILD=$B CC="$CLANG" CFLAGS="$CF" $B/libutcore.a >/dev/null
 
-LIBS="-lisal -lcrypto -ljansson -luring -lpthread"
+LIBS="-lisal -lcrypto -ljansson -luring -lrbd -lrados -lpthread"
 for src in tests/fuzz/fuzz_*.c; do
 	h=$(basename "$src" .c)
 	if [ ! -x $B/$h ] || [ "$src" -nt $B/$h ] || [ $B/libutcore.a -nt $B/$h ] ||

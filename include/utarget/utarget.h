@@ -131,6 +131,10 @@ struct ut_so_spec {
 	int sparse;		/* fileio: 0, 1 or UT_DEFAULT (true) */
 	int readonly;		/* block */
 	int nullio;		/* ramdisk */
+	/* user:rbd: POOL/IMAGE[;conf=PATH][;id=USER][;osd_op_timeout=N]
+	 * (or LIO's config form "rbd/POOL/IMAGE...") */
+	const char *cfgstring;
+	int create_image;	/* user:rbd: 0, 1 or UT_DEFAULT (false) */
 };
 
 /* *so: the object as get_config lists it. */

@@ -12,6 +12,7 @@ static const struct bs_ops *const bs_plugins[] = {
 	&bs_block_ops,
 	&bs_ramdisk_ops,
 	&bs_pscsi_ops,
+	&bs_rbd_ops,
 };
 
 void bs_seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -46,11 +47,23 @@ int bs_io_check(const struct bs_dev *dev, const struct bs_io *io)
 	case BS_UNMAP:
 	case BS_WRITE_ZEROES:
 		break;
+	case BS_WRITE_SAME:
+		if (!dev->can_write_same || !io->buf || !io->same_len ||
+		    io->len % io->same_len)
+			return -EINVAL;
+		break;
+	case BS_COMPARE_AND_WRITE:
+		if (!dev->can_caw || !io->buf || !io->cmp_buf)
+			return -EINVAL;
+		break;
 	default:
 		return -EINVAL;
 	}
-	/* Written so that off + len cannot overflow. */
-	if (io->off > dev->size || io->len > dev->size - io->off)
+	/* Written so that off + len cannot overflow. The size may change
+	 * under us (bs_dev.resized): read it once. */
+	uint64_t size = __atomic_load_n(&dev->size, __ATOMIC_RELAXED);
+
+	if (io->off > size || io->len > size - io->off)
 		return -EINVAL;
 	if (io->op != BS_READ && dev->readonly)
 		return -EROFS;

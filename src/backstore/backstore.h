@@ -16,6 +16,12 @@ enum bs_op {
 	BS_FLUSH,        /* make everything written so far durable */
 	BS_UNMAP,        /* deallocate [off, off+len); reads return zeros */
 	BS_WRITE_ZEROES, /* write zeros over [off, off+len) */
+	/* Optional ops: only issued when the device's can_write_same /
+	 * can_caw says the plugin does them itself. */
+	BS_WRITE_SAME,   /* repeat buf[0, same_len) over [off, off+len) */
+	BS_COMPARE_AND_WRITE, /* atomically: if [off, off+len) == cmp_buf
+			       * write buf there, else -EILSEQ with
+			       * miscompare_off (SBC-3 5.2) */
 };
 
 /* One I/O. The caller owns it until done() runs; done() may run before
@@ -28,6 +34,9 @@ struct bs_io {
 	bool fua;             /* WRITE: durable before done() (SBC-3 FUA) */
 	struct io_loop *loop; /* worker to run on; NULL = synchronous */
 	void (*done)(struct bs_io *io, int res); /* res: 0 or -errno */
+	uint32_t same_len;    /* BS_WRITE_SAME: bytes of pattern in buf */
+	const void *cmp_buf;  /* BS_COMPARE_AND_WRITE: verify instance */
+	uint64_t miscompare_off; /* out: first differing byte (from off) */
 	/* private to the backstore */
 	struct io_uring_cb ucb;
 	uint64_t done_bytes;
@@ -43,6 +52,7 @@ struct bs_config {
 	bool nullio;       /* ramdisk: reads zeros, drops writes */
 	bool sparse;       /* fileio: create with ftruncate (else fallocate) */
 	uint32_t block_size;
+	bool create;       /* user:rbd: create the image (of size) if missing */
 };
 
 struct bs_dev;
@@ -74,6 +84,14 @@ struct bs_dev {
 	atomic_bool write_back; /* volatile write cache on (MODE SELECT WCE) */
 	bool can_unmap;
 	bool rotational;
+	bool can_write_same;   /* BS_WRITE_SAME offloaded to the plugin */
+	bool can_caw;          /* BS_COMPARE_AND_WRITE offloaded to the plugin */
+	uint32_t unmap_granularity; /* bytes; 0 = none to report (VPD B0) */
+	/* Set by the layer above (the SCSI LU) before I/O starts: the plugin
+	 * calls it, from any thread, when the medium's size changed under
+	 * it (an RBD image resized by another client). */
+	void (*resized)(struct bs_dev *dev, uint64_t new_size, void *arg);
+	void *resized_arg;
 	void *priv;
 };
 
@@ -93,5 +111,6 @@ extern const struct bs_ops bs_ramdisk_ops;
 extern const struct bs_ops bs_fileio_ops;
 extern const struct bs_ops bs_block_ops;
 extern const struct bs_ops bs_pscsi_ops;
+extern const struct bs_ops bs_rbd_ops;
 
 #endif

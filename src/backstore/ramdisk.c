@@ -150,6 +150,7 @@ static void rd_submit(struct bs_dev *dev, struct bs_io *io)
 			rd_discard(rd, io->off, io->len);
 		break;
 	case BS_FLUSH:
+	default: /* optional ops: refused by bs_io_check (no can_*) */
 		break;
 	}
 	io->done_bytes = io->op == BS_FLUSH ? 0 : io->len;

@@ -262,6 +262,9 @@ void bs_fd_submit(struct bs_dev *dev, struct bs_io *io)
 	case BS_WRITE_ZEROES:
 		falloc_issue(dev, io);
 		break;
+	default: /* optional ops: refused by bs_io_check (no can_*) */
+		io->done(io, -EINVAL);
+		break;
 	}
 }
 

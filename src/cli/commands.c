@@ -704,6 +704,39 @@ static int c_pscsi_create(struct shell *sh, struct node *n,
 	return 0;
 }
 
+/* targetcli-fb UIUserBackedBackstore.ui_command_create(name, size,
+ * cfgstring, wwn, ...): size is optional here (the image's size), and
+ * create_image=true makes a missing image of that size. */
+static int c_rbd_create(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	struct ut_so_spec s = { .plugin = "user:rbd", .name = a->v[0],
+				.write_back = UT_DEFAULT,
+				.sparse = UT_DEFAULT, .readonly = UT_DEFAULT,
+				.nullio = UT_DEFAULT, .wwn = a->v[3],
+				.cfgstring = a->v[2], .create_image = UT_DEFAULT };
+	long long size = 0;
+	json_t *r;
+
+	if (a->v[1] && a->v[1][0]) {
+		size = cli_human_to_bytes(a->v[1]);
+		if (size < 0)
+			return cli_error(sh, "Cannot interpret size, wrong "
+					 "format: %s", a->v[1]);
+		s.size = (uint64_t)size;
+	}
+	if (!s.cfgstring)
+		return cli_error(sh, "cfgstring must be given: "
+				 "POOL/IMAGE[;conf=PATH][;id=USER][;osd_op_timeout=N]");
+	if (a->v[4] && bool_arg(sh, a->v[4], 0, &s.create_image))
+		return -1;
+	if (ut_backstore_create(sh->ut, &s, &r))
+		return cli_ut_error(sh);
+	cli_info(sh, "Created user-backed storage object %s size %lld.",
+		 a->v[0], json_num(r, "size", size));
+	json_decref(r);
+	return so_created(sh, "user:rbd", a->v[0]);
+}
+
 static int c_so_delete(struct shell *sh, struct node *n, struct cli_args *a)
 {
 	if (ut_backstore_delete(sh->ut, n->plugin, a->v[0]))
@@ -1236,6 +1269,12 @@ static const struct command commands[] = {
 	  "discards writes and reads zeroes." },
 	{ "create", T(N_PLUGIN), "pscsi", SIG(2, "name", "dev"),
 	  c_pscsi_create, "Create a pscsi storage object on a SCSI device." },
+	{ "create", T(N_PLUGIN), "user:rbd",
+	  SIG(1, "name", "size", "cfgstring", "wwn", "create_image"),
+	  c_rbd_create,
+	  "Create a Ceph RBD storage object: cfgstring=POOL/IMAGE[;conf=PATH]\n"
+	  "[;id=USER][;osd_op_timeout=N]. size defaults to the image's;\n"
+	  "create_image=true creates a missing image of size." },
 	{ "delete", T(N_PLUGIN), NULL, SIG(1, "name"), c_so_delete,
 	  "Delete a storage object (refused while a LUN uses it)." },
 	{ "create", T(N_ISCSI), NULL, SIG(0, "wwn"), c_target_create,

@@ -114,7 +114,24 @@ static void sort_tree(struct node *n)
 }
 
 static const char *const plugins[] = { "block", "fileio", "pscsi",
-				       "ramdisk" };
+				       "ramdisk", "user:rbd" };
+
+/* A saved object of a tree plugin node: LIO saves every tcmu-backed object
+ * as plugin "user" with config "<handler>/...", shown under user:<handler>. */
+static bool so_of_plugin(json_t *so, const char *node_plugin)
+{
+	const char *pl = json_str(so, "plugin");
+	const char *cfg = json_str(so, "config");
+	size_t n;
+
+	if (!pl)
+		return false;
+	if (strncmp(node_plugin, "user:", 5))
+		return !strcmp(pl, node_plugin);
+	n = strlen(node_plugin + 5);
+	return !strcmp(pl, "user") && cfg && !strncmp(cfg, node_plugin + 5, n) &&
+	       cfg[n] == '/';
+}
 
 static void build_tpg(struct node *tpgn, json_t *tpg)
 {
@@ -184,7 +201,7 @@ static struct node *build(json_t *cfg)
 			struct node *sn, *alua;
 			json_t *gps = json_object_get(v, "alua_tpgs"), *g;
 
-			if (!pl || !nm || strcmp(pl, plugins[p]))
+			if (!pl || !nm || !so_of_plugin(v, plugins[p]))
 				continue;
 			sn = add(pn, N_SO, v, "%s", nm);
 			sn->so_name = nm;
@@ -418,6 +435,12 @@ void node_summary(struct shell *sh, struct node *n, char *buf, size_t len,
 			snprintf(buf, len, "%s(%s) %s",
 				 json_flag(o, "nullio") ? "nullio " : "", size,
 				 st);
+		else if (!strncmp(n->plugin, "user:", 5))
+			/* targetcli's UIUserBackedStorageObject summary */
+			snprintf(buf, len, "%s (%s) %s",
+				 json_str(o, "config") ? json_str(o, "config")
+						       : "(no config)",
+				 size, st);
 		else
 			snprintf(buf, len, "%s %s", dev, st);
 		break;
@@ -543,6 +566,8 @@ void node_summary(struct shell *sh, struct node *n, char *buf, size_t len,
 		l = strlen(buf);
 		if (has(so, "dev") && l < len)
 			snprintf(buf + l, len - l, " (%s)", json_str(so, "dev"));
+		else if (has(so, "config") && l < len)
+			snprintf(buf + l, len - l, " (%s)", json_str(so, "config"));
 		l = strlen(buf);
 		if (l < len)
 			snprintf(buf + l, len - l, " (%s)",

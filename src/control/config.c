@@ -187,6 +187,17 @@ static void load_so(struct restore *r, json_t *j)
 		skip(r, "storage object without plugin or name");
 		return;
 	}
+	if (!strcmp(spec.plugin, "user")) {
+		/* rtslib-fb UserBackedStorageObject: config names the tcmu
+		 * handler first; rbd is the one served here (model.h) */
+		spec.dev = jstr(j, "config");
+		if (!spec.dev || strncmp(spec.dev, "rbd/", 4)) {
+			skip(r, "Storage object user/%s: config '%s' is not an rbd one (rbd/POOL/IMAGE...)",
+			     spec.name, spec.dev ? spec.dev : "");
+			return;
+		}
+		spec.plugin = CTL_RBD_PLUGIN;
+	}
 	snprintf(what, sizeof(what), "Storage object %s/%s", spec.plugin,
 		 spec.name);
 	if (!jnum(json_object_get(j, "size"), &n)) {
@@ -343,7 +354,12 @@ static void load_tpg(struct restore *r, struct iscsi_target *t, json_t *j)
 			skip(r, "%s: LUN %lld defined twice", what, idx);
 			continue;
 		}
-		l = iscsi_tpg_lun_new(tpg, (uint32_t)idx, so->lu, so_path);
+		{
+			char canon[256];
+
+			ctl_so_path(so, canon, sizeof(canon));
+			l = iscsi_tpg_lun_new(tpg, (uint32_t)idx, so->lu, canon);
+		}
 		if (l && jstr(v, "alias"))
 			snprintf(l->alias, sizeof(l->alias), "%s",
 				 jstr(v, "alias"));

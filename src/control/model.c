@@ -16,12 +16,31 @@
 
 struct list_head ctl_sos = LIST_HEAD_INIT(ctl_sos);
 
+bool ctl_plugin_is_user(const char *plugin)
+{
+	return plugin && (!strcmp(plugin, "user") || !strncmp(plugin, "user:", 5));
+}
+
+void ctl_so_path(const struct ctl_so *so, char *out, size_t len)
+{
+	snprintf(out, len, "/backstores/%s/%s",
+		 ctl_plugin_is_user(so->plugin) ? "user" : so->plugin, so->name);
+}
+
+static bool plugin_matches(const char *have, const char *want)
+{
+	/* LIO's saveconfig names LUN objects /backstores/user/NAME whatever
+	 * the tcmu handler: "user" matches every user:* object. */
+	return !strcmp(have, want) ||
+	       (!strcmp(want, "user") && ctl_plugin_is_user(have));
+}
+
 struct ctl_so *ctl_so_find(const char *plugin, const char *name)
 {
 	struct ctl_so *so;
 
 	list_for_each_entry(so, &ctl_sos, link)
-		if ((!plugin || !strcmp(so->plugin, plugin)) &&
+		if ((!plugin || plugin_matches(so->plugin, plugin)) &&
 		    !strcmp(so->name, name))
 			return so;
 	return NULL;
@@ -107,6 +126,7 @@ int ctl_so_create(const struct ctl_so_spec *spec, struct ctl_so **out,
 	cfg.readonly = spec->readonly;
 	cfg.nullio = spec->nullio;
 	cfg.sparse = spec->sparse;
+	cfg.create = spec->create;
 	cfg.block_size = spec->block_size;
 	rc = bs_open(spec->plugin, &cfg, &bs, err, errlen);
 	if (rc)

@@ -29,14 +29,25 @@ struct ctl_so {
 	struct scsi_lu *lu;
 };
 
+
 extern struct list_head ctl_sos;
 
 struct ctl_so_spec {
 	const char *plugin, *name, *dev, *wwn;
 	uint64_t size;
 	bool write_back, readonly, nullio, sparse;
+	bool create; /* user:rbd: create the image when it does not exist */
 	uint32_t block_size; /* 0 = default */
 };
+
+/* user:rbd objects: LIO keeps them as plugin "user" with config
+ * "rbd/POOL/IMAGE[;opt=val...]" (tcmu's handler name in front of its
+ * cfgstring); the API and the tree call the plugin "user:rbd" as
+ * targetcli's /backstores/user:rbd does, and so->dev holds the config. */
+#define CTL_RBD_PLUGIN "user:rbd"
+bool ctl_plugin_is_user(const char *plugin);
+/* "/backstores/<plugin as LIO saves it>/<name>": what a LUN records. */
+void ctl_so_path(const struct ctl_so *so, char *out, size_t len);
 
 struct ctl_so *ctl_so_find(const char *plugin, const char *name);
 /* Validates (names, duplicate, file already used by another object),

@@ -591,7 +591,7 @@ static json_t *m_bs_create(json_t *p, struct rpc_error *e)
 	long long size = 0;
 	struct ctl_so *so;
 	json_t *attrs = json_object_get(p, "attributes");
-	char err[1024];
+	char err[1024], cfgbuf[4096];
 
 	spec.plugin = p_str(p, "plugin", true, e, &bad);
 	spec.name = p_str(p, "name", true, e, &bad);
@@ -604,8 +604,32 @@ static json_t *m_bs_create(json_t *p, struct rpc_error *e)
 	spec.sparse = p_bool(p, "sparse", true, e, &bad);
 	spec.readonly = p_bool(p, "readonly", false, e, &bad);
 	spec.nullio = p_bool(p, "nullio", false, e, &bad);
+	spec.create = p_bool(p, "create_image", false, e, &bad);
 	if (bad)
 		return NULL;
+	if (ctl_plugin_is_user(spec.plugin)) {
+		/* rtslib's UserBackedStorageObject takes config
+		 * "rbd/POOL/IMAGE..."; targetcli's user:rbd create takes the
+		 * cfgstring without the handler: accept either. */
+		const char *c = p_str(p, "config", false, e, &bad);
+		const char *cs = p_str(p, "cfgstring", false, e, &bad);
+
+		if (bad)
+			return NULL;
+		if (c && strncmp(c, "rbd/", 4))
+			return fail(e, RPC_INVALID_PARAMS,
+				    "config '%s': only the rbd handler is supported (rbd/POOL/IMAGE...)",
+				    c);
+		if (!c && cs) {
+			snprintf(cfgbuf, sizeof(cfgbuf), "rbd/%s", cs);
+			c = cfgbuf;
+		}
+		if (!c || !c[4])
+			return fail(e, RPC_INVALID_PARAMS,
+				    "Missing parameter cfgstring (POOL/IMAGE[;conf=PATH][;id=USER][;osd_op_timeout=N])");
+		spec.plugin = CTL_RBD_PLUGIN;
+		spec.dev = c;
+	}
 	if (!strcmp(spec.plugin, "ramdisk") && size <= 0)
 		return fail(e, RPC_INVALID_PARAMS, "A ramdisk needs a size");
 	if ((!strcmp(spec.plugin, "fileio") || !strcmp(spec.plugin, "block") ||
@@ -980,7 +1004,7 @@ static json_t *m_lun_create(json_t *p, struct rpc_error *e)
 	const char *path, *ualias;
 	long long lun = -1;
 	bool add_mapped;
-	char plugin[32], name[64], alias[16];
+	char plugin[32], name[64], alias[16], canon[256];
 	struct ctl_so *so;
 	struct iscsi_tpg_lun *l;
 	struct iscsi_acl *acl;
@@ -1017,7 +1041,8 @@ static json_t *m_lun_create(json_t *p, struct rpc_error *e)
 			return fail(e, RPC_REFUSED,
 				    "Storage object %s is already a LUN of this TPG (lun%u)",
 				    path, l->index);
-	l = iscsi_tpg_lun_new(tpg, (uint32_t)lun, so->lu, path);
+	ctl_so_path(so, canon, sizeof(canon));
+	l = iscsi_tpg_lun_new(tpg, (uint32_t)lun, so->lu, canon);
 	if (!l)
 		return fail(e, RPC_REFUSED, "out of memory");
 	while (getrandom(r, sizeof(r), 0) != sizeof(r))

@@ -73,7 +73,9 @@ json_t *ctl_so_json(const struct ctl_so *so)
 	json_t *o = json_object();
 
 	json_object_set_new(o, "name", json_string(so->name));
-	json_object_set_new(o, "plugin", json_string(so->plugin));
+	/* LIO's name: every tcmu handler is plugin "user" (model.h) */
+	json_object_set_new(o, "plugin", json_string(
+		ctl_plugin_is_user(so->plugin) ? "user" : so->plugin));
 	json_object_set_new(o, "wwn", json_string(so->wwn));
 	json_object_set_new(o, "attributes",
 			    attrs_json(ctl_so_attrs, &so->lu->attrs));
@@ -89,6 +91,12 @@ json_t *ctl_so_json(const struct ctl_so *so)
 		json_object_set_new(o, "readonly", json_boolean(so->readonly));
 		json_object_set_new(o, "write_back",
 				    json_boolean(so->lu->bs->write_back));
+	} else if (ctl_plugin_is_user(so->plugin)) {
+		/* rtslib-fb UserBackedStorageObject.dump: config, size (the
+		 * image's current size: it follows rbd resize) */
+		json_object_set_new(o, "config", json_string(so->dev));
+		json_object_set_new(o, "size", json_integer((json_int_t)
+			__atomic_load_n(&so->lu->bs->size, __ATOMIC_RELAXED)));
 	} else if (!strcmp(so->plugin, "ramdisk")) {
 		json_object_set_new(o, "size", json_integer((json_int_t)so->size));
 		if (so->nullio)

@@ -180,7 +180,10 @@ int ut_backstore_create(struct ut_ctx *ctx, const struct ut_so_spec *spec,
 	      set_tri(p, "write_back", spec->write_back) &&
 	      set_tri(p, "sparse", spec->sparse) &&
 	      set_tri(p, "readonly", spec->readonly) &&
-	      set_tri(p, "nullio", spec->nullio))) {
+	      set_tri(p, "nullio", spec->nullio) &&
+	      set_tri(p, "create_image", spec->create_image) &&
+	      set_str(p, spec->cfgstring && !strncmp(spec->cfgstring, "rbd/", 4)
+			 ? "config" : "cfgstring", spec->cfgstring))) {
 		json_decref(p);
 		p = NULL;
 	}

@@ -34,7 +34,9 @@ void scsi_lu_attrs_default(struct scsi_lu_attrs *a, const struct bs_dev *bs)
 	a->unmap_zeroes_data = bs ? bs->can_unmap : false;
 	a->max_unmap_lba_count = 8192;
 	a->max_unmap_block_desc_count = 1;
-	a->unmap_granularity = 0;
+	/* in blocks; the backstore knows its allocation unit in bytes */
+	a->unmap_granularity = bs && bs->unmap_granularity && a->block_size ?
+		bs->unmap_granularity / a->block_size : 0;
 	a->unmap_granularity_alignment = 0;
 	a->max_write_same_len = 0x1000;
 	a->hw_max_sectors = 16384;
@@ -78,6 +80,18 @@ static bool valid_block_size(uint32_t bs)
 	return bs >= 512 && bs <= 4096 && (bs & (bs - 1)) == 0;
 }
 
+/* The backstore's medium changed size under us (an RBD image resized by
+ * another client): the capacity follows, and every I_T nexus learns it
+ * from CAPACITY DATA HAS CHANGED (SBC-3 4.6 / SPC-4 6.37 table 287). May
+ * run on any thread; lu outlives bs (bs_close runs in lu_destroy). */
+static void lu_resized(struct bs_dev *bs, uint64_t new_size, void *arg)
+{
+	struct scsi_lu *lu = arg;
+
+	atomic_store(&lu->nblocks, new_size / lu->attrs.block_size);
+	scsi_lu_establish_ua(lu, SCSI_UA_CAPACITY_CHANGED);
+}
+
 struct scsi_lu *scsi_lu_create(struct bs_dev *bs, const char *name,
 			       const char *plugin, const char *wwn,
 			       const struct scsi_lu_attrs *attrs)
@@ -119,6 +133,8 @@ struct scsi_lu *scsi_lu_create(struct bs_dev *bs, const char *name,
 	list_init(&lu->nexus_ents);
 	atomic_init(&lu->refcnt, 1);
 	atomic_init(&lu->reserved, false);
+	bs->resized_arg = lu;
+	bs->resized = lu_resized;
 	scsi_pr_restore(lu);
 	pthread_mutex_lock(&lu_reg_lock);
 	list_add_tail(&lu->reg_link, &lu_registry);

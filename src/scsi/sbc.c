@@ -65,6 +65,15 @@ static void io_error(struct scsi_cmd *cmd, enum bs_op op, int res)
 	if (res == -ENOSPC)
 		/* thin provisioning ran out of space (SBC-3 4.7.3.6) */
 		scsi_set_sense(cmd, SK_DATA_PROTECT, ASC_SPACE_ALLOC_FAILED);
+	else if (res == -ETIMEDOUT || res == -ESHUTDOWN || res == -ENOTCONN ||
+		 res == -EAGAIN)
+		/* The medium is out of reach (a network backstore's cluster
+		 * did not answer in time), not broken: NOT READY, LOGICAL
+		 * UNIT NOT ACCESSIBLE, ASYMMETRIC ACCESS STATE TRANSITION
+		 * (SPC-4 5.15.2.4) is the sense initiators retry after a
+		 * delay and multipath treats as a path to try elsewhere,
+		 * where MEDIUM ERROR would fail the I/O to the application. */
+		scsi_set_sense(cmd, SK_NOT_READY, ASC_LU_NOT_ACCESSIBLE_TRANSITION);
 	else if (op == BS_READ)
 		scsi_set_sense(cmd, SK_MEDIUM_ERROR, ASC_READ_ERROR);
 	else
@@ -610,6 +619,15 @@ void sbc_exec_write_same(struct scsi_cmd *cmd)
 		bio_setup(cmd,
 			  (cmd->state & ST_WS_UNMAP) ? BS_UNMAP : BS_WRITE_ZEROES,
 			  cmd->lba, cmd->nblk, NULL, status_done);
+		bs_submit(cmd->lu->bs, &cmd->bio);
+		return;
+	}
+	if (cmd->lu->bs->can_write_same) {
+		/* One request: the backstore repeats the block itself
+		 * (librbd's writesame), no pattern buffer here. */
+		bio_setup(cmd, BS_WRITE_SAME, cmd->lba, cmd->nblk, cmd->buf,
+			  status_done);
+		cmd->bio.same_len = bsz;
 		bs_submit(cmd->lu->bs, &cmd->bio);
 		return;
 	}

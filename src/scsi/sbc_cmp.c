@@ -177,10 +177,45 @@ static bool caw_modify(struct scsi_cmd *cmd, uint8_t *medium, size_t len)
 	return true;
 }
 
+static void caw_done(struct bs_io *io, int res)
+{
+	struct scsi_cmd *cmd = container_of(io, struct scsi_cmd, bio);
+
+	if (res == -EILSEQ)
+		/* as caw_modify: INFORMATION = offset of the first byte that
+		 * differs; the backstore wrote nothing */
+		scsi_set_sense_info(cmd, SK_MISCOMPARE, ASC_MISCOMPARE_VERIFY,
+				    (uint32_t)io->miscompare_off);
+	else if (res < 0)
+		sbc_io_error(cmd, BS_WRITE, res);
+	else
+		scsi_set_good(cmd);
+	scsi_cmd_complete(cmd);
+}
+
 void sbc_exec_caw(struct scsi_cmd *cmd)
 {
+	struct scsi_lu *lu = cmd->lu;
+	uint32_t len = cmd->nblk * lu->attrs.block_size;
+
 	if (sbc_range_gone(cmd))
 		return;
+	if (lu->bs->can_caw && cmd->nblk && !sbc_data_out_short(cmd)) {
+		/* The backstore compares and writes atomically itself (an
+		 * RBD image shared by several gateways: a lock here could
+		 * not serialize against the others), asynchronously. */
+		memset(&cmd->bio, 0, sizeof(cmd->bio));
+		cmd->bio.op = BS_COMPARE_AND_WRITE;
+		cmd->bio.off = cmd->lba * lu->attrs.block_size;
+		cmd->bio.len = len;
+		cmd->bio.cmp_buf = cmd->buf;
+		cmd->bio.buf = cmd->buf + len;
+		cmd->bio.fua = cmd->cdb[1] & 0x08;
+		cmd->bio.loop = cmd->loop;
+		cmd->bio.done = caw_done;
+		bs_submit(lu->bs, &cmd->bio);
+		return;
+	}
 	read_modify_write(cmd, caw_modify);
 	scsi_cmd_complete(cmd);
 }

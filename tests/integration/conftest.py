@@ -112,3 +112,52 @@ def pytest_runtest_call(item):
     dirty exit or a sanitizer report is reported as a FAILED test, not a teardown error."""
     for d in item.stash.get(_DAEMONS, []):
         d.stop()
+
+
+class CephCluster:
+    """A throwaway cluster from scripts/ceph-cluster.sh (one mon, one memstore OSD)."""
+
+    def __init__(self, root):
+        self.dir = str(root)
+        self.conf = os.path.join(self.dir, "ceph.conf")
+        self.script = str(REPO / "scripts" / "ceph-cluster.sh")
+
+    def _run(self, *args, timeout=120, check=True):
+        res = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout)
+        if check and res.returncode != 0:
+            pytest.fail("%s failed (%d):\n%s\n%s" % (" ".join(args), res.returncode,
+                                                      res.stdout, res.stderr), pytrace=False)
+        return res
+
+    def rbd(self, *args, timeout=60, check=True):
+        return self._run("rbd", "-c", self.conf, *args, timeout=timeout, check=check)
+
+    def cfgstring(self, image, pool="rbd", **opts):
+        s = "%s/%s;conf=%s" % (pool, image, self.conf)
+        for k, v in opts.items():
+            s += ";%s=%s" % (k, v)
+        return s
+
+    def stop_osd(self):
+        self._run(self.script, "stop-osd", self.dir)
+
+    def start_osd(self):
+        self._run(self.script, "start-osd", self.dir)
+
+
+@pytest.fixture(scope="session")
+def ceph(tmp_path_factory):
+    """One Ceph cluster for the session's RBD tests. FAILS (never skips) with the
+    script's reason when the machine cannot run it: `make check` must prove RBD works."""
+    root = tmp_path_factory.mktemp("ceph")
+    script = str(REPO / "scripts" / "ceph-cluster.sh")
+    res = subprocess.run([script, "start", str(root)], capture_output=True, text=True,
+                         timeout=180)
+    if res.returncode != 0:
+        subprocess.run([script, "stop", str(root)], capture_output=True, timeout=60)
+        pytest.fail("cannot start a Ceph cluster for the RBD tests (scripts/deps.sh test "
+                    "installs ceph-mon ceph-osd ceph-common):\n%s\n%s"
+                    % (res.stdout, res.stderr), pytrace=False)
+    c = CephCluster(root)
+    yield c
+    subprocess.run([script, "stop", str(root)], capture_output=True, timeout=60)

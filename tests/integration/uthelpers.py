@@ -160,6 +160,14 @@ class Config:
                           "readonly": readonly, "wwn": wwn or str(uuid.uuid4()),
                           "attributes": dict(attributes or {})})
 
+    def rbd(self, name, config, size=None, wwn=None, attributes=None):
+        """A Ceph RBD object as LIO saves it: plugin "user", config "rbd/POOL/IMAGE..."."""
+        so = {"name": name, "plugin": "user", "config": "rbd/" + config,
+              "wwn": wwn or str(uuid.uuid4()), "attributes": dict(attributes or {})}
+        if size is not None:
+            so["size"] = size
+        return self._add(so)
+
     def so(self, path):
         return self.so_by_path[path]
 

@@ -5,6 +5,7 @@
 #ifndef UT_TEST_FAKE_BS_H
 #define UT_TEST_FAKE_BS_H
 
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -61,6 +62,9 @@ static void fake_submit(struct bs_dev *dev, struct bs_io *io)
 		assert_true(io->off + io->len <= dev->size);
 		memset(f->data + io->off, 0, io->len);
 		break;
+	default: /* optional ops: the fake does not offer them */
+		io->done(io, -EINVAL);
+		return;
 	}
 	io->done(io, 0);
 }
