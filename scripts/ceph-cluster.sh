@@ -49,7 +49,7 @@ EOF
 ceph_() { timeout 30 ceph -c "$dir/ceph.conf" "$@"; }
 
 start_osd() {
-	ceph-osd -c "$dir/ceph.conf" -i 0 || die "ceph-osd did not start"
+	ceph-osd -c "$dir/ceph.conf" -i 0 2>>"$dir/log/osd.start.log" || die "ceph-osd did not start"
 	for _ in $(seq 1 300); do
 		if ceph_ osd dump 2>/dev/null | grep -q '^osd.0 up'; then
 			return 0
@@ -115,6 +115,9 @@ mon data avail crit = 0
 mon warn on pool no redundancy = false
 osd client watch timeout = 5
 osd objectstore = memstore
+# a SIGTERMed OSD saves its memstore (fast shutdown skips the umount that
+# does it), so stop-osd / start-osd keep the data (fault tests)
+osd fast shutdown = false
 memstore page set = true
 memstore page size = 4096
 memstore device bytes = 4294967296

@@ -132,7 +132,7 @@ struct ut_so_spec {
 	int readonly;		/* block */
 	int nullio;		/* ramdisk */
 	/* user:rbd: POOL/IMAGE[;conf=PATH][;id=USER][;osd_op_timeout=N]
-	 * (or LIO's config form "rbd/POOL/IMAGE...") */
+	 * (targetcli's cfgstring: without LIO's "rbd/" handler prefix) */
 	const char *cfgstring;
 	int create_image;	/* user:rbd: 0, 1 or UT_DEFAULT (false) */
 };

@@ -1,8 +1,8 @@
 /* user:rbd: a Ceph RBD image served through librbd (what LIO does with
  * tcmu-runner's rbd handler, without the kernel's TCMU ring in between).
  *
- * Configuration string, as targetcli's user:rbd cfgstring (LIO saveconfig
- * "config": "rbd/" + it):  POOL/IMAGE[;conf=PATH][;id=USER][;osd_op_timeout=N]
+ * cfg->dev is LIO's saveconfig "config": "rbd/" + targetcli's user:rbd
+ * cfgstring  POOL/IMAGE[;conf=PATH][;id=USER][;osd_op_timeout=N]
  *
  * I/O: every request is one librbd aio call. librbd completes it on one of
  * its own threads; the completion callback only posts the bs_io back to the
@@ -73,9 +73,13 @@ static int parse_cfg(const char *s, struct rbd_cfg *c, char *err, size_t errlen)
 		bs_seterr(err, errlen, "cfgstring is too long");
 		return -ENAMETOOLONG;
 	}
-	/* LIO's saved form carries the handler name in front. */
-	if (!strncmp(s, "rbd/", 4))
-		s += 4;
+	/* cfg->dev is LIO's config: the handler name, then the cfgstring.
+	 * Required, since a pool may itself be called "rbd". */
+	if (strncmp(s, "rbd/", 4)) {
+		bs_seterr(err, errlen, "config '%s' must start with rbd/", s);
+		return -EINVAL;
+	}
+	s += 4;
 	snprintf(buf, sizeof(buf), "%s", s);
 	tok = strtok_r(buf, ";", &save);
 	if (!tok || !(slash = strchr(tok, '/')) || slash == tok || !slash[1] ||

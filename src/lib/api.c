@@ -182,8 +182,7 @@ int ut_backstore_create(struct ut_ctx *ctx, const struct ut_so_spec *spec,
 	      set_tri(p, "readonly", spec->readonly) &&
 	      set_tri(p, "nullio", spec->nullio) &&
 	      set_tri(p, "create_image", spec->create_image) &&
-	      set_str(p, spec->cfgstring && !strncmp(spec->cfgstring, "rbd/", 4)
-			 ? "config" : "cfgstring", spec->cfgstring))) {
+	      set_str(p, "cfgstring", spec->cfgstring))) {
 		json_decref(p);
 		p = NULL;
 	}

@@ -1,0 +1,310 @@
+"""The user:rbd backstore against a real throwaway Ceph cluster (conftest `ceph`:
+scripts/ceph-cluster.sh, one mon + one memstore OSD on 127.0.0.1).
+
+Each test makes its own image, serves it from a LIO-format saveconfig.json (plugin
+"user", config "rbd/POOL/IMAGE;conf=...") or the CLI, drives it with real initiators
+(qemu-io, libiscsi tools) or the raw initiator for exact CDBs, and checks the bytes
+on the cluster side with `rbd export` / `rbd du`."""
+
+import json
+import os
+import struct
+import subprocess
+import time
+import uuid
+
+import pytest
+
+import iscsiraw as raw
+import uthelpers as ut
+from uthelpers import MiB
+
+IQN = ut.DEFAULT_TARGET
+OBJ = 4 * MiB  # rbd's default object size (order 22)
+
+
+def _image(ceph, size=64 * MiB):
+    name = "img-" + uuid.uuid4().hex[:8]
+    ceph.rbd("create", "--size", "%dM" % (size // MiB), "rbd/" + name)
+    return name
+
+
+def _serve(config, utarget, ceph, image, name="r0", extra=None, **opts):
+    so = config.rbd(name, ceph.cfgstring(image, **opts))
+    tpg = config.target(IQN).tpg()
+    tpg.lun(0, so)
+    if extra:
+        extra(config, tpg)
+    return utarget(config)
+
+
+def _export(ceph, image, workdir):
+    out = os.path.join(str(workdir), image + ".raw")
+    ceph.rbd("export", "rbd/" + image, out)
+    return out
+
+
+def _du_used(ceph, image):
+    res = ceph.rbd("du", "--format", "json", "rbd/" + image)
+    for i in json.loads(res.stdout)["images"]:
+        if i["name"] == image:
+            return i["used_size"]
+    raise AssertionError("rbd du does not list %s: %s" % (image, res.stdout))
+
+
+def _sense(pdu):
+    """(key, asc, ascq, information) of a CHECK CONDITION response."""
+    n = struct.unpack(">H", pdu.data[:2])[0]
+    s = pdu.data[2:2 + n]
+    return s[2] & 0xf, s[12], s[13], struct.unpack(">I", s[3:7])[0]
+
+
+def _conn(d):
+    c = raw.RawConn("127.0.0.1", d.port)
+    c.login(target=IQN)
+    # the POWER ON unit attention of a new nexus (SAM-5 5.14) out of the way
+    for _ in range(4):
+        p, _ = c.command(bytes(6))
+        if p is not None and p.status == 0:
+            break
+    return c
+
+
+def _cmd(c, cdb, **kw):
+    p, din = c.command(bytes(cdb), **kw)
+    assert p is not None, "no response to CDB %s" % bytes(cdb).hex()
+    return p, din
+
+
+def _cdb16(op, lba, nblk, flags=0, extra=0):
+    return bytes([op, flags]) + struct.pack(">QIBB", lba, nblk, extra, 0)
+
+
+@pytest.mark.parametrize("digest", ["none", "crc32c"])
+def test_qemu_io_patterns_match_rbd_export(config, utarget, ceph, workdir, digest):
+    """4 KiB, 128 KiB and 1 MiB patterns written with qemu-io over iSCSI read back
+    identical through iSCSI, and the image on the cluster holds the same bytes."""
+    image = _image(ceph)
+    d = _serve(config, utarget, ceph, image)
+    regions = [(0, 4096, 0x11), (1 * MiB + 4096, 128 * 1024, 0x22),
+               (OBJ - 512 * 1024, 1 * MiB, 0x33),   # crosses an object boundary
+               (63 * MiB, 1 * MiB, 0x44)]
+    opts = d.image_opts(0, IQN, digest=digest)
+    res = ut.qemu_io(opts, ut.pattern_commands(regions, "write"), env={"LIBISCSI_DEBUG": "6"})
+    assert not ut.qemu_io_problems(res), ut.describe(res, d)
+    want = "HeaderDigest=%s" % ("CRC32C" if digest == "crc32c" else "None")
+    assert want in res.stdout + res.stderr, "digest %s not negotiated" % digest
+    res = ut.qemu_io(opts, ut.pattern_commands(regions, "read"), read_only=True)
+    assert not ut.qemu_io_problems(res), ut.describe(res, d)
+    exp = _export(ceph, image, workdir)
+    assert ut.check_regions_in_file(exp, regions, zero_regions=[(4096, 1 * MiB)]) == []
+
+
+def test_unmap_shrinks_rbd_du_and_reads_zeros(config, utarget, ceph, workdir):
+    image = _image(ceph)
+    d = _serve(config, utarget, ceph, image)
+    c = _conn(d)
+    # VPD B0 (SBC-3 6.6.4): the unmap granularity is the object size
+    p, b0 = _cmd(c, [0x12, 1, 0xb0, 0, 64, 0], edtl=64, read=True)
+    assert p.status == 0
+    assert struct.unpack(">I", b0[28:32])[0] == OBJ // 512, b0.hex()
+    data = b"\xab" * (1 * MiB)
+    for lba in range(0, 3 * OBJ // 512, len(data) // 512):   # 12 MiB: 3 objects
+        p, _ = _cmd(c, _cdb16(0x8a, lba, len(data) // 512), edtl=len(data),
+                    write=True, data=data, timeout=30)
+        assert p.status == 0
+    before = _du_used(ceph, image)
+    assert before >= 3 * OBJ, before
+    # UNMAP the second object whole (lba 8192, 8192 blocks)
+    param = struct.pack(">HH4x", 22, 16) + struct.pack(">QI4x", OBJ // 512, OBJ // 512)
+    p, _ = _cmd(c, [0x42, 0, 0, 0, 0, 0, 0, 0, len(param), 0], edtl=len(param),
+                write=True, data=param)
+    assert p.status == 0, _sense(p)
+    after = _du_used(ceph, image)
+    assert after <= before - OBJ, (before, after)
+    # the range reads back as zeros (LBPRZ), the neighbours are untouched
+    p, din = _cmd(c, _cdb16(0x88, OBJ // 512 - 8, 16), edtl=8192, read=True)
+    assert din == b"\xab" * 4096 + bytes(4096)
+    # GET LBA STATUS (SBC-3 5.7) from the image's allocation
+    p, st = _cmd(c, bytes([0x9e, 0x12]) + struct.pack(">QI", OBJ // 512, 64) + bytes(2),
+                 edtl=64, read=True)
+    assert p.status == 0
+    lba, n, ptype = struct.unpack(">QIB", st[8:21])
+    assert (lba, ptype) == (OBJ // 512, 1) and n == OBJ // 512, st[:24].hex()
+    c.close()
+
+
+def test_write_same_caw_sync_cache(config, utarget, ceph, workdir):
+    image = _image(ceph)
+    d = _serve(config, utarget, ceph, image)
+    c = _conn(d)
+    block = bytes(range(256)) * 2
+    # WRITE SAME(16) of 2048 blocks at lba 100 (rbd_aio_writesame)
+    p, _ = _cmd(c, _cdb16(0x93, 100, 2048), edtl=512, write=True, data=block)
+    assert p.status == 0, _sense(p)
+    # COMPARE AND WRITE (SBC-3 5.2): matching verify instance -> written
+    new = b"\x5c" * 512
+    p, _ = _cmd(c, _cdb16(0x89, 101, 0)[:13] + bytes([1, 0, 0]), edtl=1024, write=True,
+                data=block + new)
+    assert p.status == 0, _sense(p)
+    # miscompare: nothing written, sense MISCOMPARE with the offset (byte 300)
+    bad = bytearray(new)
+    bad[300] ^= 0xff
+    p, _ = _cmd(c, _cdb16(0x89, 101, 0)[:13] + bytes([1, 0, 0]), edtl=1024, write=True,
+                data=bytes(bad) + b"\x77" * 512)
+    assert p.status == 2
+    assert _sense(p) == (0xe, 0x1d, 0x00, 300), _sense(p)
+    # SYNCHRONIZE CACHE(16) over everything (rbd_aio_flush)
+    p, _ = _cmd(c, _cdb16(0x91, 0, 0))
+    assert p.status == 0, _sense(p)
+    c.close()
+    exp = _export(ceph, image, workdir)
+    with open(exp, "rb") as f:
+        f.seek(100 * 512)
+        got = f.read(2048 * 512)
+    assert got[:512] == block and got[512:1024] == new
+    assert got[1024:] == block * 2046
+
+
+def test_rbd_resize_raises_ua_and_new_capacity(config, utarget, ceph, workdir):
+    image = _image(ceph, 64 * MiB)
+    d = _serve(config, utarget, ceph, image)
+    c = _conn(d)
+    ceph.rbd("resize", "--size", "96M", "rbd/" + image)
+    deadline = time.monotonic() + 10
+    while True:
+        p, _ = _cmd(c, bytes(6))
+        if p.status == 2:
+            break
+        assert time.monotonic() < deadline, "no unit attention after rbd resize"
+        time.sleep(0.1)
+    # CAPACITY DATA HAS CHANGED (SPC-4 table: 2A/09)
+    assert _sense(p)[:3] == (6, 0x2a, 0x09), _sense(p)
+    p, rc = _cmd(c, bytes([0x9e, 0x10]) + bytes(8) + struct.pack(">I", 32) + bytes(2),
+                 edtl=32, read=True)
+    assert p.status == 0
+    assert struct.unpack(">Q", rc[:8])[0] + 1 == 96 * MiB // 512
+    c.close()
+    # a new initiator sees it too, and can write past the old end
+    res, cap = ut.readcap16(d.lun_url(0, IQN))
+    assert cap.get("total") == 96 * MiB, ut.describe(res, d)
+    res = ut.qemu_io(d.image_opts(0, IQN), ["write -P 0x66 %d 65536" % (90 * MiB)])
+    assert not ut.qemu_io_problems(res), ut.describe(res, d)
+    # saveconfig keeps the size the image has now
+    cli = os.environ.get("UTARGETCLI") or os.path.join(str(ut_repo()), "build", "utargetcli")
+    saved = os.path.join(str(workdir), "saved.json")
+    res = ut.run([cli, "saveconfig", saved],
+                 env={"UTARGET_SOCKET": d.sock, "UTARGETCLI_HOME": str(workdir)})
+    assert res.returncode == 0, ut.describe(res, d)
+    so = json.load(open(saved))["storage_objects"][0]
+    assert so["plugin"] == "user" and so["size"] == 96 * MiB
+
+
+def ut_repo():
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_cli_create_ls_saveconfig_restore(config, utarget, ceph, workdir):
+    """targetcli's /backstores/user:rbd create name=… size=… cfgstring=…; ls shows it
+    as LIO does; saveconfig writes plugin "user" / config "rbd/…"; that file restores
+    in a fresh daemon and serves the same bytes."""
+    image = _image(ceph, 32 * MiB)
+    rd = config.ramdisk("sentinel", size=4 * MiB)
+    config.target(IQN).tpg().lun(0, rd)
+    d = utarget(config)
+    cli = os.environ.get("UTARGETCLI") or os.path.join(ut_repo(), "build", "utargetcli")
+    env = {"UTARGET_SOCKET": d.sock, "UTARGETCLI_HOME": os.path.join(str(workdir), "h")}
+
+    def run(*args):
+        res = ut.run([cli] + list(args), env=env, timeout=60)
+        assert "AddressSanitizer" not in res.stderr, res.stderr
+        return res
+
+    cs = ceph.cfgstring(image)
+    res = run("/backstores/user:rbd", "create", "name=r1", "cfgstring=" + cs)
+    assert res.returncode == 0, ut.describe(res, d)
+    res = run("/backstores/user:rbd", "create", "name=r2",
+              "cfgstring=" + ceph.cfgstring("no-such-image"))
+    assert res.returncode != 0 and "no-such-image" in res.stderr, ut.describe(res, d)
+    res = run("/backstores/user:rbd", "create", "name=r3", "size=8M", "create_image=true",
+              "cfgstring=" + ceph.cfgstring(image + "-new"))
+    assert res.returncode == 0, ut.describe(res, d)
+    info = json.loads(ceph.rbd("info", "--format", "json", "rbd/" + image + "-new").stdout)
+    assert info["size"] == 8 * MiB
+    res = run("/iscsi/%s/tpg1/luns" % IQN, "create", "/backstores/user:rbd/r1", "1")
+    assert res.returncode == 0, ut.describe(res, d)
+    res = run("ls", "/backstores/user:rbd")
+    assert res.returncode == 0
+    assert "[Storage Objects: 2]" in res.stdout, res.stdout
+    assert "[rbd/%s (32.0MiB) activated]" % cs in res.stdout.replace("\n", ""), res.stdout
+    res = ut.qemu_io(d.image_opts(1, IQN), ["write -P 0x7e 65536 131072"])
+    assert not ut.qemu_io_problems(res), ut.describe(res, d)
+    saved = os.path.join(str(workdir), "saved.json")
+    res = run("saveconfig", saved)
+    assert res.returncode == 0, ut.describe(res, d)
+    doc = json.load(open(saved))
+    sos = {s["name"]: s for s in doc["storage_objects"]}
+    assert sos["r1"]["plugin"] == "user" and sos["r1"]["config"] == "rbd/" + cs
+    assert sos["r1"]["size"] == 32 * MiB and sos["r1"]["wwn"]
+    luns = doc["targets"][0]["tpgs"][0]["luns"]
+    assert {"index": 1, "storage_object": "/backstores/user/r1"}.items() <= \
+        [l for l in luns if l["index"] == 1][0].items()
+    res = run("/iscsi/%s/tpg1/luns" % IQN, "delete", "lun1")
+    assert res.returncode == 0, ut.describe(res, d)
+    res = run("/backstores/user:rbd", "delete", "r3")
+    assert res.returncode == 0, ut.describe(res, d)
+    d.stop()
+    # the saved file, as is, in a new daemon
+    d2 = ut.Daemon(d.binary, config, workdir, name="restored",
+                   argv=[d.binary, "-c", saved, "-s",
+                         os.path.join(str(workdir), "r.sock"), "-f"])
+    d2.start()
+    try:
+        res = ut.qemu_io(d2.image_opts(1, IQN), ["read -P 0x7e 65536 131072"],
+                         read_only=True)
+        assert not ut.qemu_io_problems(res), ut.describe(res, d2)
+    finally:
+        d2.stop()
+
+
+def test_osd_down_errors_then_resumes_fileio_keeps_serving(config, utarget, ceph,
+                                                            workdir):
+    """OSD stopped: RBD commands end within osd_op_timeout with NOT READY (a sense
+    multipath retries), the daemon stays up and a fileio LUN keeps serving; OSD back:
+    RBD I/O works again."""
+    image = _image(ceph)
+
+    def add_fileio(cfg, tpg):
+        tpg.lun(1, cfg.fileio("f1", size=16 * MiB))
+
+    d = _serve(config, utarget, ceph, image, extra=add_fileio, osd_op_timeout=4)
+    c = _conn(d)
+    data = b"\x42" * 4096
+    p, _ = _cmd(c, _cdb16(0x8a, 0, 8), edtl=4096, write=True, data=data)
+    assert p.status == 0
+    ceph.stop_osd()
+    try:
+        t0 = time.monotonic()
+        p, _ = _cmd(c, _cdb16(0x8a, 8, 8), edtl=4096, write=True, data=data, timeout=60)
+        took = time.monotonic() - t0
+        assert p.status == 2, "write with the OSD down succeeded"
+        assert _sense(p)[:3] == (2, 0x04, 0x0a), _sense(p)
+        assert took < 30, took
+        # another LUN on the same daemon is not held up
+        res = ut.qemu_io(d.image_opts(1, IQN), ["write -P 0x21 0 65536",
+                                                "read -P 0x21 0 65536"])
+        assert not ut.qemu_io_problems(res), ut.describe(res, d)
+        assert d.proc.poll() is None
+    finally:
+        ceph.start_osd()
+    deadline = time.monotonic() + 60
+    while True:
+        p, din = _cmd(c, _cdb16(0x88, 0, 8), edtl=4096, read=True, timeout=60)
+        if p.status == 0:
+            break
+        assert time.monotonic() < deadline, "RBD I/O did not resume: %s" % (_sense(p),)
+        time.sleep(1)
+    assert din == data
+    p, _ = _cmd(c, _cdb16(0x8a, 8, 8), edtl=4096, write=True, data=data, timeout=60)
+    assert p.status == 0
+    c.close()
