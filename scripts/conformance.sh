@@ -33,6 +33,9 @@ if ! command -v iscsi-test-cu >/dev/null; then
 	exit 2
 fi
 
+# BACKSTORE=rbd: the LUN is an RBD image on a throwaway Ceph cluster
+# (scripts/ceph-cluster.sh) served through the user:rbd backstore.
+backstore=${BACKSTORE:-fileio}
 tmp=$(mktemp -d /tmp/utarget-conformance.XXXXXX)
 pid=
 cleanup() {
@@ -40,23 +43,37 @@ cleanup() {
 		kill "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 	fi
+	[ "$backstore" = rbd ] && "$here/scripts/ceph-cluster.sh" stop "$tmp/ceph" >/dev/null 2>&1
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 iqn=iqn.2003-01.org.linux-iscsi.utarget:conformance
+so='{"name": "conf0", "plugin": "fileio", "dev": "'$tmp'/conf0.img",
+   "size": 134217728, "write_back": true, "sparse": true,
+   "attributes": {"emulate_tpu": 1, "emulate_tpws": 1}}'
+so_path=/backstores/fileio/conf0
+if [ "$backstore" = rbd ]; then
+	if ! "$here/scripts/ceph-cluster.sh" start "$tmp/ceph" >"$tmp/ceph.log" 2>&1; then
+		echo "conformance: cannot start a Ceph cluster:" >&2
+		cat "$tmp/ceph.log" >&2
+		exit 1
+	fi
+	rbd -c "$tmp/ceph/ceph.conf" create --size 128M rbd/conf0 || exit 1
+	so='{"name": "conf0", "plugin": "user", "size": 134217728,
+   "config": "rbd/rbd/conf0;conf='$tmp'/ceph/ceph.conf", "attributes": {}}'
+	so_path=/backstores/user/conf0
+fi
 cat >"$tmp/cfg.json" <<EOF
 {"fabric_modules": [],
- "storage_objects": [{"name": "conf0", "plugin": "fileio", "dev": "$tmp/conf0.img",
-   "size": 134217728, "write_back": true, "sparse": true,
-   "attributes": {"emulate_tpu": 1, "emulate_tpws": 1}}],
+ "storage_objects": [$so],
  "targets": [{"fabric": "iscsi", "wwn": "$iqn",
    "tpgs": [{"tag": 1, "enable": true,
      "attributes": {"authentication": 0, "generate_node_acls": 1,
                     "demo_mode_write_protect": 0},
      "parameters": {},
-     "luns": [{"index": 0, "storage_object": "/backstores/fileio/conf0"}],
+     "luns": [{"index": 0, "storage_object": "$so_path"}],
      "portals": [{"ip_address": "127.0.0.1", "port": $port},
                  {"ip_address": "127.0.0.2", "port": $port}],
      "node_acls": []}]}]}
@@ -73,9 +90,9 @@ done
 
 url1=iscsi://127.0.0.1:$port/$iqn/0
 url2=iscsi://127.0.0.2:$port/$iqn/0
-echo "conformance: $daemon, iscsi-test-cu -d -t $spec $url1 $url2"
+echo "conformance: $daemon ($backstore), iscsi-test-cu -d -t $spec $url1 $url2"
 # stdout unbuffered, so each test's messages stay next to its name
-stdbuf -o0 -e0 timeout 300 iscsi-test-cu -d -t "$spec" "$url1" "$url2" \
+stdbuf -o0 -e0 timeout ${CONFORMANCE_TIMEOUT:-300} iscsi-test-cu -d -t "$spec" "$url1" "$url2" \
 	>"$tmp/suite.txt" 2>&1
 suite_rc=$?
 

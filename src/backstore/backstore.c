@@ -53,7 +53,8 @@ int bs_io_check(const struct bs_dev *dev, const struct bs_io *io)
 			return -EINVAL;
 		break;
 	case BS_COMPARE_AND_WRITE:
-		if (!dev->can_caw || !io->buf || !io->cmp_buf)
+		if (!dev->can_caw || !io->buf || !io->cmp_buf ||
+		    (dev->caw_max_len && io->len > dev->caw_max_len))
 			return -EINVAL;
 		break;
 	default:

@@ -86,6 +86,7 @@ struct bs_dev {
 	bool rotational;
 	bool can_write_same;   /* BS_WRITE_SAME offloaded to the plugin */
 	bool can_caw;          /* BS_COMPARE_AND_WRITE offloaded to the plugin */
+	uint32_t caw_max_len;  /* ... for at most this many bytes (0: any) */
 	uint32_t unmap_granularity; /* bytes; 0 = none to report (VPD B0) */
 	/* Set by the layer above (the SCSI LU) before I/O starts: the plugin
 	 * calls it, from any thread, when the medium's size changed under

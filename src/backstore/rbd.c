@@ -290,6 +290,10 @@ static int rbd_open_dev(struct bs_dev *dev, const struct bs_config *cfg,
 	dev->can_unmap = !cfg->readonly;
 	dev->can_write_same = true;
 	dev->can_caw = true;
+	/* librbd 16's compare-and-write takes one 512-byte sector at most
+	 * (longer ones get -EINVAL, measured); the SCSI layer does longer
+	 * ones itself */
+	dev->caw_max_len = 512;
 	/* Whole objects are what a discard frees (rbd du shrinks by them):
 	 * the granularity an initiator should align UNMAP to (SBC-3 6.6.4). */
 	dev->unmap_granularity = (uint32_t)(info.obj_size > UINT32_MAX ? 0 : info.obj_size);

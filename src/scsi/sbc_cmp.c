@@ -200,10 +200,15 @@ void sbc_exec_caw(struct scsi_cmd *cmd)
 
 	if (sbc_range_gone(cmd))
 		return;
-	if (lu->bs->can_caw && cmd->nblk && !sbc_data_out_short(cmd)) {
+	if (lu->bs->can_caw && cmd->nblk &&
+	    (!lu->bs->caw_max_len || len <= lu->bs->caw_max_len) &&
+	    !sbc_data_out_short(cmd)) {
 		/* The backstore compares and writes atomically itself (an
 		 * RBD image shared by several gateways: a lock here could
-		 * not serialize against the others), asynchronously. */
+		 * not serialize against the others), asynchronously.
+		 * Longer ones than it can take fall back to the
+		 * read-modify-write below: atomic against this gateway's
+		 * commands only (docs/conformance.md). */
 		memset(&cmd->bio, 0, sizeof(cmd->bio));
 		cmd->bio.op = BS_COMPARE_AND_WRITE;
 		cmd->bio.off = cmd->lba * lu->attrs.block_size;

@@ -16,6 +16,7 @@ import uuid
 import pytest
 
 import iscsiraw as raw
+import rtslib_testutil  # noqa: F401  (puts python/ on sys.path for utarget.rtslib)
 import uthelpers as ut
 from uthelpers import MiB
 
@@ -308,3 +309,37 @@ def test_osd_down_errors_then_resumes_fileio_keeps_serving(config, utarget, ceph
     p, _ = _cmd(c, _cdb16(0x8a, 8, 8), edtl=4096, write=True, data=data, timeout=60)
     assert p.status == 0
     c.close()
+
+
+def test_rtslib_user_backed_storage_object(config, utarget, ceph, workdir):
+    """rtslib-fb's UserBackedStorageObject(name, config, size, wwn) on the module."""
+    from utarget import rtslib
+    image = _image(ceph, 16 * MiB)
+    rd = config.ramdisk("sentinel", size=4 * MiB)
+    config.target(IQN).tpg().lun(0, rd)
+    d = utarget(config)
+    rtslib.set_default_socket(d.sock)
+    try:
+        cfg = "rbd/" + ceph.cfgstring(image)
+        so = rtslib.UserBackedStorageObject("u1", config=cfg,
+                                            wwn="aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee")
+        assert so.exists and so.config == cfg and so.size == 16 * MiB
+        assert so.wwn == "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
+        assert so.path == "/backstores/user/u1"
+        assert [s.name for s in rtslib.RTSRoot().storage_objects
+                if isinstance(s, rtslib.UserBackedStorageObject)] == ["u1"]
+        tpg = rtslib.TPG(rtslib.Target(rtslib.FabricModule("iscsi"), IQN), 1)
+        lun = rtslib.LUN(tpg, 3, so)
+        assert lun.storage_object.name == "u1"
+        res = ut.qemu_io(d.image_opts(3, IQN), ["write -P 0x3c 0 8192", "read -P 0x3c 0 8192"])
+        assert not ut.qemu_io_problems(res), ut.describe(res, d)
+        # lookup of the existing object, then delete (LUN first, as rtslib-fb)
+        again = rtslib.UserBackedStorageObject("u1")
+        again.delete()
+        assert not so.exists
+        with pytest.raises(rtslib.RTSLibError):
+            rtslib.UserBackedStorageObject("u2", config="qcow/x/y")
+    finally:
+        rtslib.set_default_socket(None)
+    exp = _export(ceph, image, workdir)
+    assert ut.check_regions_in_file(exp, [(0, 8192, 0x3c)]) == []

@@ -15,7 +15,8 @@ from .root import RTSRoot
 from .target import (LUN, TPG, FabricModule, MappedLUN, NetworkPortal, NodeACL, Target)
 from .tcm import (Backstore, BlockStorageObject, FileIOBackstore, FileIOStorageObject,
                   IBlockBackstore, IBlockStorageObject, PSCSIBackstore, PSCSIStorageObject,
-                  RDDRBackstore, RDMCPBackstore, RDMCPStorageObject, StorageObject)
+                  RDDRBackstore, RDMCPBackstore, RDMCPStorageObject, StorageObject,
+                  UserBackedStorageObject)
 from .utils import (RTSLibALUANotSupported, RTSLibError, RTSLibNotInCFSError,
                     convert_human_to_bytes)
 
@@ -23,7 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "RTSRoot", "FabricModule", "Target", "TPG", "LUN", "NetworkPortal", "NodeACL",
-    "MappedLUN", "StorageObject", "FileIOStorageObject", "BlockStorageObject",
+    "MappedLUN", "StorageObject", "UserBackedStorageObject", "FileIOStorageObject", "BlockStorageObject",
     "RDMCPStorageObject", "PSCSIStorageObject", "Backstore", "IBlockBackstore",
     "IBlockStorageObject", "FileIOBackstore", "RDMCPBackstore", "RDDRBackstore",
     "PSCSIBackstore", "RTSLibError", "RTSLibNotInCFSError", "RTSLibALUANotSupported",

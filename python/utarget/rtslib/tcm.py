@@ -16,7 +16,8 @@ from .utils import RTSLibError, convert_human_to_bytes, check_mode
 # rtslib plugin names (configfs "core/<plugin>_<index>") -> utargetd plugin.
 PLUGIN_ALIASES = {"fileio": "fileio", "block": "block", "iblock": "block",
                   "ramdisk": "ramdisk", "rd_mcp": "ramdisk", "rd_dr": "ramdisk",
-                  "memory": "ramdisk", "pscsi": "pscsi"}
+                  "memory": "ramdisk", "pscsi": "pscsi", "user": "user",
+                  "user:rbd": "user"}
 
 
 class StorageObject(CFSNode):
@@ -336,6 +337,56 @@ def _pscsi_old(backstore, name, dev=None, client=None):
     pass
 
 
+class UserBackedStorageObject(StorageObject):
+    """A tcmu-style user-backed object; utargetd serves the rbd handler itself
+    (librbd), so config must be "rbd/POOL/IMAGE[;conf=PATH][;id=USER]
+    [;osd_op_timeout=N]".
+
+    rtslib-fb: UserBackedStorageObject(name, config=None, size=None, wwn=None,
+    hw_max_sectors=None, control=None, index=None). size may be left out: the
+    image's size is used. create_image=True (ours) creates a missing image."""
+
+    plugin = "user"
+
+    def __init__(self, name, config=None, size=None, wwn=None, hw_max_sectors=None,
+                 control=None, index=None, create_image=False, client=None):
+        super().__init__(name, client)
+        if config is not None and not str(config).startswith("rbd/"):
+            raise RTSLibError("Only the rbd handler is supported: config must be "
+                              "rbd/POOL/IMAGE...")
+        self._cfg, self._size, self._wwn = config, size, wwn
+        self._hw_max_sectors, self._create_image = hw_max_sectors, create_image
+        self._setup(config is not None)
+
+    def _create_params(self):
+        p = {"config": self._cfg}
+        if self._size is not None:
+            p["size"] = convert_human_to_bytes(self._size)
+        if self._wwn:
+            p["wwn"] = self._wwn
+        if self._create_image:
+            p["create_image"] = True
+        if self._hw_max_sectors is not None:
+            p["attributes"] = {"hw_max_sectors": int(self._hw_max_sectors)}
+        return p
+
+    @property
+    def config(self):
+        return self._entry().get("config")
+
+    @property
+    def config_string(self):
+        return self.config
+
+    @property
+    def size(self):
+        return int(self._entry().get("size") or 0)
+
+    @property
+    def hw_max_sectors(self):
+        return int(self.get_attribute("hw_max_sectors"))
+
+
 # ---------------------------------------------------------------- rtslib 2.x
 
 class Backstore:
@@ -449,7 +500,8 @@ class PSCSIBackstore(Backstore):
 
 
 so_mapping = {"fileio": FileIOStorageObject, "block": BlockStorageObject,
-              "ramdisk": RDMCPStorageObject, "pscsi": PSCSIStorageObject}
+              "ramdisk": RDMCPStorageObject, "pscsi": PSCSIStorageObject,
+              "user": UserBackedStorageObject}
 
 
 def so_from_entry(entry, client):
