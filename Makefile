@@ -73,9 +73,11 @@ integration: all sanitize
 	UTARGETD=$(CURDIR)/build/san/utargetd UTARGETCLI=$(CURDIR)/build/san/utargetcli \
 	  pytest-3 -q tests/integration
 
-# libiscsi's conformance suite against the sanitizer build (issue 7).
+# libiscsi's conformance suite against the sanitizer build (issue 7), on a
+# fileio LUN and on an RBD image of a throwaway Ceph cluster (issue 16).
 conformance: all sanitize
 	@scripts/conformance.sh build/san/utargetd
+	@BACKSTORE=rbd CONFORMANCE_TIMEOUT=900 scripts/conformance.sh build/san/utargetd
 
 # utargetd against tgt and istgt side by side (docs/performance.md);
 # `make bench BENCH_ARGS=--quick` for a short run.
