@@ -155,6 +155,14 @@ def test_write_same_caw_sync_cache(config, utarget, ceph, workdir):
                 data=bytes(bad) + b"\x77" * 512)
     assert p.status == 2
     assert _sense(p) == (0xe, 0x1d, 0x00, 300), _sense(p)
+    # two blocks: longer than librbd's compare-and-write takes, done by the gateway
+    two = b"\x91" * 1024
+    p, _ = _cmd(c, _cdb16(0x89, 2000, 0)[:13] + bytes([2, 0, 0]), edtl=2048, write=True,
+                data=block * 2 + two)
+    assert p.status == 0, _sense(p)
+    p, _ = _cmd(c, _cdb16(0x89, 2000, 0)[:13] + bytes([2, 0, 0]), edtl=2048, write=True,
+                data=b"\x91" * 700 + b"\x00" * 324 + b"\x13" * 1024)
+    assert _sense(p) == (0xe, 0x1d, 0x00, 700), _sense(p)
     # SYNCHRONIZE CACHE(16) over everything (rbd_aio_flush)
     p, _ = _cmd(c, _cdb16(0x91, 0, 0))
     assert p.status == 0, _sense(p)
@@ -165,6 +173,9 @@ def test_write_same_caw_sync_cache(config, utarget, ceph, workdir):
         got = f.read(2048 * 512)
     assert got[:512] == block and got[512:1024] == new
     assert got[1024:] == block * 2046
+    with open(exp, "rb") as f:
+        f.seek(2000 * 512)
+        assert f.read(1024) == two
 
 
 def test_rbd_resize_raises_ua_and_new_capacity(config, utarget, ceph, workdir):
