@@ -157,10 +157,10 @@ def test_write_same_caw_sync_cache(config, utarget, ceph, workdir):
     assert _sense(p) == (0xe, 0x1d, 0x00, 300), _sense(p)
     # two blocks: longer than librbd's compare-and-write takes, done by the gateway
     two = b"\x91" * 1024
-    p, _ = _cmd(c, _cdb16(0x89, 2000, 0)[:13] + bytes([2, 0, 0]), edtl=2048, write=True,
-                data=block * 2 + two)
+    p, _ = _cmd(c, _cdb16(0x89, 3000, 0)[:13] + bytes([2, 0, 0]), edtl=2048, write=True,
+                data=bytes(1024) + two)
     assert p.status == 0, _sense(p)
-    p, _ = _cmd(c, _cdb16(0x89, 2000, 0)[:13] + bytes([2, 0, 0]), edtl=2048, write=True,
+    p, _ = _cmd(c, _cdb16(0x89, 3000, 0)[:13] + bytes([2, 0, 0]), edtl=2048, write=True,
                 data=b"\x91" * 700 + b"\x00" * 324 + b"\x13" * 1024)
     assert _sense(p) == (0xe, 0x1d, 0x00, 700), _sense(p)
     # SYNCHRONIZE CACHE(16) over everything (rbd_aio_flush)
@@ -174,7 +174,7 @@ def test_write_same_caw_sync_cache(config, utarget, ceph, workdir):
     assert got[:512] == block and got[512:1024] == new
     assert got[1024:] == block * 2046
     with open(exp, "rb") as f:
-        f.seek(2000 * 512)
+        f.seek(3000 * 512)
         assert f.read(1024) == two
 
 
@@ -354,3 +354,40 @@ def test_rtslib_user_backed_storage_object(config, utarget, ceph, workdir):
         rtslib.set_default_socket(None)
     exp = _export(ceph, image, workdir)
     assert ut.check_regions_in_file(exp, [(0, 8192, 0x3c)]) == []
+
+
+def test_delete_lun_and_backstore_with_io_in_flight(config, utarget, ceph, workdir):
+    """LUN and user:rbd object deleted while qemu-io keeps writing: the writes start
+    failing, the daemon stays up and serves its other LUN, the image is closed (no
+    watcher left) and nothing leaks (the fixture checks the sanitizer output)."""
+    image = _image(ceph)
+
+    def add_fileio(cfg, tpg):
+        tpg.lun(1, cfg.fileio("f1", size=16 * MiB))
+
+    d = _serve(config, utarget, ceph, image, extra=add_fileio)
+    cmds = ["aio_write -P 0x%02x %d 1M" % (i % 200 + 1, (i % 60) * MiB) for i in range(400)]
+    q = ut.qemu_io(d.image_opts(0, IQN), cmds + ["aio_flush"], popen=True)
+    time.sleep(0.5)
+    cli = os.environ.get("UTARGETCLI") or os.path.join(ut_repo(), "build", "utargetcli")
+    env = {"UTARGET_SOCKET": d.sock, "UTARGETCLI_HOME": os.path.join(str(workdir), "h")}
+    res = ut.run([cli, "/iscsi/%s/tpg1/luns" % IQN, "delete", "lun0"], env=env)
+    assert res.returncode == 0, ut.describe(res, d)
+    res = ut.run([cli, "/backstores/user:rbd", "delete", "r0"], env=env)
+    assert res.returncode == 0, ut.describe(res, d)
+    try:
+        q.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        q.kill()
+        q.communicate()
+    assert d.proc.poll() is None, d.stderr_tail()
+    res = ut.qemu_io(d.image_opts(1, IQN), ["write -P 0x21 0 65536", "read -P 0x21 0 65536"])
+    assert not ut.qemu_io_problems(res), ut.describe(res, d)
+    # the image was closed: no watcher of ours is left on its header
+    deadline = time.monotonic() + 15
+    while True:
+        st = ceph.rbd("status", "--format", "json", "rbd/" + image)
+        if not json.loads(st.stdout).get("watchers"):
+            break
+        assert time.monotonic() < deadline, st.stdout
+        time.sleep(0.5)
