@@ -106,6 +106,10 @@ int pref_set(struct shell *sh, const struct gpref *g, const char *value,
 /* tree.c */
 int tree_refresh(struct shell *sh);
 void tree_free(struct node *n);
+/* An older name of a child of n (iblock, rd_mcp, rd_dr, tpgtN): today's
+ * name, else NULL. buf holds a composed name. */
+const char *tree_alias(const struct node *n, const char *name, size_t len,
+		       char *buf, size_t blen);
 /* Resolves path relative to from (configshell's get_node); NULL with err. */
 struct node *tree_lookup(struct shell *sh, struct node *from,
 			 const char *path, char *err, size_t errlen);
