@@ -17,11 +17,24 @@ for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0
-echo "deps: installing$missing" >&2
+cannot() {
+  echo "deps: missing Debian packages:$missing" >&2
+  echo "deps: $1; install them with:" >&2
+  echo "  apt-get update && apt-get install --no-install-recommends$missing   (as root)" >&2
+  exit 1
+}
+# root runs apt-get itself; anyone else needs sudo that works without a prompt
+# (make must not hang on a password question)
 SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || cannot "not root and sudo is not installed"
+  sudo -n true 2>/dev/null || cannot "not root and sudo needs a password"
+  SUDO="sudo -n"
+fi
+command -v apt-get >/dev/null 2>&1 || cannot "apt-get not found (not a Debian system?)"
+echo "deps: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
 if ! $SUDO apt-get install -y --no-install-recommends $missing >/dev/null 2>&1; then
-  $SUDO apt-get update >/dev/null
-  $SUDO apt-get install -y --no-install-recommends $missing
+  $SUDO apt-get update >/dev/null || cannot "apt-get update failed"
+  $SUDO apt-get install -y --no-install-recommends $missing || cannot "apt-get install failed"
 fi
