@@ -141,6 +141,17 @@ def test_wiki_example_tree_in_utargetcli_ls(utarget, config, workdir):
     assert "lun0" in lines["mapped_lun0"] and "(rw)" in lines["mapped_lun0"], out
     assert PLACEHOLDER not in out
 
+    # authentication=1 and a NodeACL made by tpg.node_acl() without credentials: `ls`
+    # says no CHAP is set (nobody gets in), not "1-way auth"
+    RTSRoot(d.sock)
+    tpg = TPG(Target(FabricModule("iscsi"), rt.WIKI_TARGET), 1, mode="lookup")
+    tpg.set_attribute("authentication", "1")
+    tpg.node_acl("iqn.1994-05.com.example:nochap")
+    res = ut.run([cli, "-s", d.sock, "ls"], env={"COLUMNS": "200", "TERM": "dumb"})
+    line = [l for l in res.stdout.splitlines() if "iqn.1994-05.com.example:nochap" in l]
+    assert line and "no CHAP set, Mapped LUNs: 0" in line[0] and "way auth" not in line[0], \
+        res.stdout
+
 
 def test_wiki_example_acl_initiator_reads_other_is_refused(utarget, config, workdir):
     d, port, image = run_wiki_example(utarget, config, workdir)
