@@ -21,7 +21,8 @@ BASHCOMPDIR ?= $(DATAROOTDIR)/bash-completion/completions
 # Where `import utarget` finds the module: Debian's python3 searches
 # /usr/lib/python3/dist-packages for /usr and the versioned
 # /usr/local/lib/python3.X/dist-packages for /usr/local.
-PYTHON3     ?= python3
+# the system interpreter, not one a version manager put first in PATH
+PYTHON3     ?= $(firstword $(wildcard /usr/bin/python3) python3)
 PYTHONDIR   ?= $(if $(filter /usr,$(PREFIX)),$(PREFIX)/lib/python3/dist-packages,$(PREFIX)/lib/python$(shell $(PYTHON3) -c 'import sys; print("%d.%d" % sys.version_info[:2])')/dist-packages)
 INSTALL     ?= install
 
