@@ -1,14 +1,16 @@
 /* Reload (SIGHUP, `systemctl reload utargetd`): re-read saveconfig.json and
- * apply only what changed, so initiators logged in to targets the edit did
- * not touch keep their sessions. LIO's target.service has no such thing:
- * its reload is a full clear + restore, which drops every session.
+ * apply only what changed. LIO's target.service reloads with a full clear +
+ * restore, which drops every session; here initiators stay logged in.
  *
  * Granularity is the storage object and the target. One that the file
- * still describes the same way is kept as it is; one the file changed is
- * torn down and created again from the file (its sessions end and the
- * initiators log in again); one the file no longer has is removed; new ones
- * are created. A target using a storage object that is re-created is
- * re-created too, since its LUNs point at the old object.
+ * still describes the same way is kept as it runs, untouched (no unit
+ * attention, no reopened file); one the file changed is torn down and
+ * created again from the file; one the file no longer has is removed; new
+ * ones are created. A target using a storage object that is re-created is
+ * re-created too, since its LUNs point at the old object. Sessions are
+ * refreshed once, after the whole file is applied, as after the same
+ * changes made live: a session whose target and ACL still let it in goes
+ * on with its new LUN map, the others end (iscsi_sessions_refresh).
  *
  * "The same way" means every setting the file gives equals the running
  * value (the running config may have more keys: defaults, generated WWNs).
