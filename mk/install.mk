@@ -71,7 +71,10 @@ install: all
 	ln -sf $(LIB_REAL) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
 	ln -sf $(LIB_SONAME) $(DESTDIR)$(LIBDIR)/libutarget.so
 	$(INSTALL) -m 0644 $(BUILD)/libutarget.a $(DESTDIR)$(LIBDIR)/libutarget.a
-	$(INSTALL) -m 0644 include/utarget/utarget.h $(DESTDIR)$(INCLUDEDIR)/utarget/utarget.h
+	sed 's|^#define UT_LIB_VERSION UTARGET_VERSION$$|#define UT_LIB_VERSION "$(VERSION)"|' \
+	  include/utarget/utarget.h > $(DESTDIR)$(INCLUDEDIR)/utarget/utarget.h
+	chmod 0644 $(DESTDIR)$(INCLUDEDIR)/utarget/utarget.h
+	grep -q '^#define UT_LIB_VERSION "$(VERSION)"$$' $(DESTDIR)$(INCLUDEDIR)/utarget/utarget.h
 	$(INSTALL) -m 0644 $(BUILD)/utarget.pc $(DESTDIR)$(PKGCONFIGDIR)/utarget.pc
 	$(INSTALL) -m 0644 $(BUILD)/systemd/utargetd.service \
 	  $(DESTDIR)$(SYSTEMDUNITDIR)/utargetd.service
