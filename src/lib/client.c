@@ -12,6 +12,12 @@
 
 #include "lib/lib_internal.h"
 
+/* The Makefile passes the configured one; programs that compile these
+ * sources into themselves (docs/scripting.md) get the usual /run. */
+#ifndef UTARGET_RUNSTATEDIR
+#define UTARGET_RUNSTATEDIR "/run"
+#endif
+
 /* A response larger than this is not the daemon talking. */
 #define UT_MAX_RESPONSE (64u << 20)
 
