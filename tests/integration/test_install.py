@@ -91,6 +91,14 @@ def test_install_layout(dest):
     assert "ExecStart=/usr/sbin/utargetd -f -c /etc/utarget/saveconfig.json" in unit
     pc = open(os.path.join(dest, "usr/lib/pkgconfig/utarget.pc")).read()
     assert "prefix=/usr\n" in pc and "libdir=/usr/lib\n" in pc
+    # the completion loads and offers the one-shot commands
+    comp = os.path.join(dest, "usr/share/bash-completion/completions/utargetcli")
+    res = ut.run(["bash", "-c", 'source "$0"; complete -p utargetcli; '
+                  'COMP_WORDS=(utargetcli save); COMP_CWORD=1; _utargetcli; '
+                  'echo "${COMPREPLY[*]}"', comp])
+    assert res.returncode == 0, ut.describe(res)
+    assert "complete -F _utargetcli utargetcli" in res.stdout
+    assert res.stdout.splitlines()[-1] == "saveconfig", res.stdout
 
 
 def test_library_soname_and_exports(dest):
