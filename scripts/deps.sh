@@ -4,7 +4,10 @@
 set -eu
 what=${1:-test}
 build_pkgs="make gcc clang pkg-config libisal-dev libssl-dev libjansson-dev liburing-dev libreadline-dev libcmocka-dev"
-test_pkgs="python3 python3-pytest libiscsi-bin libiscsi-dev qemu-utils qemu-block-extra libclang-rt-14-dev util-linux tmux e2fsprogs"
+test_pkgs="python3 python3-pytest libiscsi-bin libiscsi-dev qemu-utils qemu-block-extra libclang-rt-14-dev util-linux tmux e2fsprogs
+ binutils man-db groff-base systemd dpkg-dev debhelper dh-python fakeroot lintian"
+# (the second line: tests/integration/test_install.py -- nm/readelf, man -l,
+# systemd-analyze verify, dpkg-buildpackage and lintian)
 bench_pkgs="tgt istgt valgrind"
 case "$what" in
   build) pkgs="$build_pkgs" ;;

@@ -11,7 +11,8 @@
 #include "cli/parse.h"
 #include "utarget/utarget.h"
 
-#define UTARGETCLI_VERSION "0.1.0"
+/* from VERSION, through the Makefile */
+#define UTARGETCLI_VERSION UTARGET_VERSION
 
 enum node_type {
 	N_ROOT,

@@ -26,8 +26,6 @@
 #include "iscsi/target.h"
 #include "util/log.h"
 
-#define UTARGET_VERSION "0.1.0"
-
 static json_t *fail(struct rpc_error *e, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static json_t *fail(struct rpc_error *e, int code, const char *fmt, ...)
