@@ -111,6 +111,9 @@ void tree_free(struct node *n);
  * name, else NULL. buf holds a composed name. */
 const char *tree_alias(const struct node *n, const char *name, size_t len,
 		       char *buf, size_t blen);
+/* {older name, today's name} of the backstore plugins */
+#define TREE_SO_ALIASES 3
+extern const char *const tree_so_aliases[TREE_SO_ALIASES][2];
 /* Resolves path relative to from (configshell's get_node); NULL with err. */
 struct node *tree_lookup(struct shell *sh, struct node *from,
 			 const char *path, char *err, size_t errlen);

@@ -61,12 +61,12 @@ static char *generator(const char *text, int state)
  * completes to iblock/, `tpgt<TAB>` to tpgt1/. */
 static void complete_alias(struct node *t, const char *base, const char *text)
 {
-	static const char *const olds[] = { "iblock", "rd_mcp", "rd_dr" };
 	char full[PATH_MAX + 256], name[32];
 
 	if (t->type == N_BACKSTORES) {
-		for (size_t i = 0; i < 3; i++) {
-			snprintf(full, sizeof(full), "%s%s", base, olds[i]);
+		for (size_t i = 0; i < TREE_SO_ALIASES; i++) {
+			snprintf(full, sizeof(full), "%s%s", base,
+				 tree_so_aliases[i][0]);
 			add(text, full, "/");
 		}
 	} else if (t->type == N_TARGET) {

@@ -254,19 +254,18 @@ static struct node *child_exact(struct node *n, const char *name, size_t len)
  * /backstores/iblock (= block), rd_mcp and rd_dr (= ramdisk: LIO's memory
  * copy and "direct" ramdisks are one ramdisk here), and TPGs addressed as
  * tpgtN (= tpgN). `ls` and the prompt show today's names. */
+const char *const tree_so_aliases[TREE_SO_ALIASES][2] = {
+	{ "iblock", "block" }, { "rd_mcp", "ramdisk" }, { "rd_dr", "ramdisk" },
+};
+
 const char *tree_alias(const struct node *n, const char *name, size_t len,
 		       char *buf, size_t blen)
 {
-	static const char *const so_alias[][2] = {
-		{ "iblock", "block" }, { "rd_mcp", "ramdisk" },
-		{ "rd_dr", "ramdisk" },
-	};
-
 	if (n->type == N_BACKSTORES) {
-		for (size_t i = 0; i < 3; i++)
-			if (strlen(so_alias[i][0]) == len &&
-			    !strncmp(name, so_alias[i][0], len))
-				return so_alias[i][1];
+		for (size_t i = 0; i < TREE_SO_ALIASES; i++)
+			if (strlen(tree_so_aliases[i][0]) == len &&
+			    !strncmp(name, tree_so_aliases[i][0], len))
+				return tree_so_aliases[i][1];
 	} else if (n->type == N_TARGET && len > 4 && len < 10 &&
 		   !strncmp(name, "tpgt", 4) &&
 		   strspn(name + 4, "0123456789") == len - 4) {
