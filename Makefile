@@ -9,6 +9,18 @@ OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CPPFLAGS += -std=c11 -D_GNU_SOURCE -Isrc -Iinclude -MMD -MP
+# The one version number (VERSION): utargetd -V, the control API's version,
+# utargetcli version, the library's file name, utarget.pc, the Python module
+# and debian/changelog (checked by tests/integration/test_install.py).
+VERSION  := $(shell cat VERSION)
+CPPFLAGS += -DUTARGET_VERSION='"$(VERSION)"'
+# Compiled-in system paths, used when utargetd runs as root (see
+# docs/install.md); GNU would put sysconfdir under the prefix, but the
+# daemon's config must be where the administrator (and target.service
+# habits) expect it: /etc/utarget.
+SYSCONFDIR ?= /etc
+RUNSTATEDIR ?= /run
+CPPFLAGS += -DUTARGET_SYSCONFDIR='"$(SYSCONFDIR)"' -DUTARGET_RUNSTATEDIR='"$(RUNSTATEDIR)"'
 LDLIBS   := -lisal -lcrypto -ljansson -luring -lrbd -lrados -lpthread
 CLI_LIBS := -ljansson -lreadline
 
@@ -37,6 +49,10 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC    $<"
 	@$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c $< -o $@
+
+# The version and paths are compiled in: objects follow VERSION and the
+# flags file (a changed PREFIX/SYSCONFDIR rebuilds what uses them).
+$(CORE_OBJS) $(DAEMON_OBJS) $(CLI_OBJS): VERSION
 
 $(BUILD)/libutcore.a: $(CORE_OBJS)
 	@rm -f $@
@@ -107,5 +123,7 @@ check:
 
 clean:
 	rm -rf build
+
+include mk/install.mk
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -4,7 +4,10 @@
 set -eu
 what=${1:-test}
 build_pkgs="make gcc clang pkg-config libisal-dev libssl-dev libjansson-dev liburing-dev libreadline-dev libcmocka-dev librbd-dev librados-dev"
-test_pkgs="python3 python3-pytest libiscsi-bin libiscsi-dev qemu-utils qemu-block-extra libclang-rt-14-dev util-linux tmux e2fsprogs ceph-mon ceph-osd ceph-common"
+test_pkgs="python3 python3-pytest libiscsi-bin libiscsi-dev qemu-utils qemu-block-extra libclang-rt-14-dev util-linux tmux e2fsprogs ceph-mon ceph-osd ceph-common
+ binutils man-db groff-base systemd dpkg-dev debhelper dh-python fakeroot lintian"
+# (ceph-*: scripts/ceph-cluster.sh for tests/integration/test_rbd.py; the second line: tests/integration/test_install.py -- nm/readelf, man -l,
+# systemd-analyze verify, dpkg-buildpackage and lintian)
 bench_pkgs="tgt istgt valgrind"
 case "$what" in
   build) pkgs="$build_pkgs" ;;
@@ -17,11 +20,24 @@ for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0
-echo "deps: installing$missing" >&2
+cannot() {
+  echo "deps: missing Debian packages:$missing" >&2
+  echo "deps: $1; install them with:" >&2
+  echo "  apt-get update && apt-get install --no-install-recommends$missing   (as root)" >&2
+  exit 1
+}
+# root runs apt-get itself; anyone else needs sudo that works without a prompt
+# (make must not hang on a password question)
 SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || cannot "not root and sudo is not installed"
+  sudo -n true 2>/dev/null || cannot "not root and sudo needs a password"
+  SUDO="sudo -n"
+fi
+command -v apt-get >/dev/null 2>&1 || cannot "apt-get not found (not a Debian system?)"
+echo "deps: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
 if ! $SUDO apt-get install -y --no-install-recommends $missing >/dev/null 2>&1; then
-  $SUDO apt-get update >/dev/null
-  $SUDO apt-get install -y --no-install-recommends $missing
+  $SUDO apt-get update >/dev/null || cannot "apt-get update failed"
+  $SUDO apt-get install -y --no-install-recommends $missing || cannot "apt-get install failed"
 fi

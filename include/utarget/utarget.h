@@ -51,7 +51,10 @@
 extern "C" {
 #endif
 
-#define UT_LIB_VERSION "0.1.0"
+/* The library's version, from the top-level VERSION file: in the source
+ * tree through the compiler flags (-DUTARGET_VERSION), in an installed
+ * header as the number itself (written by `make install`). */
+#define UT_LIB_VERSION UTARGET_VERSION
 
 /* JSON-RPC error codes of the control API. */
 #define UT_RPC_PARSE_ERROR -32700

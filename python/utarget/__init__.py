@@ -3,4 +3,13 @@
 The rtslib-compatible API lives in utarget.rtslib.
 """
 
-__version__ = "0.1.0"
+import os as _os
+
+try:
+    # written by `make install` from the top-level VERSION file
+    from ._version import __version__
+except ImportError:
+    # the source tree: VERSION is two levels up from this package
+    with open(_os.path.join(_os.path.dirname(_os.path.abspath(__file__)),
+                            "..", "..", "VERSION")) as _f:
+        __version__ = _f.read().strip()

@@ -11,7 +11,8 @@
 #include "cli/parse.h"
 #include "utarget/utarget.h"
 
-#define UTARGETCLI_VERSION "0.1.0"
+/* from VERSION, through the Makefile */
+#define UTARGETCLI_VERSION UTARGET_VERSION
 
 enum node_type {
 	N_ROOT,
@@ -106,6 +107,13 @@ int pref_set(struct shell *sh, const struct gpref *g, const char *value,
 /* tree.c */
 int tree_refresh(struct shell *sh);
 void tree_free(struct node *n);
+/* An older name of a child of n (iblock, rd_mcp, rd_dr, tpgtN): today's
+ * name, else NULL. buf holds a composed name. */
+const char *tree_alias(const struct node *n, const char *name, size_t len,
+		       char *buf, size_t blen);
+/* {older name, today's name} of the backstore plugins */
+#define TREE_SO_ALIASES 3
+extern const char *const tree_so_aliases[TREE_SO_ALIASES][2];
 /* Resolves path relative to from (configshell's get_node); NULL with err. */
 struct node *tree_lookup(struct shell *sh, struct node *from,
 			 const char *path, char *err, size_t errlen);

@@ -402,12 +402,17 @@ static int c_info(struct shell *sh, struct node *n, struct cli_args *a)
 		free(ver);
 		return 0;
 	case N_ISCSI:
+		/* The wiki's `iscsi/ info` lines; what LIO keeps in configfs
+		 * and a spec file, utargetd keeps in its own model behind
+		 * the control socket. */
 		cli_info(sh, "Fabric module name: iscsi");
-		cli_info(sh, "ConfigFS path: none (utargetd keeps the "
-			     "configuration; socket %s)", ut_socket_path(sh->ut));
-		cli_info(sh, "Allowed WWN types: iqn, naa, eui");
+		cli_info(sh, "Configuration held by: utargetd, control socket "
+			     "%s (no ConfigFS)", ut_socket_path(sh->ut));
+		cli_info(sh, "Allowed WWNs list type: iqn");
+		cli_info(sh, "Also accepted as target names: naa, eui "
+			     "(RFC 7143 4.2.7)");
 		cli_info(sh, "Fabric module features: discovery_auth, acls, "
-			     "auth, nps, tpgts");
+			     "acls_auth, nps, tpgts");
 		cli_info(sh, "Corresponding kernel module: none (userspace: "
 			     "utargetd)");
 		return 0;
@@ -1213,7 +1218,9 @@ static const struct command commands[] = {
 	{ "cd", T_ALL, NULL, SIG(0, "path"), c_cd,
 	  "Change the current path. Paths work like unix paths: '/' root,\n"
 	  "'.' this node, '..' the parent, @NAME a bookmark. 'cd <' and\n"
-	  "'cd >' go back and forth in the path history." },
+	  "'cd >' go back and forth in the path history.\n"
+	  "Older targetcli names work too: /backstores/iblock (= block),\n"
+	  "rd_mcp and rd_dr (= ramdisk), tpgtN (= tpgN)." },
 	{ "exit", T_ALL, NULL, SIG(0, NULL), c_exit,
 	  "Exit the shell (saving the configuration first when the global\n"
 	  "auto_save_on_exit is true, in an interactive session)." },

@@ -56,6 +56,28 @@ static char *generator(const char *text, int state)
 	return NULL;
 }
 
+/* The LIO wiki's older names (tree_alias), offered only when the user
+ * started typing one and no current name matches: `cd /backstores/ib<TAB>`
+ * completes to iblock/, `tpgt<TAB>` to tpgt1/. */
+static void complete_alias(struct node *t, const char *base, const char *text)
+{
+	char full[PATH_MAX + 256], name[32];
+
+	if (t->type == N_BACKSTORES) {
+		for (size_t i = 0; i < TREE_SO_ALIASES; i++) {
+			snprintf(full, sizeof(full), "%s%s", base,
+				 tree_so_aliases[i][0]);
+			add(text, full, "/");
+		}
+	} else if (t->type == N_TARGET) {
+		for (size_t i = 0; i < t->nkids; i++) {
+			snprintf(name, sizeof(name), "tpgt%u", t->kids[i]->tag);
+			snprintf(full, sizeof(full), "%s%s", base, name);
+			add(text, full, "/");
+		}
+	}
+}
+
 static void complete_path(struct node *cwd, const char *text)
 {
 	char base[PATH_MAX], err[256], full[PATH_MAX + 256];
@@ -70,12 +92,17 @@ static void complete_path(struct node *cwd, const char *text)
 	else
 		base[0] = '\0';
 	t = tree_lookup(csh, cwd, base[0] ? base : ".", err, sizeof(err));
-	if (t)
+	if (t) {
+		size_t before = cands.n;
+
 		for (size_t i = 0; i < t->nkids; i++) {
 			snprintf(full, sizeof(full), "%s%s", base,
 				 t->kids[i]->name);
 			add(text, full, t->kids[i]->nkids ? "/" : " ");
 		}
+		if (cands.n == before && text[strlen(base)])
+			complete_alias(t, base, text);
+	}
 	bm = json_object_get(csh->prefs, "bookmarks");
 	json_object_foreach(bm, k, v) {
 		snprintf(full, sizeof(full), "@%s", k);

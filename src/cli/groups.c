@@ -119,6 +119,20 @@ static char *value_text(json_t *v)
 static const char *const auth_names[] = { "userid", "password",
 					  "mutual_userid", "mutual_password" };
 
+/* The LIO wiki's older spellings of the mutual CHAP parameters
+ * (userid_mutual, password_mutual), accepted in get and set of the auth
+ * groups; get lists today's names. */
+static const char *param_name(const char *group, const char *key)
+{
+	if (strcmp(group, "auth") && strcmp(group, "discovery_auth"))
+		return key;
+	if (!strcmp(key, "userid_mutual"))
+		return "mutual_userid";
+	if (!strcmp(key, "password_mutual"))
+		return "mutual_password";
+	return key;
+}
+
 /* Loads the definitions (and values when want_values) of a group. */
 static int group_load(struct shell *sh, struct node *n, const char *group,
 		      bool want_values, struct gset *g)
@@ -173,11 +187,15 @@ static int group_load(struct shell *sh, struct node *n, const char *group,
 					 json_str(vals, "mutual_password") &&
 					 *json_str(vals, "mutual_password");
 
-				g->p[i].value = strdup(m ? "true" : "false");
+				g->p[i].value = strdup(m ? "1" : "0");
 			} else if (!strcmp(g->p[i].name, "enable")) {
+				/* One rule for booleans: the target's settings
+				 * read 1 / 0, as LIO's configfs holds them and
+				 * the wiki shows ("Parameter enable is now
+				 * '1'."); the shell's own preferences (global)
+				 * read true / false, as targetcli-fb's do. */
 				g->p[i].value = strdup(
-					json_flag(vals, "enable") ? "true" :
-								    "false");
+					json_flag(vals, "enable") ? "1" : "0");
 			} else {
 				g->p[i].value = value_text(
 					json_object_get(vals, g->p[i].name));
@@ -347,7 +365,8 @@ int cli_cmd_get(struct shell *sh, struct node *n, struct cli_args *a)
 		}
 	}
 	for (size_t i = 0; i < a->nextra; i++) {
-		struct gparam *p = gset_find(&g, a->extra[i]);
+		struct gparam *p = gset_find(&g, param_name(group,
+							     a->extra[i]));
 
 		if (!p) {
 			gset_free(&g);
@@ -371,6 +390,27 @@ static void check_secret(struct shell *sh, const char *name, const char *v)
 		cli_warn(sh, "Warning: %s is %zu bytes long; CHAP secrets of 12 "
 			 "to 16 bytes work with every initiator (RFC 7143 "
 			 "12.1.3 asks for at least 12).", name, l);
+}
+
+/* LIO's rule, kept: with the TPG attribute authentication=0 an initiator
+ * that offers only AuthMethod=None gets in although CHAP credentials are
+ * set (one that offers CHAP is checked against them, RFC 7143 6.2.1).
+ * Say so when credentials are set where they are optional. */
+static void warn_optional_chap(struct shell *sh, struct node *n,
+			       const struct gset *g)
+{
+	json_t *at = json_object_get(n->tpg, "attributes");
+	bool creds = false;
+
+	for (size_t i = 0; i < g->n; i++)
+		if ((!strcmp(g->p[i].name, "userid") ||
+		     !strcmp(g->p[i].name, "password")) &&
+		    g->p[i].value && *g->p[i].value)
+			creds = true;
+	if (creds && (n->type == N_TPG || n->type == N_ACL) &&
+	    json_num(at, "authentication", 1) == 0)
+		cli_warn(sh, "Warning: CHAP is optional in this TPG: set "
+			 "attribute authentication=1 to require it.");
 }
 
 int cli_cmd_set(struct shell *sh, struct node *n, struct cli_args *a)
@@ -413,7 +453,8 @@ int cli_cmd_set(struct shell *sh, struct node *n, struct cli_args *a)
 	/* Validate every parameter first: nothing changes on a typo. */
 	for (size_t i = 0; i < a->nkw; i++) {
 		const struct cli_kv *kv = a->kw[i];
-		struct gparam *p = gset_find(&g, kv->key);
+		const char *key = param_name(group, kv->key);
+		struct gparam *p = gset_find(&g, key);
 
 		if (!p) {
 			ret = cli_error(sh, "Unknown parameter %s in group '%s'.",
@@ -430,6 +471,16 @@ int cli_cmd_set(struct shell *sh, struct node *n, struct cli_args *a)
 			long long v = strtoll(kv->value, &end, 0);
 			int b = cli_parse_bool(kv->value);
 
+			/* The wiki's demo-mode line ends its last value with
+			 * the sentence's full stop ("cache_dynamic_acls=1.")
+			 * and LIO took it. A number followed by one '.' has
+			 * no other reading: take the number, say so. */
+			if (end != kv->value && end[0] == '.' && !end[1]) {
+				cli_warn(sh, "Warning: reading %s=%s as %lld "
+					 "(trailing '.' ignored).", kv->key,
+					 kv->value, v);
+				end++;
+			}
 			if (*end || !*kv->value) {
 				if (b < 0) {
 					ret = cli_error(sh, "Not setting %s! "
@@ -456,9 +507,9 @@ int cli_cmd_set(struct shell *sh, struct node *n, struct cli_args *a)
 			}
 		} else {
 			const char **slot =
-				!strcmp(kv->key, "userid") ? &auth.userid :
-				!strcmp(kv->key, "password") ? &auth.password :
-				!strcmp(kv->key, "mutual_userid") ?
+				!strcmp(key, "userid") ? &auth.userid :
+				!strcmp(key, "password") ? &auth.password :
+				!strcmp(key, "mutual_userid") ?
 				&auth.mutual_userid : &auth.mutual_password;
 
 			*slot = kv->value;
@@ -504,11 +555,14 @@ int cli_cmd_set(struct shell *sh, struct node *n, struct cli_args *a)
 		goto out;
 	}
 	for (size_t i = 0; i < a->nkw; i++) {
-		struct gparam *p = gset_find(&g, a->kw[i]->key);
+		struct gparam *p = gset_find(&g, param_name(group,
+							     a->kw[i]->key));
 
 		cli_info(sh, "Parameter %s is now '%s'.", a->kw[i]->key,
 			 p && p->value ? p->value : "");
 	}
+	if (!strcmp(group, "auth"))
+		warn_optional_chap(sh, n, &g);
 out:
 	json_decref(obj);
 	gset_free(&g);

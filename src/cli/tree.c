@@ -243,9 +243,11 @@ static struct node *build(json_t *cfg)
 
 int tree_refresh(struct shell *sh)
 {
-	json_t *cfg;
-	int ret = ut_get_config(sh->ut, &cfg);
+	/* live: with what the saved file leaves out (a block device's size) */
+	json_t *cfg, *p = json_pack("{s:b}", "live", 1);
+	int ret = ut_call(sh->ut, "get_config", p, &cfg);
 
+	json_decref(p);
 	if (ret)
 		return ret;
 	tree_free(sh->root);
@@ -256,13 +258,49 @@ int tree_refresh(struct shell *sh)
 	return 0;
 }
 
-static struct node *child(struct node *n, const char *name, size_t len)
+static struct node *child_exact(struct node *n, const char *name, size_t len)
 {
 	for (size_t i = 0; i < n->nkids; i++)
 		if (strlen(n->kids[i]->name) == len &&
 		    !strncmp(n->kids[i]->name, name, len))
 			return n->kids[i];
 	return NULL;
+}
+
+/* The older targetcli words of the LIO wiki page, accepted beside today's:
+ * /backstores/iblock (= block), rd_mcp and rd_dr (= ramdisk: LIO's memory
+ * copy and "direct" ramdisks are one ramdisk here), and TPGs addressed as
+ * tpgtN (= tpgN). `ls` and the prompt show today's names. */
+const char *const tree_so_aliases[TREE_SO_ALIASES][2] = {
+	{ "iblock", "block" }, { "rd_mcp", "ramdisk" }, { "rd_dr", "ramdisk" },
+};
+
+const char *tree_alias(const struct node *n, const char *name, size_t len,
+		       char *buf, size_t blen)
+{
+	if (n->type == N_BACKSTORES) {
+		for (size_t i = 0; i < TREE_SO_ALIASES; i++)
+			if (strlen(tree_so_aliases[i][0]) == len &&
+			    !strncmp(name, tree_so_aliases[i][0], len))
+				return tree_so_aliases[i][1];
+	} else if (n->type == N_TARGET && len > 4 && len < 10 &&
+		   !strncmp(name, "tpgt", 4) &&
+		   strspn(name + 4, "0123456789") == len - 4) {
+		snprintf(buf, blen, "tpg%.*s", (int)(len - 4), name + 4);
+		return buf;
+	}
+	return NULL;
+}
+
+static struct node *child(struct node *n, const char *name, size_t len)
+{
+	struct node *c = child_exact(n, name, len);
+	char buf[16];
+	const char *a;
+
+	if (!c && (a = tree_alias(n, name, len, buf, sizeof(buf))))
+		c = child_exact(n, a, strlen(a));
+	return c;
 }
 
 struct node *tree_lookup(struct shell *sh, struct node *from,
@@ -491,8 +529,11 @@ void node_summary(struct shell *sh, struct node *n, char *buf, size_t len,
 		gen = json_flag(at, "generate_node_acls");
 		auth = json_num(at, "authentication", 1) != 0;
 		if (!auth) {
-			snprintf(buf, len, "%s, no-auth",
-				 gen ? "gen-acls" : "no-gen-acls");
+			snprintf(buf, len, "%s, %s",
+				 gen ? "gen-acls" : "no-gen-acls",
+				 gen && (has(o, "chap_userid") ||
+					 has(o, "chap_password")) ?
+				 "tpg-auth (optional)" : "no-auth");
 			if (gen)
 				*health = 1;
 		} else if (!gen) {
@@ -515,16 +556,29 @@ void node_summary(struct shell *sh, struct node *n, char *buf, size_t len,
 		json_t *at = json_object_get(n->tpg, "attributes");
 		char pre[64] = "";
 
-		if (json_num(at, "authentication", 1)) {
+		if (!json_num(at, "authentication", 1)) {
+			/* credentials set but not required: an initiator
+			 * offering AuthMethod=None gets in (LIO's rule) */
+			if (has(o, "chap_userid") || has(o, "chap_password"))
+				snprintf(pre, sizeof(pre),
+					 "%s auth (optional), ",
+					 has(o, "chap_mutual_userid") &&
+					 has(o, "chap_mutual_password") ?
+					 "mutual" : "1-way");
+		} else {
 			if (json_flag(at, "generate_node_acls")) {
 				snprintf(pre, sizeof(pre), "auth via tpg, ");
 			} else {
 				*health = has(o, "chap_userid") &&
 					  has(o, "chap_password");
-				snprintf(pre, sizeof(pre), "%s auth, ",
+				/* required but not set: nobody gets in, and
+				 * "1-way auth" would claim a CHAP that is not
+				 * there */
+				snprintf(pre, sizeof(pre), "%s, ",
+					 !*health ? "no CHAP set" :
 					 has(o, "chap_mutual_userid") &&
 					 has(o, "chap_mutual_password") ?
-					 "mutual" : "1-way");
+					 "mutual auth" : "1-way auth");
 			}
 		}
 		snprintf(buf, len, "%sMapped LUNs: %zu", pre, n->nkids);

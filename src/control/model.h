@@ -69,6 +69,12 @@ void ctl_config_clear(void);
 int ctl_config_restore(json_t *root, bool abort_on_error, json_t *errors,
 		       char *err, size_t errlen);
 /* The same from a file; -ENOENT when it does not exist. */
+/* Re-read `path` and apply the difference (control/reload.c): unchanged
+ * storage objects and targets, and their sessions, stay; *kept counts them.
+ * errors gets what the file asked for and could not be done. Takes the
+ * fabric lock. */
+int ctl_config_reload(const char *path, json_t *errors, unsigned *kept,
+		      char *err, size_t errlen);
 int ctl_config_load_file(const char *path, bool abort_on_error,
 			 json_t *errors, char *err, size_t errlen);
 

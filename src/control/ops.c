@@ -26,8 +26,6 @@
 #include "iscsi/target.h"
 #include "util/log.h"
 
-#define UTARGET_VERSION "0.1.0"
-
 static json_t *fail(struct rpc_error *e, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static json_t *fail(struct rpc_error *e, int code, const char *fmt, ...)
@@ -276,9 +274,30 @@ static json_t *m_version(json_t *p, struct rpc_error *e)
 
 static json_t *m_get_config(json_t *p, struct rpc_error *e)
 {
-	(void)p;
-	(void)e;
-	return ctl_config_dump();
+	json_t *cfg, *o;
+	bool bad = false, live = p_bool(p, "live", false, e, &bad);
+	size_t i;
+
+	if (bad)
+		return NULL;
+	cfg = ctl_config_dump();
+	/* get_config is what saveconfig writes. LIO's saveconfig.json has
+	 * no size for block objects (the device has one; rtslib-fb's restore
+	 * hands an object's keys to its constructor, which takes none);
+	 * live=true (utargetcli's `ls`) adds the device's size. */
+	json_array_foreach(json_object_get(cfg, "storage_objects"), i, o) {
+		if (!live)
+			break;
+		const char *pl = json_string_value(json_object_get(o, "plugin"));
+		const char *nm = json_string_value(json_object_get(o, "name"));
+		struct ctl_so *so = pl && nm && !strcmp(pl, "block") ?
+					    ctl_so_find(pl, nm) : NULL;
+
+		if (so)
+			json_object_set_new(o, "size",
+					    json_integer((json_int_t)so->size));
+	}
+	return cfg;
 }
 
 static json_t *m_save_config(json_t *p, struct rpc_error *e)

@@ -13,15 +13,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "control/model.h"
 #include "control/rpc.h"
+#include "daemon/notify.h"
 #include "io/loop.h"
 #include "io/workers.h"
 #include "iscsi/iscsi.h"
 #include "scsi/scsi.h"
 #include "util/log.h"
 
-#define UTARGET_VERSION "0.1.0"
+/* LIO's file, for --import-lio (docs/install.md, "Migrating from LIO") */
+#define LIO_SAVECONFIG "/etc/target/saveconfig.json"
 
 struct daemon {
 	struct io_loop *loop;
@@ -29,20 +33,48 @@ struct daemon {
 	bool stopping;
 };
 
+static const struct option long_opts[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "socket", required_argument, NULL, 's' },
+	{ "foreground", no_argument, NULL, 'f' },
+	{ "workers", required_argument, NULL, 'w' },
+	{ "limit", required_argument, NULL, 'o' },
+	{ "import", required_argument, NULL, 'i' },
+	{ "import-lio", no_argument, NULL, 'L' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "version", no_argument, NULL, 'V' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 }
+};
+
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: utargetd [-c FILE] [-s SOCKET] [-f] [-w N] [-o LIMIT=N] [-d] [-V]\n"
-		"  -c FILE    saveconfig.json to load (missing file = empty config)\n"
-		"  -s SOCKET  control socket path\n"
-		"  -f         stay in the foreground, log to stderr\n"
+		"usage: utargetd [-c FILE] [-s SOCKET] [-f] [-w N] [-o LIMIT=N] [-i FILE]\n"
+		"                [--import-lio] [-v|-q] [-V]\n"
+		"  -c FILE    saveconfig.json to load (missing file = empty config);\n"
+		"             default " UTARGET_SYSCONFDIR "/utarget/saveconfig.json as root,\n"
+		"             $XDG_CONFIG_HOME/utarget/saveconfig.json otherwise\n"
+		"  -s SOCKET  control socket path; default " UTARGET_RUNSTATEDIR
+		"/utarget/utargetd.sock\n"
+		"             as root, $XDG_RUNTIME_DIR/utarget/utargetd.sock otherwise\n"
+		"             (/tmp/utarget-UID/utargetd.sock without XDG_RUNTIME_DIR)\n"
+		"  -f         stay in the foreground, log to stderr (the journal under\n"
+		"             systemd); in the background the log goes to syslog\n"
+		"  -i FILE    start from FILE (e.g. a LIO saveconfig.json) instead of the\n"
+		"             configuration, reporting what cannot be taken over;\n"
+		"             `utargetcli saveconfig` then writes the configuration file\n"
+		"  --import-lio  -i " LIO_SAVECONFIG "\n"
 		"  -w N       worker threads (default: number of cores)\n"
 		"  -o L=N     a limit: max_sessions_per_target (1024),\n"
 		"             max_connections_per_portal (4096),\n"
 		"             max_connection_buffers (bytes of task buffers per\n"
 		"             connection, 268435456)\n"
-		"  -d         debug logging\n"
+		"  -v         more log (debug); -q less (warnings; -qq errors only)\n"
 		"  -V         print the version\n"
+		"Signals: SIGHUP re-reads the configuration file and applies what changed\n"
+		"(sessions on unchanged targets stay); SIGTERM stops.\n"
 		"Environment: UTARGET_SOCKET sets the control socket.\n");
 }
 
@@ -78,22 +110,71 @@ bad:
 	return -1;
 }
 
+/* As root the system paths; otherwise the XDG base directories, so a user
+ * runs `utargetd` and `utargetcli` with no flags (libutarget's
+ * ut_default_socket() and the Python module resolve the same socket). */
 static void default_paths(char *cfg, size_t cfglen, char *sock, size_t socklen)
 {
 	const char *xc = getenv("XDG_CONFIG_HOME"), *xr = getenv("XDG_RUNTIME_DIR");
 	const char *home = getenv("HOME");
 
 	if (geteuid() == 0) {
-		snprintf(cfg, cfglen, "/etc/utarget/saveconfig.json");
-		snprintf(sock, socklen, "/run/utarget/utargetd.sock");
+		snprintf(cfg, cfglen, UTARGET_SYSCONFDIR "/utarget/saveconfig.json");
+		snprintf(sock, socklen, UTARGET_RUNSTATEDIR "/utarget/utargetd.sock");
 		return;
 	}
-	if (xc)
+	if (xc && *xc)
 		snprintf(cfg, cfglen, "%s/utarget/saveconfig.json", xc);
 	else
 		snprintf(cfg, cfglen, "%s/.config/utarget/saveconfig.json",
-			 home ? home : "/tmp");
-	snprintf(sock, socklen, "%s/utarget/utargetd.sock", xr ? xr : "/tmp");
+			 home && *home ? home : "/tmp");
+	if (xr && *xr)
+		snprintf(sock, socklen, "%s/utarget/utargetd.sock", xr);
+	else /* per user: /tmp/utarget would be shared (rpc.c makes it 0700) */
+		snprintf(sock, socklen, "/tmp/utarget-%u/utargetd.sock",
+			 (unsigned)geteuid());
+}
+
+/* mkdir -p for the configuration's directory (a user's first start has no
+ * ~/.config/utarget); saveconfig writes there, APTPL state goes to pr/. */
+static void make_dirs(const char *file)
+{
+	char buf[PATH_MAX], *q;
+
+	snprintf(buf, sizeof(buf), "%s", file);
+	q = strrchr(buf, '/');
+	if (!q || q == buf)
+		return;
+	*q = 0;
+	for (q = buf + 1; *q; q++) {
+		if (*q != '/')
+			continue;
+		*q = 0;
+		mkdir(buf, 0755);
+		*q = '/';
+	}
+	mkdir(buf, 0700);
+}
+
+/* SIGHUP: apply the file's changes without dropping unaffected sessions
+ * (control/reload.c), and tell systemd (RELOADING=1 ... READY=1) so
+ * `systemctl reload` waits for it. */
+static void reload(void)
+{
+	json_t *errors = json_array();
+	char err[1024];
+	unsigned kept;
+	size_t i;
+	json_t *e;
+
+	ut_sd_notify("RELOADING=1\nSTATUS=reloading %s", ctl_settings.config_file);
+	if (ctl_config_reload(ctl_settings.config_file, errors, &kept, err,
+			      sizeof(err)))
+		log_err("reload: %s; the running configuration is unchanged", err);
+	json_array_foreach(errors, i, e)
+		log_warn("reload: %s", json_string_value(e));
+	json_decref(errors);
+	ut_sd_notify("READY=1\nSTATUS=serving (reloaded)");
 }
 
 static void on_signal(struct io_handler *h, uint32_t events)
@@ -107,6 +188,10 @@ static void on_signal(struct io_handler *h, uint32_t events)
 			log_info("signal %u: shutting down", si.ssi_signo);
 			d->stopping = true;
 			io_loop_stop(d->loop);
+		} else if (si.ssi_signo == SIGHUP && !d->stopping) {
+			log_info("signal %u: reloading %s", si.ssi_signo,
+				 ctl_settings.config_file);
+			reload();
 		}
 	}
 }
@@ -158,13 +243,15 @@ int main(int argc, char **argv)
 {
 	char cfg[PATH_MAX], sock[PATH_MAX], err[1024];
 	const char *cfg_arg = NULL, *sock_arg = getenv("UTARGET_SOCKET");
+	const char *import = NULL;
 	bool foreground = false;
 	long workers = sysconf(_SC_NPROCESSORS_ONLN);
 	struct daemon d = { 0 };
 	sigset_t set;
 	int opt, rc;
 
-	while ((opt = getopt(argc, argv, "c:s:fw:o:dVh")) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:s:fw:o:i:dvqVh", long_opts,
+				  NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			cfg_arg = optarg;
@@ -186,8 +273,21 @@ int main(int argc, char **argv)
 			if (set_limit(optarg))
 				return 2;
 			break;
-		case 'd':
+		case 'i':
+			import = optarg;
+			break;
+		case 'L':
+			import = LIO_SAVECONFIG;
+			break;
+		case 'd': /* the old spelling of -v */
+		case 'v':
 			ut_log_level = UT_LOG_DEBUG;
+			break;
+		case 'q':
+			if (ut_log_level > UT_LOG_ERR)
+				ut_log_level--;
+			if (ut_log_level > UT_LOG_WARN)
+				ut_log_level = UT_LOG_WARN;
 			break;
 		case 'V':
 			printf("utargetd %s\n", UTARGET_VERSION);
@@ -212,6 +312,7 @@ int main(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
 	if (io_loop_create(&d.loop, -1)) {
@@ -224,6 +325,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "utargetd: signalfd: %s\n", strerror(errno));
 		return 1;
 	}
+	if (foreground && ut_log_stderr_is_journal())
+		ut_log_set_sink(UT_LOG_JOURNAL);
 	iscsi_listeners_set_loop(d.loop);
 	io_set_thread_exit_hook(iscsi_task_cache_drain);
 	iscsi_install_abort_hook();
@@ -235,6 +338,7 @@ int main(int argc, char **argv)
 		/* persistent reservations with APTPL live beside the config */
 		char prdir[PATH_MAX + 4], tmp[PATH_MAX];
 
+		make_dirs(cfg);
 		snprintf(tmp, sizeof(tmp), "%s", cfg);
 		snprintf(prdir, sizeof(prdir), "%s/pr", dirname(tmp));
 		if (mkdir(prdir, 0700) && errno != EEXIST)
@@ -242,8 +346,25 @@ int main(int argc, char **argv)
 				 prdir, strerror(errno));
 		scsi_set_pr_state_dir(prdir);
 	}
-	rc = ctl_config_load_file(cfg, false, NULL, err, sizeof(err));
-	if (rc && rc != -ENOENT) {
+	if (import) {
+		/* a migration: what cannot be taken over is logged one line each
+		 * (restore: ..., skipped / ignored) and counted here */
+		json_t *errors = json_array();
+
+		rc = ctl_config_load_file(import, false, errors, err, sizeof(err));
+		if (rc == -ENOENT)
+			snprintf(err, sizeof(err), "%s: no such file", import);
+		if (!rc)
+			log_info("imported %s: %zu settings or objects not taken over%s",
+				 import, json_array_size(errors),
+				 json_array_size(errors) ? " (listed above)" : "");
+		json_decref(errors);
+	} else {
+		rc = ctl_config_load_file(cfg, false, NULL, err, sizeof(err));
+		if (rc == -ENOENT)
+			rc = 0;
+	}
+	if (rc) {
 		log_err("configuration not loaded: %s", err);
 		io_workers_stop();
 		io_loop_destroy(d.loop);
@@ -263,11 +384,18 @@ int main(int argc, char **argv)
 	}
 	log_info("utargetd %s: %ld workers, configuration %s, control socket %s",
 		 UTARGET_VERSION, workers, cfg, sock);
-	if (!foreground && daemon(0, 0)) {
-		log_err("daemon: %s", strerror(errno));
-		return 1;
+	if (!foreground) {
+		if (daemon(0, 0)) {
+			log_err("daemon: %s", strerror(errno));
+			return 1;
+		}
+		ut_log_set_sink(UT_LOG_SYSLOG);
 	}
+	/* Type=notify: ready means the configuration is restored and the
+	 * portals and the control socket listen */
+	ut_sd_notify("READY=1\nMAINPID=%ld\nSTATUS=serving %s", (long)getpid(), cfg);
 	io_loop_run(d.loop);
+	ut_sd_notify("STOPPING=1");
 	ctl_rpc_stop();
 	shutdown_all();
 	close(d.sig.fd);

@@ -24,6 +24,13 @@
 #define LOGIN_TIMEOUT_MS 15000  /* LIO's login_timeout default */
 #define NOP_CHECK_MS 1000
 
+/* The input events a connection waits for: none once its final answer is
+ * queued (rx_stop). */
+static uint32_t rx_events(const struct iscsi_conn *c)
+{
+	return c->rx_stop ? 0 : EPOLLIN;
+}
+
 static void conn_flush(struct iscsi_conn *c);
 static void conn_kick(struct iscsi_conn *c);
 #define conn_put iscsi_conn_put
@@ -317,7 +324,7 @@ static void conn_flush(struct iscsi_conn *c)
 				if (!c->want_out) {
 					c->want_out = true;
 					io_loop_mod(c->loop, &c->h,
-						    EPOLLIN | EPOLLOUT);
+						    rx_events(c) | EPOLLOUT);
 				}
 				return;
 			}
@@ -344,7 +351,7 @@ static void conn_flush(struct iscsi_conn *c)
 	}
 	if (c->want_out && !c->closing) {
 		c->want_out = false;
-		io_loop_mod(c->loop, &c->h, EPOLLIN);
+		io_loop_mod(c->loop, &c->h, rx_events(c));
 	}
 }
 
@@ -620,6 +627,20 @@ static int bhs_check(struct iscsi_conn *c)
 		iscsi_conn_close(c, "non-login PDU before login completed");
 		return -1;
 	}
+	if (c->state == CONN_LOGIN && bhs_ahslen(c->hdr)) {
+		/* RFC 7143 §11.12: no AHS is defined for a Login Request.
+		 * Answer now: waiting for AHS bytes the initiator may never
+		 * send would hold the connection until login_timeout. */
+		iscsi_login_refuse(c, "Login Request with TotalAHSLength != 0");
+		if (!c->closing) {
+			/* level-triggered: unread input must not wake us
+			 * while the answer waits to go out */
+			c->rx_stop = true;
+			io_loop_mod(c->loop, &c->h,
+				    c->want_out ? EPOLLOUT : 0);
+		}
+		return -1;
+	}
 	if (dlen > c->max_recv_dsl) {
 		iscsi_conn_log(c, UT_LOG_WARN,
 			       "data segment %u exceeds MaxRecvDataSegmentLength %u",
@@ -788,7 +809,7 @@ static void conn_rx(struct iscsi_conn *c)
 {
 	int budget = RX_BUDGET;
 
-	while (!c->closing && budget > 0) {
+	while (!c->closing && !c->rx_stop && budget > 0) {
 		uint32_t avail = c->rlen - c->rpos;
 		uint32_t n;
 

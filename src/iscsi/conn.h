@@ -171,6 +171,7 @@ struct iscsi_conn {
 	bool rx_queued;
 	bool rx_buffered_only;      /* rx_d's pass: no recv */
 	bool rx_drained;            /* a short read this round: no more recv */
+	bool rx_stop;               /* a final answer is queued: read no more */
 	bool tx_urgent;             /* flush after the current PDU (R2T) */
 	/* send queue */
 	struct list_head txq;
@@ -231,6 +232,9 @@ void iscsi_conn_foreach(void (*fn)(struct iscsi_conn *c, void *arg), void *arg);
 
 /* login.c */
 void iscsi_login_rx(struct iscsi_conn *c);
+/* Answers the Login Request in c->hdr (only its BHS read) with a login
+ * reject (initiator error) and ends the connection; why goes to the log. */
+void iscsi_login_refuse(struct iscsi_conn *c, const char *why);
 void iscsi_login_free(struct iscsi_conn *c);
 
 /* text.c / discovery.c */

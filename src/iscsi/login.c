@@ -194,27 +194,57 @@ static bool list_has(const char *list, const char *item)
 	return false;
 }
 
-/* AuthMethod (§12.1, §6.2.1 list negotiation). With authentication
- * required only CHAP is allowed. Without it, None wins whenever the
- * initiator offers it (an initiator configured for CHAP still offers
- * "CHAP,None" and gets in without a secret, as with LIO); an initiator
- * that offers only CHAP gets CHAP against the configured credentials. */
+/* Whether this login can use value v of AuthMethod. None: only when the
+ * TPG does not require authentication. CHAP: when the TPG's AuthMethod
+ * list allows it and there is something to check it against (credentials
+ * on the ACL or TPG), or when authentication is required (then CHAP is the
+ * only way in and fails without credentials). A CHAP-capable initiator of
+ * a demo-mode TPG without credentials thus gets None where LIO would pick
+ * CHAP and fail the login ("CHAP user or password not set"). */
+static bool auth_supported(const struct iscsi_login_state *l, const char *v,
+			   size_t n)
+{
+	if (n == 4 && !strncmp(v, "None", 4))
+		return !l->auth_required;
+	if (n == 4 && !strncmp(v, "CHAP", 4))
+		return list_has(l->tpg_params.val[ITK_AUTHMETHOD], "CHAP") &&
+		       (l->auth_required || l->auth.userid[0] ||
+			l->auth.password[0]);
+	return false; /* KRB5, SRP, SPKM1/2: not implemented */
+}
+
+/* AuthMethod (§12.1). §6.2.1: the responder selects the FIRST value of the
+ * originator's list that it supports, so an initiator configured for CHAP
+ * ("CHAP,None", as libiscsi and open-iscsi send) runs CHAP whenever the
+ * target has credentials for it, also with authentication=0; a wrong
+ * secret is then refused. LIO does the same: its
+ * iscsi_check_valuelist_for_support() (drivers/target/iscsi/
+ * iscsi_target_parameters.c) walks the proposer's values in the outer
+ * loop. An initiator offering only None still gets in when authentication
+ * is 0 (LIO's rule; utargetcli warns about it). */
 static void auth_method(struct iscsi_login_state *l, const char *value)
 {
-	bool chap_ok = list_has(l->tpg_params.val[ITK_AUTHMETHOD], "CHAP");
+	const char *p = value;
 
 	l->auth_negotiated = true;
 	l->auth_progress = true;
-	if (!l->auth_required && list_has(value, "None")) {
-		iscsi_text_add(&l->out, "AuthMethod", "None");
-		l->auth_none = true;
-		return;
-	}
-	if (chap_ok && list_has(value, "CHAP")) {
-		iscsi_text_add(&l->out, "AuthMethod", "CHAP");
-		l->chap_on = true;
-		iscsi_chap_init(&l->chap, &l->auth, CHAP_ALGS_ALL);
-		return;
+	while (p && *p) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+
+		if (auth_supported(l, p, n)) {
+			if (*p == 'N') {
+				iscsi_text_add(&l->out, "AuthMethod", "None");
+				l->auth_none = true;
+			} else {
+				iscsi_text_add(&l->out, "AuthMethod", "CHAP");
+				l->chap_on = true;
+				iscsi_chap_init(&l->chap, &l->auth,
+						CHAP_ALGS_ALL);
+			}
+			return;
+		}
+		p = comma ? comma + 1 : NULL;
 	}
 	/* Nothing acceptable: a Reject would only leave the initiator
 	 * stuck; fail the login with the reason (§11.13.5: 0201). */
@@ -491,20 +521,18 @@ static int auth_step(struct iscsi_conn *c)
 	return 0;
 }
 
-void iscsi_login_rx(struct iscsi_conn *c)
+/* The login state of c, made from the first Login Request's header
+ * (c->hdr) when there is none yet; NULL when out of memory (closed). */
+static struct iscsi_login_state *login_state(struct iscsi_conn *c)
 {
 	const uint8_t *h = c->hdr;
 	struct iscsi_login_state *l = c->login;
-	bool transit = h[1] & ISCSI_FLAG_LOGIN_TRANSIT;
-	bool cont = h[1] & ISCSI_FLAG_LOGIN_CONTINUE;
-	int csg = (h[1] >> 2) & 3, nsg = h[1] & 3;
-	uint16_t st;
 
 	if (!l) {
 		l = c->login = calloc(1, sizeof(*l));
 		if (!l) {
 			iscsi_conn_close(c, "out of memory");
-			return;
+			return NULL;
 		}
 		iscsi_text_init(&l->in);
 		iscsi_text_init(&l->out);
@@ -513,16 +541,43 @@ void iscsi_login_rx(struct iscsi_conn *c)
 		iscsi_sess_params_default(&l->sp);
 	}
 	if (!l->started) {
-		l->started = true;
 		memcpy(l->isid, h + 8, 6);
 		l->tsih = get_be16(h + 14);
 		l->itt = get_be32(h + BHS_ITT);
 		l->cid = get_be16(h + 20);
 		l->cmdsn = get_be32(h + BHS_CMDSN);
-		l->stage = csg;
+		l->stage = (h[1] >> 2) & 3;
 		c->cid = l->cid;
 		c->stat_sn = get_be32(h + BHS_EXPSTATSN);
 		iscsi_tpg_attrs_default(&l->tpg_attrs);
+	}
+	return l;
+}
+
+void iscsi_login_refuse(struct iscsi_conn *c, const char *why)
+{
+	struct iscsi_login_state *l = login_state(c);
+
+	if (!l)
+		return;
+	l->started = true;
+	l->itt = get_be32(c->hdr + BHS_ITT);
+	login_fail(c, ISCSI_LOGIN_INITIATOR_ERROR, why);
+}
+
+void iscsi_login_rx(struct iscsi_conn *c)
+{
+	const uint8_t *h = c->hdr;
+	struct iscsi_login_state *l = login_state(c);
+	bool transit = h[1] & ISCSI_FLAG_LOGIN_TRANSIT;
+	bool cont = h[1] & ISCSI_FLAG_LOGIN_CONTINUE;
+	int csg = (h[1] >> 2) & 3, nsg = h[1] & 3;
+	uint16_t st;
+
+	if (!l)
+		return;
+	if (!l->started) {
+		l->started = true;
 		/* version-min > 0 asks for a protocol version we lack */
 		if (h[3] > 0) {
 			login_fail(c, ISCSI_LOGIN_UNSUPPORTED_VERSION,

@@ -12,6 +12,12 @@
 
 #include "lib/lib_internal.h"
 
+/* The Makefile passes the configured one; programs that compile these
+ * sources into themselves (docs/scripting.md) get the usual /run. */
+#ifndef UTARGET_RUNSTATEDIR
+#define UTARGET_RUNSTATEDIR "/run"
+#endif
+
 /* A response larger than this is not the daemon talking. */
 #define UT_MAX_RESPONSE (64u << 20)
 
@@ -23,12 +29,12 @@ int ut_default_socket(char *buf, size_t len)
 	if (env && *env)
 		n = snprintf(buf, len, "%s", env);
 	else if (geteuid() == 0)
-		n = snprintf(buf, len, "/run/utarget/utargetd.sock");
-	else {
-		xr = getenv("XDG_RUNTIME_DIR");
-		n = snprintf(buf, len, "%s/utarget/utargetd.sock",
-			     xr && *xr ? xr : "/tmp");
-	}
+		n = snprintf(buf, len, UTARGET_RUNSTATEDIR "/utarget/utargetd.sock");
+	else if ((xr = getenv("XDG_RUNTIME_DIR")) && *xr)
+		n = snprintf(buf, len, "%s/utarget/utargetd.sock", xr);
+	else /* utargetd's per-user fallback (src/daemon/main.c) */
+		n = snprintf(buf, len, "/tmp/utarget-%u/utargetd.sock",
+			     (unsigned)geteuid());
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 

@@ -13,7 +13,9 @@ struct ut_ctx {
 	struct ut_error error;
 };
 
-/* Records an error; returns err. */
+/* Records an error; returns err. Hidden: the export map (libutarget.map)
+ * publishes ut_* by pattern, and this one is not API. */
+__attribute__((visibility("hidden")))
 int ut_fail(struct ut_ctx *ctx, int err, int rpc_code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 

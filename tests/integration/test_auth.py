@@ -707,15 +707,30 @@ def test_chap_protocol_details(acfg, utarget):
 
 
 def test_chap_when_not_required(acfg, utarget):
-    """authentication=0: "CHAP,None" gets None; an initiator that offers only CHAP is
-    checked against the ACL's credentials (as LIO does)."""
+    """authentication=0 with CHAP credentials on the ACL: "CHAP,None" gets CHAP (RFC 7143
+    §6.2.1: the first value of the originator's list that the target supports; LIO does
+    the same), so the credentials are checked; "None" alone still gets in (LIO's rule);
+    an initiator that offers only CHAP is checked against the ACL's credentials."""
     tpg, good, reader = _acl_tpg(acfg, authentication=0)
     good.chap = chap(USER, SECRET)
     d = utarget(acfg)
 
     c = _start(d, "5")          # AuthMethod=CHAP,None
     st, transit, keys = c.recv()
-    assert (st, keys.get("AuthMethod")) == (0, "None") and "CHAP_C" not in keys, keys
+    assert (st, keys.get("AuthMethod")) == (0, "CHAP") and "CHAP_C" in keys, keys
+    c.close()
+    c = RawLogin(d.port)        # the originator's order decides: None first gets None
+    c.send([("InitiatorName", GOOD), ("SessionType", "Normal"), ("TargetName", IQN),
+            ("AuthMethod", "None,CHAP")], transit=False)
+    st, _, keys = c.recv()
+    assert (st, keys.get("AuthMethod")) == (0, "None"), keys
+    c.close()
+    # READER has no credentials anywhere: CHAP cannot be checked, so "CHAP,None" gets None
+    c = RawLogin(d.port)
+    c.send([("InitiatorName", READER), ("SessionType", "Normal"), ("TargetName", IQN),
+            ("AuthMethod", "CHAP,None")], transit=False)
+    st, _, keys = c.recv()
+    assert (st, keys.get("AuthMethod")) == (0, "None"), keys
     c.close()
 
     for secret, want in ((SECRET, 0), (WRONG, 0x0201)):
@@ -739,3 +754,23 @@ def test_chap_when_not_required(acfg, utarget):
     st, _, _ = c.recv()
     assert st == 0x0201 and c.closed()
     c.close()
+
+
+def test_optional_chap_checks_the_secret(acfg, utarget, iscsi_rw):
+    """The LIO wiki's CHAP setup: `/iscsi create` leaves authentication=0, then `set auth
+    userid=... password=...` on the ACL. libiscsi (like open-iscsi) offers AuthMethod=CHAP,None
+    when it has a secret: a wrong secret must be refused, not let in through None; the
+    right one gets in; an initiator without any secret (offers None only) still gets in."""
+    tpg, good, reader = _acl_tpg(acfg, authentication=0)
+    good.chap = chap(USER, SECRET)
+    d = utarget(acfg)
+
+    inq_refused(d, GOOD, AUTH_FAILED, lun=3, user=USER, secret=WRONG)
+    qemu_refused(d, AUTH_FAILED, lun=3, initiator=GOOD, user=USER, secret=WRONG)
+    res = raw_io(iscsi_rw, lun_url(d, lun=3, user=USER, secret=WRONG), GOOD,
+                 "write", 0, 8, 0x66)
+    assert res.returncode == 2, "a wrong secret wrote\n" + ut.describe(res, d)
+    inq_ok(d, GOOD, lun=3, user=USER, secret=SECRET)
+    qemu_rw_ok(d, 0x67, lun=3, initiator=GOOD, user=USER, secret=SECRET)
+    inq_ok(d, GOOD, lun=3)                        # AuthMethod=None: LIO's rule
+    no_secrets_logged(d)

@@ -216,10 +216,19 @@ def test_get_set_groups_auth_and_secrets(shell):
     assert res.stdout.splitlines() == ["Parameter userid is now 'x'.",
                                        "Parameter password is now 'short'."]
     assert "password is 5 bytes" in res.stderr
-    res = run(acl, "set", "auth", "mutual_userid=m", "mutual_password=0123456789abcd")
-    assert res.returncode == 0 and res.stderr == "", ut.describe(res, d)
+    assert "Warning: CHAP is optional in this TPG: set attribute authentication=1 to " \
+        "require it." in res.stderr, ut.describe(res, d)
+    assert "[1-way auth (optional), Mapped LUNs: 0]" in ok(run("ls", TPG), d)
+    # the LIO wiki's spellings of the mutual parameters
+    res = run(acl, "set", "auth", "userid_mutual=m", "password_mutual=0123456789abcd")
+    assert res.returncode == 0, ut.describe(res, d)
+    assert res.stdout.splitlines() == ["Parameter userid_mutual is now 'm'.",
+                                       "Parameter password_mutual is now '0123456789abcd'."]
+    assert res.stderr.splitlines() == ["Warning: CHAP is optional in this TPG: set attribute "
+                                       "authentication=1 to require it."], ut.describe(res, d)
+    assert ok(run(acl, "get", "auth", "userid_mutual"), d) == "mutual_userid=m \n"
     assert ok(run(acl, "get", "auth", "userid", "password"), d) == "userid=x \npassword=short \n"
-    assert "authenticate_target=true [ro]\n" in ok(run(acl, "get", "auth"), d)
+    assert "authenticate_target=1 [ro]\n" in ok(run(acl, "get", "auth"), d)
     ok(run(TPG, "set", "attribute", "authentication=1", "generate_node_acls=0"), d)
     tree = ok(run("ls", TPG), d)
     assert "[no-gen-acls, auth per-acl]" in tree and "[mutual auth, Mapped LUNs: 0]" in tree
@@ -227,7 +236,7 @@ def test_get_set_groups_auth_and_secrets(shell):
     # discovery_auth on /iscsi
     out = ok(run("/iscsi", "set", "discovery_auth", "enable=1", "userid=du",
                  "password=discovery123"), d)
-    assert out.splitlines() == ["Parameter enable is now 'true'.",
+    assert out.splitlines() == ["Parameter enable is now '1'.",
                                 "Parameter userid is now 'du'.",
                                 "Parameter password is now 'discovery123'."]
     assert "[1-way disc auth, Targets: 2]" in ok(run("ls", "/", "1"), d)
@@ -310,6 +319,10 @@ def test_interactive_completion_history_and_cd_back(shell, workdir, cli_bin):
     assert tmux("new-session", "-d", "-s", sess, "-x", "120", "-y", "40", cmd).returncode == 0
     try:
         wait_for("/>")
+        # the LIO wiki's older names complete when typed (and only then)
+        tmux("send-keys", "-t", sess, "cd /backstores/ib", "Tab")
+        wait_for("cd /backstores/iblock/")
+        tmux("send-keys", "-t", sess, "C-u")
         tmux("send-keys", "-t", sess, "cd /isc", "Tab")
         wait_for("cd /iscsi/")
         tmux("send-keys", "-t", sess, "Enter")
@@ -318,6 +331,9 @@ def test_interactive_completion_history_and_cd_back(shell, workdir, cli_bin):
         wait_for("cd iqn.2003-01.org.linux-iscsi.cli:t2/")
         tmux("send-keys", "-t", sess, "Enter")
         wait_for("/iscsi/iqn.20...-iscsi.cli:t2>")      # prompt shortened to prompt_length 30
+        tmux("send-keys", "-t", sess, "tpgt", "Tab")
+        wait_for("tpgt1/")
+        tmux("send-keys", "-t", sess, "C-u")
         tmux("send-keys", "-t", sess, "tp", "Tab")
         wait_for("tpg1/")
         tmux("send-keys", "-t", sess, " set attr", "Tab")

@@ -112,3 +112,25 @@ def test_many_connections_opened_and_dropped(daemon):
     time.sleep(0.2)
     assert daemon.alive(), daemon.stderr_tail()
     _check_serving(daemon)
+
+
+def test_login_with_ahs_is_refused_at_once(daemon):
+    """A Login Request announcing an AHS (TotalAHSLength != 0; RFC 7143 11.12 defines none
+    for Login) is answered at once with a login reject (initiator error, 0x0200) and the
+    connection closed, not left waiting until login_timeout (15 s) for AHS bytes that never
+    come. Other initiators keep being served."""
+    import iscsiraw
+    with iscsiraw.RawConn("127.0.0.1", daemon.port) as c:
+        pdu = bytearray(c.login_pdu(0, 1, True, [("InitiatorName", iscsiraw.INITIATOR),
+                                                 ("SessionType", "Normal"),
+                                                 ("TargetName", IQN),
+                                                 ("AuthMethod", "None")]))
+        pdu[4] = 2                        # claims 8 bytes of AHS, sends none
+        start = time.monotonic()
+        c.sock.sendall(bytes(pdu[:48]))   # the BHS alone: the AHS "is still coming"
+        rsp = c.recv_pdu(timeout=5)
+        took = time.monotonic() - start
+        assert rsp.opcode == 0x23 and rsp.login_status == 0x0200, rsp
+        assert took < 5
+        assert c.closed_within(5)
+    _check_serving(daemon)

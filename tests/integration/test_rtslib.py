@@ -135,9 +135,22 @@ def test_wiki_example_tree_in_utargetcli_ls(utarget, config, workdir):
                  "127.0.0.1:%d" % port, "acls", rt.WIKI_INITIATOR, "mapped_lun0"):
         assert node in lines, "%s missing from `utargetcli ls`:\n%s" % (node, out)
     assert "disabled" not in lines["tpg1"], out
+    # the example's NodeACL has no CHAP: `ls` must not claim "1-way auth" for it
+    assert "way auth" not in lines[rt.WIKI_INITIATOR], out
     assert "fileio/sdb" in lines["lun0"], out
     assert "lun0" in lines["mapped_lun0"] and "(rw)" in lines["mapped_lun0"], out
     assert PLACEHOLDER not in out
+
+    # authentication=1 and a NodeACL made by tpg.node_acl() without credentials: `ls`
+    # says no CHAP is set (nobody gets in), not "1-way auth"
+    RTSRoot(d.sock)
+    tpg = TPG(Target(FabricModule("iscsi"), rt.WIKI_TARGET), 1, mode="lookup")
+    tpg.set_attribute("authentication", "1")
+    tpg.node_acl("iqn.1994-05.com.example:nochap")
+    res = ut.run([cli, "-s", d.sock, "ls"], env={"COLUMNS": "200", "TERM": "dumb"})
+    line = [l for l in res.stdout.splitlines() if "iqn.1994-05.com.example:nochap" in l]
+    assert line and "no CHAP set, Mapped LUNs: 0" in line[0] and "way auth" not in line[0], \
+        res.stdout
 
 
 def test_wiki_example_acl_initiator_reads_other_is_refused(utarget, config, workdir):
@@ -223,6 +236,13 @@ def test_live_attributes_auth_save_restore_sessions(utarget, config, workdir):
     acl.chap_userid = "user1"
     acl.chap_password = "secretsecret1"
     assert (acl.chap_userid, acl.chap_password) == ("user1", "secretsecret1")
+    # LIO's configfs names of the mutual pair, as rtslib-fb's set_auth_attr takes them
+    acl.set_auth_attr("userid_mutual", "target1")
+    acl.set_auth_attr("password_mutual", "mutualsecret1")
+    assert acl.chap_mutual_userid == "target1"
+    assert acl.get_auth_attr("password_mutual") == "mutualsecret1"
+    acl.chap_mutual_userid = ""
+    acl.chap_mutual_password = ""
     acl.chap_userid = ""
     acl.chap_password = ""
 

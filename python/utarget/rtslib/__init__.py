@@ -20,7 +20,7 @@ from .tcm import (Backstore, BlockStorageObject, FileIOBackstore, FileIOStorageO
 from .utils import (RTSLibALUANotSupported, RTSLibError, RTSLibNotInCFSError,
                     convert_human_to_bytes)
 
-__version__ = "0.1.0"
+from utarget import __version__
 
 __all__ = [
     "RTSRoot", "FabricModule", "Target", "TPG", "LUN", "NetworkPortal", "NodeACL",

@@ -6,7 +6,8 @@ stream socket. Every rtslib object of this package goes through one Client;
 
 Socket, first found: the `socket` argument of RTSRoot / Client, else
 $UTARGET_SOCKET, else utargetd's default (as root /run/utarget/utargetd.sock,
-otherwise $XDG_RUNTIME_DIR/utarget/utargetd.sock, /tmp when that is unset).
+otherwise $XDG_RUNTIME_DIR/utarget/utargetd.sock, /tmp/utarget-UID/utargetd.sock
+when that is unset).
 """
 
 import itertools
@@ -57,8 +58,9 @@ def default_socket_path():
         return env
     if os.geteuid() == 0:
         return "/run/utarget/utargetd.sock"
-    return os.path.join(os.environ.get("XDG_RUNTIME_DIR") or "/tmp",
-                        "utarget", "utargetd.sock")
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return os.path.join(os.environ["XDG_RUNTIME_DIR"], "utarget", "utargetd.sock")
+    return "/tmp/utarget-%d/utargetd.sock" % os.geteuid()
 
 
 class Client:

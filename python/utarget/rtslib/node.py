@@ -222,6 +222,9 @@ class CFSNode:
 
     # ------------------------------------------------------------ auth
     _AUTH_KEYS = ("userid", "password", "mutual_userid", "mutual_password")
+    # LIO's configfs names of the mutual pair (rtslib-fb's get_auth_attr / set_auth_attr
+    # take them: auth/userid_mutual, auth/password_mutual)
+    _AUTH_ALIASES = {"userid_mutual": "mutual_userid", "password_mutual": "mutual_password"}
 
     def list_auth_attrs(self, writable=None):
         self._need(self._auth_methods, "auth attributes")
@@ -230,6 +233,7 @@ class CFSNode:
     def get_auth_attr(self, auth_attr):
         get, _set = self._need(self._auth_methods, "auth attributes")
         auth = self._call(get, **self._ident()) or {}
+        auth_attr = self._AUTH_ALIASES.get(auth_attr, auth_attr)
         if auth_attr not in self._AUTH_KEYS:
             raise RTSLibError("Cannot find auth attribute: %s" % auth_attr)
         v = auth.get(auth_attr)
@@ -237,6 +241,7 @@ class CFSNode:
 
     def set_auth_attr(self, auth_attr, value):
         _get, set_ = self._need(self._auth_methods, "auth attributes")
+        auth_attr = self._AUTH_ALIASES.get(auth_attr, auth_attr)
         if auth_attr not in self._AUTH_KEYS:
             raise RTSLibError("Cannot find auth attribute: %s" % auth_attr)
         self._call(set_, **dict(self._ident(), **{auth_attr: "" if value is None else str(value)}))
