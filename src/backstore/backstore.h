@@ -39,6 +39,7 @@ struct bs_io {
 	uint64_t miscompare_off; /* out: first differing byte (from off) */
 	/* private to the backstore */
 	struct io_uring_cb ucb;
+	struct io_post post;  /* completion hand-off to loop (user:rbd) */
 	uint64_t done_bytes;
 	void *bs_priv;
 };

@@ -6,8 +6,8 @@
  *
  * I/O: every request is one librbd aio call. librbd completes it on one of
  * its own threads; the completion callback only posts the bs_io back to the
- * worker loop it came from (io_loop_post: a queue and the loop's eventfd,
- * in its epoll set), where done() runs. So no thread per command, nothing
+ * worker loop it came from (io_loop_post_node: a queue and the loop's
+ * eventfd, in its epoll set, written once per batch), where done() runs. So no thread per command, nothing
  * on a worker ever blocks on the cluster, and the SCSI layer sees the same
  * completion context as with the io_uring plugins. A request with no loop
  * (the control thread, unit tests) waits for its completion instead.
@@ -30,7 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <rados/librados.h>
 #include <rbd/librbd.h>
@@ -351,11 +350,11 @@ static void aio_cb(rbd_completion_t c, void *arg)
 
 	rbd_aio_release(c);
 	io->bs_priv = (void *)(intptr_t)map_res(io, res);
-	/* io_loop_post fails only without memory; the request must still
-	 * complete on its own worker, so try again rather than run done()
-	 * on this thread. */
-	while (io_loop_post(io->loop, post_done, io) < 0)
-		usleep(1000);
+	/* the node lives in the request: no allocation, cannot fail */
+	io->post.fn = post_done;
+	io->post.arg = io;
+	io->post.owned = false;
+	io_loop_post_node(io->loop, &io->post);
 }
 
 static int issue(struct bs_rbd *r, struct bs_io *io, rbd_completion_t c)

@@ -60,6 +60,17 @@ void io_loop_del(struct io_loop *l, struct io_handler *h);
 /* Thread-safe: fn(arg) runs on l's thread soon. Returns -ENOMEM on failure. */
 int io_loop_post(struct io_loop *l, void (*fn)(void *arg), void *arg);
 
+/* The same with a node the caller owns (embedded in a request: no malloc,
+ * cannot fail). Set fn and arg; the node must stay valid until fn runs,
+ * and may be reused from fn on. */
+struct io_post {
+	struct io_post *next;
+	void (*fn)(void *arg);
+	void *arg;
+	bool owned; /* set by io_loop_post: freed after fn */
+};
+void io_loop_post_node(struct io_loop *l, struct io_post *p);
+
 void io_loop_defer(struct io_loop *l, struct io_deferred *d);
 
 void io_timer_init(struct io_timer *t, void (*fn)(struct io_timer *t));
