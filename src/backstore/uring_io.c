@@ -1,6 +1,6 @@
 /* I/O engine shared by fileio and block: every request goes through the
  * io_uring of the worker it was submitted on (io->loop), so a worker never
- * hands I/O to another thread (DESIGN "Performance design"). When there is
+ * hands I/O to another thread (docs/architecture.md "Threads"). When there is
  * no loop, no ring, or no free SQE, the same request runs synchronously on
  * the calling thread; the unit tests and the control thread rely on that.
  *

@@ -1,6 +1,7 @@
 /* The node tree utargetcli shows and walks, rebuilt from the daemon's
  * get_config; path lookup after configshell's get_node; LIO's status texts
- * (docs: /work/shared/reference/lio-targetcli.md "Tree and status texts"). */
+ * (targetcli-fb's ui_*.py summary() strings; the golden transcripts in
+ * tests/integration/data/ and docs/utargetcli.md show them). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>

@@ -39,6 +39,17 @@ static json_t *fail(struct rpc_error *e, int code, const char *fmt, ...)
 	return NULL;
 }
 
+/* The model returns -errno; the RPC error code follows from it, never from
+ * the message's words. */
+static int rpc_code(int err)
+{
+	switch (err) {
+	case -EEXIST: return RPC_EXISTS;
+	case -ENOENT: return RPC_NOT_FOUND;
+	default: return RPC_REFUSED;
+	}
+}
+
 /* ---- parameter access ---- */
 
 static const char *p_str(json_t *p, const char *k, bool req,
@@ -609,6 +620,7 @@ static json_t *m_bs_create(json_t *p, struct rpc_error *e)
 	bool bad = false;
 	long long size = 0;
 	struct ctl_so *so;
+	int rc;
 	json_t *attrs = json_object_get(p, "attributes");
 	char err[1024], cfgbuf[4096];
 
@@ -654,9 +666,8 @@ static json_t *m_bs_create(json_t *p, struct rpc_error *e)
 	if ((!strcmp(spec.plugin, "fileio") || !strcmp(spec.plugin, "block") ||
 	     !strcmp(spec.plugin, "pscsi")) && (!spec.dev || !spec.dev[0]))
 		return fail(e, RPC_INVALID_PARAMS, "Missing parameter dev");
-	if (ctl_so_create(&spec, &so, err, sizeof(err)))
-		return fail(e, strstr(err, "already exists") ? RPC_EXISTS :
-				       RPC_REFUSED, "%s", err);
+	if ((rc = ctl_so_create(&spec, &so, err, sizeof(err))))
+		return fail(e, rpc_code(rc), "%s", err);
 	if (attrs && !attrs_set(ctl_so_attrs, &so->lu->attrs,
 				sizeof(so->lu->attrs), attrs, e)) {
 		ctl_so_free(so);
@@ -1124,6 +1135,7 @@ static json_t *m_portal_create(json_t *p, struct rpc_error *e)
 	const char *ip;
 	long long port = 3260;
 	struct iscsi_portal *pt;
+	int rc;
 	char err[512];
 
 	if (!tpg)
@@ -1136,9 +1148,8 @@ static json_t *m_portal_create(json_t *p, struct rpc_error *e)
 		ip = "0.0.0.0";
 	if (port < 1 || port > 65535)
 		return fail(e, RPC_REFUSED, "Invalid port %lld (1-65535)", port);
-	if (iscsi_portal_new(tpg, ip, (uint16_t)port, &pt, err, sizeof(err)))
-		return fail(e, strstr(err, "already exists") ? RPC_EXISTS :
-				       RPC_REFUSED, "%s", err);
+	if ((rc = iscsi_portal_new(tpg, ip, (uint16_t)port, &pt, err, sizeof(err))))
+		return fail(e, rpc_code(rc), "%s", err);
 	return json_pack("{s:s, s:i}", "ip_address", pt->ip, "port", (int)port);
 }
 

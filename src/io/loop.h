@@ -99,7 +99,7 @@ uint64_t io_now_ms(void);
 void io_set_thread_exit_hook(void (*fn)(void));
 
 /* Load accounting used to place new connections on the least-loaded
- * worker (DESIGN: "Performance design"). */
+ * worker (docs/architecture.md "Threads"). */
 void io_loop_load_add(struct io_loop *l, int delta);
 int io_loop_load(const struct io_loop *l);
 

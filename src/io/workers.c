@@ -1,5 +1,5 @@
 /* Worker threads, one event loop each. A connection is placed on the
- * least-loaded worker and lives there for life (DESIGN "Performance"). */
+ * least-loaded worker and lives there for life (docs/architecture.md "Threads"). */
 #include "io/workers.h"
 
 #include <errno.h>

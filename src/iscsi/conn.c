@@ -196,7 +196,7 @@ static void flush_deferred(struct io_deferred *d)
 }
 
 /* Sending happens once per loop iteration for everything queued during it:
- * one writev carries many PDUs (DESIGN "batched writev"). */
+ * one writev carries many PDUs (docs/architecture.md, the command path: one writev per loop iteration). */
 void iscsi_conn_kick(struct iscsi_conn *c)
 {
 	conn_kick(c);
@@ -383,7 +383,7 @@ void iscsi_conn_put(struct iscsi_conn *c)
 	if (--c->refs > 0)
 		return;
 	/* Never free inside our own callback: finish at the end of the loop
-	 * iteration (DESIGN habits). */
+	 * iteration (docs/architecture.md, the command path). */
 	c->free_d.fn = conn_free;
 	io_loop_defer(c->loop, &c->free_d);
 }
