@@ -115,7 +115,7 @@ int ctl_so_create(const struct ctl_so_spec *spec, struct ctl_so **out,
 				snprintf(err, errlen,
 					 "Storage object %s/%s already uses %s",
 					 o->plugin, o->name, spec->dev);
-				return -EEXIST;
+				return -EBUSY;
 			}
 		}
 	}
@@ -129,8 +129,11 @@ int ctl_so_create(const struct ctl_so_spec *spec, struct ctl_so **out,
 	cfg.create = spec->create;
 	cfg.block_size = spec->block_size;
 	rc = bs_open(spec->plugin, &cfg, &bs, err, errlen);
+	/* -EEXIST means "a storage object of that name exists" to the
+	 * callers (the RPC layer answers it with its "exists" code); an
+	 * EEXIST from the plugin's own system calls is something else. */
 	if (rc)
-		return rc;
+		return rc == -EEXIST ? -EBUSY : rc;
 	so = calloc(1, sizeof(*so));
 	if (!so) {
 		bs_close(bs);

@@ -39,15 +39,13 @@ static json_t *fail(struct rpc_error *e, int code, const char *fmt, ...)
 	return NULL;
 }
 
-/* The model returns -errno; the RPC error code follows from it, never from
- * the message's words. */
+/* The model returns -errno, -EEXIST only for "an object of that name / key
+ * exists"; the RPC error code follows from it, never from the message's
+ * words. Other errors (a missing file is -ENOENT, but not a missing
+ * configuration object) are refusals. */
 static int rpc_code(int err)
 {
-	switch (err) {
-	case -EEXIST: return RPC_EXISTS;
-	case -ENOENT: return RPC_NOT_FOUND;
-	default: return RPC_REFUSED;
-	}
+	return err == -EEXIST ? RPC_EXISTS : RPC_REFUSED;
 }
 
 /* ---- parameter access ---- */
