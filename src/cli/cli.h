@@ -68,6 +68,7 @@ struct shell {
 	bool exit;
 	bool failed;		/* a command of this run failed */
 	bool changed;		/* the configuration changed: refresh */
+	bool modified;		/* a command of this run changed it (auto-save) */
 	char pending_cd[PATH_MAX]; /* auto_cd_after_create target */
 	json_t *describe;	/* kind -> table, cached */
 };

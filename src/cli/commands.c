@@ -1223,7 +1223,8 @@ static const struct command commands[] = {
 	  "rd_mcp and rd_dr (= ramdisk), tpgtN (= tpgN)." },
 	{ "exit", T_ALL, NULL, SIG(0, NULL), c_exit,
 	  "Exit the shell (saving the configuration first when the global\n"
-	  "auto_save_on_exit is true, in an interactive session)." },
+	  "auto_save_on_exit is true; one-shot commands and batch input save\n"
+	  "only when they changed the configuration)." },
 	{ "get", T_ALL, NULL,
 	  { .params = { "group" }, .nreq = 0, .varargs = true }, cli_cmd_get,
 	  "Get the value of one or more parameters of a group. Without a\n"
@@ -1335,9 +1336,16 @@ static const struct command commands[] = {
 
 /* ---- dispatcher ----------------------------------------------------------- */
 
+/* auto_save_on_exit. The interactive shell saves on every exit, as
+ * targetcli does. One-shot commands and batch input save too (targetcli's
+ * one-shot mode never does, so `targetcli /iscsi create ...` is lost at the
+ * next boot - a long-standing complaint), but only when a command of the run
+ * changed the configuration: `utargetcli ls` must not rotate the backups. */
 void cli_exit_actions(struct shell *sh)
 {
 	if (!pref_bool(sh, "auto_save_on_exit"))
+		return;
+	if (!sh->interactive && !sh->modified)
 		return;
 	cli_info(sh, "Global pref auto_save_on_exit=true");
 	if (!sh->root && tree_refresh(sh))
@@ -1425,6 +1433,8 @@ int cli_run_line(struct shell *sh, const char *line)
 	} else {
 		ret = run_on(sh, t, cmd, &l);
 	}
+	if (sh->changed)
+		sh->modified = true;
 	if (sh->changed || sh->pending_cd[0]) {
 		if (tree_refresh(sh)) {
 			ret = cli_ut_error(sh);

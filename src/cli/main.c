@@ -145,8 +145,7 @@ static int run_batch(struct shell *sh)
 		fflush(stdout);
 	}
 	free(line);
-	if (sh->exit)
-		cli_exit_actions(sh);
+	cli_exit_actions(sh);
 	return sh->failed ? 1 : 0;
 }
 
@@ -252,6 +251,7 @@ int main(int argc, char **argv)
 		if (line)
 			cli_run_line(&sh, line);
 		free(line);
+		cli_exit_actions(&sh);
 		rc = sh.failed || !line ? 1 : 0;
 	} else if (!isatty(STDIN_FILENO)) {
 		rc = run_batch(&sh);

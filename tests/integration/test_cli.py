@@ -59,6 +59,10 @@ def shell(config, utarget, workdir, cli_bin):
 
     res = run("set", "global", "auto_add_default_portal=false")
     assert res.returncode == 0, ut.describe(res, d)
+    # These tests compare whole outputs; the save at the end of a changing one-shot or
+    # batch run is tested on its own (test_one_shot_and_batch_auto_save).
+    res = run("set", "global", "auto_save_on_exit=false")
+    assert res.returncode == 0, ut.describe(res, d)
     return d, run
 
 
@@ -268,6 +272,49 @@ def test_saveconfig_writes_the_file(shell, workdir):
                  "clear_existing=true"), d)
     assert out.startswith("Configuration restored from ")
     failed(run("restoreconfig", "/nonexistent.json"), ["Restore file /nonexistent.json not found"], d)
+
+
+def test_one_shot_and_batch_auto_save(shell):
+    """auto_save_on_exit (default true) in one-shot and batch mode: a run that changed the
+    configuration saves it to the daemon's file (targetcli's one-shot mode never saves, so
+    its users lose `targetcli /iscsi create ...` at the next boot); a run that changed
+    nothing, or whose only command failed, writes nothing and rotates no backup."""
+    d, run = shell
+    saved = d.cfg_path
+    backups = os.path.join(os.path.dirname(saved), "backup")
+
+    def state():
+        with open(saved) as f:
+            text = f.read()
+        n = len(os.listdir(backups)) if os.path.isdir(backups) else 0
+        return text, n
+
+    ok(run("set", "global", "auto_save_on_exit=true"), d)
+    before = state()
+    assert WWN not in before[0]
+    # read-only commands and a refused change save nothing
+    ok(run("ls"), d)
+    ok(run(input="ls /iscsi\npwd\n"), d)
+    failed(run("/iscsi", "create", "not a wwn"), [], d)
+    assert state() == before
+    # one-shot change: saved, with targetcli's interactive-exit words
+    out = ok(run("/iscsi", "create", WWN), d)
+    assert out.splitlines()[0] == "Created target %s." % WWN
+    assert "Global pref auto_save_on_exit=true" in out.splitlines()
+    assert out.splitlines()[-1] == "Configuration saved to %s" % saved, out
+    with open(saved) as f:
+        assert WWN in [t["wwn"] for t in json.load(f)["targets"]]
+    # batch input that changed something saves once, at its end (no `exit` needed)
+    out = ok(run(input="/backstores/ramdisk create r7 1M\nls /backstores\n"), d)
+    assert out.count("Configuration saved to %s" % saved) == 1, out
+    with open(saved) as f:
+        assert "r7" in [so["name"] for so in json.load(f)["storage_objects"]]
+    # the preference off: a change is not saved
+    ok(run("set", "global", "auto_save_on_exit=false"), d)
+    mid = state()
+    out = ok(run("/backstores/ramdisk", "create", "r8", "1M"), d)
+    assert "saved" not in out
+    assert state() == mid
 
 
 def test_navigation_history_bookmarks_and_globals(shell, workdir):
