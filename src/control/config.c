@@ -234,12 +234,17 @@ static void load_acl(struct restore *r, struct iscsi_tpg *tpg, json_t *j,
 	struct iscsi_acl *acl;
 	json_t *m;
 	size_t i;
-	char what[512];
+	char what[768], norm[ISCSI_NAME_MAX];
 
 	if (!wwn) {
 		skip(r, "%s: node ACL without node_wwn", tpgname);
 		return;
 	}
+	if (ctl_wwn_normalize(wwn, norm, sizeof(norm), what, sizeof(what))) {
+		skip(r, "%s ACL %s: %s", tpgname, wwn, what);
+		return;
+	}
+	wwn = norm;
 	snprintf(what, sizeof(what), "%s ACL %s", tpgname, wwn);
 	if (iscsi_acl_find(tpg, wwn)) {
 		skip(r, "%s: defined twice", what);
@@ -396,18 +401,20 @@ static void load_targets(struct restore *r, json_t *root)
 	json_array_foreach(json_object_get(root, "targets"), i, t) {
 		const char *fabric = jstr(t, "fabric"), *wwn = jstr(t, "wwn");
 		struct iscsi_target *tgt;
-		char e[256];
+		char e[256], norm[ISCSI_NAME_MAX];
 
 		if (fabric && strcmp(fabric, "iscsi")) {
 			skip(r, "Target %s: fabric %s is not supported",
 			     wwn ? wwn : "?", fabric);
 			continue;
 		}
-		if (!wwn || ctl_wwn_check(wwn, e, sizeof(e))) {
+		if (!wwn || ctl_wwn_normalize(wwn, norm, sizeof(norm), e,
+					      sizeof(e))) {
 			skip(r, "Target %s: %s", wwn ? wwn : "?",
 			     wwn ? e : "no wwn");
 			continue;
 		}
+		wwn = norm;
 		if (iscsi_target_find(wwn)) {
 			skip(r, "Target %s already exists", wwn);
 			continue;

@@ -2,7 +2,6 @@
 #include "control/model.h"
 
 #include <errno.h>
-#include <ctype.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,48 +182,4 @@ void ctl_config_clear(void)
 	iscsi_fabric_clear();
 	list_for_each_entry_safe(so, n, &ctl_sos, link)
 		ctl_so_free(so);
-}
-
-/* iqn.YYYY-MM.reverse.domain[:anything] (RFC 3720 §3.2.6.3.1; LIO's check
- * refuses underscores, a known annoyance, so we allow them), naa. with 16 or
- * 32 hex digits (RFC 3980), eui. with 16 hex digits. */
-int ctl_wwn_check(const char *wwn, char *err, size_t errlen)
-{
-	size_t n = strlen(wwn), i;
-
-	if (n == 0 || n > 223) {
-		snprintf(err, errlen, "WWN not valid as: iqn, naa, eui");
-		return -EINVAL;
-	}
-	for (i = 0; i < n; i++) {
-		if (wwn[i] <= ' ' || wwn[i] == 0x7f) {
-			snprintf(err, errlen, "WWN not valid as: iqn, naa, eui");
-			return -EINVAL;
-		}
-	}
-	if (!strncasecmp(wwn, "iqn.", 4)) {
-		const char *p = wwn + 4;
-
-		if (n >= 12 && isdigit((unsigned char)p[0]) &&
-		    isdigit((unsigned char)p[1]) && isdigit((unsigned char)p[2]) &&
-		    isdigit((unsigned char)p[3]) && p[4] == '-' &&
-		    (p[5] == '0' || p[5] == '1') && isdigit((unsigned char)p[6]) &&
-		    p[7] == '.' && p[8] && strchr(p + 8, '.'))
-			return 0;
-	} else if (!strncasecmp(wwn, "naa.", 4)) {
-		size_t h = n - 4;
-
-		for (i = 4; i < n && isxdigit((unsigned char)wwn[i]); i++)
-			;
-		if (i == n && (h == 16 || h == 32) &&
-		    strchr("125cdefCDEF6", wwn[4]))
-			return 0;
-	} else if (!strncasecmp(wwn, "eui.", 4)) {
-		for (i = 4; i < n && isxdigit((unsigned char)wwn[i]); i++)
-			;
-		if (i == n && n - 4 == 16)
-			return 0;
-	}
-	snprintf(err, errlen, "WWN not valid as: iqn, naa, eui");
-	return -EINVAL;
 }

@@ -78,7 +78,10 @@ int ctl_config_reload(const char *path, json_t *errors, unsigned *kept,
 int ctl_config_load_file(const char *path, bool abort_on_error,
 			 json_t *errors, char *err, size_t errlen);
 
-/* WWN checks (RFC 3720-3722 forms: iqn., naa., eui.). */
-int ctl_wwn_check(const char *wwn, char *err, size_t errlen);
+/* iSCSI names (wwn.c): ctl_wwn_normalize checks WWN against RFC 7143
+ * §4.2.7 / RFC 3722 / RFC 3980 and writes its lower-case form to OUT;
+ * -EINVAL with the broken rule in ERR. */
+int ctl_wwn_normalize(const char *wwn, char *out, size_t outlen, char *err,
+		      size_t errlen);
 
 #endif

@@ -770,7 +770,7 @@ static json_t *m_target_create(json_t *p, struct rpc_error *e)
 {
 	bool bad = false;
 	const char *wwn = p_str(p, "wwn", false, e, &bad);
-	char gen[ISCSI_NAME_MAX], err[256];
+	char gen[ISCSI_NAME_MAX], norm[ISCSI_NAME_MAX], err[256];
 
 	if (bad)
 		return NULL;
@@ -778,8 +778,10 @@ static json_t *m_target_create(json_t *p, struct rpc_error *e)
 		default_iqn(gen, sizeof(gen));
 		wwn = gen;
 	}
-	if (ctl_wwn_check(wwn, err, sizeof(err)))
+	/* stored in lower case, as rtslib normalises (RFC 3722 §3) */
+	if (ctl_wwn_normalize(wwn, norm, sizeof(norm), err, sizeof(err)))
 		return fail(e, RPC_REFUSED, "%s", err);
+	wwn = norm;
 	if (iscsi_target_find(wwn))
 		return fail(e, RPC_EXISTS, "Target %s already exists", wwn);
 	if (!iscsi_target_new(wwn))
@@ -1214,7 +1216,7 @@ static json_t *m_acl_create(json_t *p, struct rpc_error *e)
 	struct iscsi_tpg *tpg = get_tpg(p, e);
 	bool bad = false, add_mapped;
 	const char *wwn;
-	char err[256];
+	char err[256], norm[ISCSI_NAME_MAX];
 	struct iscsi_acl *acl;
 	struct iscsi_tpg_lun *l;
 	json_t *mapped;
@@ -1225,8 +1227,9 @@ static json_t *m_acl_create(json_t *p, struct rpc_error *e)
 	add_mapped = p_bool(p, "add_mapped_luns", true, e, &bad);
 	if (bad)
 		return NULL;
-	if (ctl_wwn_check(wwn, err, sizeof(err)))
+	if (ctl_wwn_normalize(wwn, norm, sizeof(norm), err, sizeof(err)))
 		return fail(e, RPC_REFUSED, "%s", err);
+	wwn = norm;
 	if (iscsi_acl_find(tpg, wwn))
 		return fail(e, RPC_EXISTS, "This NodeACL already exists in configFS");
 	acl = iscsi_acl_new(tpg, wwn);

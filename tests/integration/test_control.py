@@ -60,30 +60,67 @@ def refused(rpc, method, code=None, words=(), **params):
 
 # --------------------------------------------------------------------------- WWNs
 
-BAD_WWNS = [
-    "iqn.2003-01",                     # no naming authority
-    "iqn.03-01.org.example:x",         # year is 4 digits
-    "iqn.2003-1.org.example:x",        # month is 2 digits
-    "iqn.2003-01.orgexample",          # needs a dot after the date's dot
-    "iqn.2003-01.org example.x:y",     # no spaces
-    "iqn.2003-01.org.example:a\tb",    # no control characters
-    "iqn.2003-01.org.example:" + "a" * 220,  # longer than 223 bytes
-    "naa.123",                         # 16 or 32 hex digits
-    "naa.3001405000000001",            # NAA type 3 is not allowed
-    "naa.50014050000000zz",            # not hex
-    "eui.0123456789abcde",             # 15 digits
-    "eui.0123456789abcdef0",           # 17 digits
-    "eui.0123456789abcdeg",            # not hex
-    "foo.bar",
-    "5001405000000001",
+# (name, words of the rule its refusal must name): RFC 7143 4.2.7, RFC 3722, RFC 3980
+BAD_WWN_RULES = [
+    ("iqn.2003-01", ["date"]),                          # no naming authority
+    ("iqn.03-01.org.example:x", ["date"]),              # year is 4 digits
+    ("iqn.2003-1.org.example:x", ["date"]),             # month is 2 digits
+    ("iqn.2003-00.org.example:x", ["month 00"]),        # months run 01 to 12
+    ("iqn.2003-13.org.example:x", ["month 13"]),
+    ("iqn.2003-01.:x", ["naming authority"]),           # empty authority
+    ("iqn.2003-01.org..example:x", ["empty label"]),
+    ("iqn.2003-01.org.example.:x", ["empty label"]),
+    ("iqn.2003-01.org example.x:y", ["space"]),         # no spaces
+    ("iqn.2003-01.org.example:a\tb", ["control"]),      # no control characters
+    ("iqn.2003-01.org.example:under_score", ["'_' at 30", "a-z, 0-9"]),  # RFC 3722
+    ("iqn.2003-01.org.example:a/b", ["'/' at 26"]),
+    ("iqn.2003-01.org.example:a@b", ["'@'"]),
+    ("iqn.2003-01.org.example:a\u00a0b", ["space, control"]),   # no-break space
+    ("iqn.2003-01.org.example:a\ue000", ["private-use"]),       # private use
+    ("iqn.2003-01.org.example:\ufffe", ["non-character"]),
+    ("iqn.2003-01.org.example:" + "a" * 200, ["223 bytes"]),
+    ("naa.123", ["16 or 32"]),
+    ("naa.3001405000000001", ["NAA format 3"]),         # locally assigned: not unique
+    ("naa.5001405000000000000000000000000a", ["NAA format 5"]),  # 128 bits is type 6
+    ("naa.50014050000000zz", ["hex"]),
+    ("eui.0123456789abcde", ["16 hex"]),                # 15 digits
+    ("eui.0123456789abcdef0", ["16 hex"]),              # 17 digits
+    ("eui.0123456789abcdeg", ["16 hex"]),
+    ("foo.bar", ["iqn., eui. or naa."]),
+    ("5001405000000001", ["iqn., eui. or naa."]),
+    ("", ["empty"]),
 ]
+BAD_WWNS = [w for w, _ in BAD_WWN_RULES if w]
 GOOD_WWNS = [
     "iqn.2003-01.org.example:ok",
-    "iqn.2003-01.org.example:under_score",   # LIO refuses these; we allow them on purpose
+    "iqn.2003-01.orgexample",                 # one-label authority: legal (LIO wants two)
+    "iqn.2003-12.org.example",                # the ":" part is optional
+    "iqn.2003-01.org.example:a:b.c-d",        # colons and dots after the first one
+    "iqn.2003-01.org.example:st\u00fcck",      # non-ASCII UTF-8 (RFC 3722)
+    "iqn.2003-01.org.example:" + "a" * 199,   # exactly 223 bytes
     "naa.5001405000000001",
+    "naa.6001405000000001",                   # LIO's generated naa.6001405... form
     "naa.6001405000000000000000000000000a",
     "eui.0123456789abcdef",
 ]
+
+
+@pytest.mark.parametrize("wwn,words", BAD_WWN_RULES)
+def test_bad_wwn_names_the_rule(api, wwn, words):
+    _, rpc = api
+    refused(rpc, "target.create" if wwn else "acl.create", REFUSED,
+            ["WWN not valid"] + words, **({"wwn": wwn} if wwn else dict(T, node_wwn=wwn)))
+
+
+def test_wwn_upper_case_folded_as_rfc3722(api):
+    """Upper case is legal input and folded to lower case (RFC 3722 table B.2), as rtslib
+    stores names; a second create in another case is the same name."""
+    _, rpc = api
+    assert rpc.call("target.create", wwn="IQN.2003-01.ORG.Example:Up") == \
+        {"wwn": "iqn.2003-01.org.example:up"}
+    refused(rpc, "target.create", EXISTS, ["exists"], wwn="iqn.2003-01.org.EXAMPLE:UP")
+    assert rpc.call("acl.create", node_wwn="EUI.0123456789ABCDEF", **T)["node_wwn"] == \
+        "eui.0123456789abcdef"
 
 
 @pytest.mark.parametrize("wwn", BAD_WWNS)
