@@ -145,6 +145,13 @@ int ut_backstore_create(struct ut_ctx *ctx, const struct ut_so_spec *spec,
 			json_t **so);
 int ut_backstore_delete(struct ut_ctx *ctx, const char *plugin,
 			const char *name);
+/* Online resize: size in bytes, 0 = the medium's own size (a grown block
+ * device); a smaller size is refused unless force. Every initiator gets
+ * CAPACITY DATA HAS CHANGED. *old_size / *new_size (either may be NULL):
+ * the size before and after, in bytes. */
+int ut_backstore_resize(struct ut_ctx *ctx, const char *plugin,
+			const char *name, uint64_t size, bool force,
+			uint64_t *old_size, uint64_t *new_size);
 int ut_backstore_get_attributes(struct ut_ctx *ctx, const char *plugin,
 				const char *name, json_t **attrs);
 /* attrs: {NAME: VALUE}; all applied or none. */

@@ -142,3 +142,52 @@ void bs_close(struct bs_dev *dev)
 	dev->ops->close(dev);
 	free(dev);
 }
+
+int bs_resize(struct bs_dev *dev, uint64_t size, bool force, uint64_t *out,
+	      char *err, size_t errlen)
+{
+	uint64_t old = __atomic_load_n(&dev->size, __ATOMIC_RELAXED), now;
+	int r;
+
+	if (!dev->ops->resize) {
+		bs_seterr(err, errlen, "a %s storage object cannot be resized",
+			  dev->ops->plugin);
+		return -EOPNOTSUPP;
+	}
+	if (size) {
+		size -= size % dev->block_size;
+		if (!size) {
+			bs_seterr(err, errlen, "size is smaller than one block "
+				  "(%u bytes)", dev->block_size);
+			return -EINVAL;
+		}
+		if (size < old && !force) {
+			bs_seterr(err, errlen, "shrinking from %llu to %llu bytes "
+				  "drops the data past the new end: add force=true "
+				  "to do it", (unsigned long long)old,
+				  (unsigned long long)size);
+			return -EINVAL;
+		}
+	}
+	r = dev->ops->resize(dev, size, &now, err, errlen);
+	if (r < 0)
+		return r;
+	now -= now % dev->block_size;
+	if (!now || (now < old && !force)) {
+		bs_seterr(err, errlen, "%s is now %llu bytes, smaller than the "
+			  "LUN's %llu: add force=true to shrink it", dev->path,
+			  (unsigned long long)now, (unsigned long long)old);
+		return -EINVAL;
+	}
+	/* New I/O sees the new end from here on (bs_io_check); commands in
+	 * flight past a shrunk end finish against the old medium. */
+	__atomic_store_n(&dev->size, now, __ATOMIC_RELAXED);
+	if (now < old && dev->ops->shrink_tail)
+		dev->ops->shrink_tail(dev, old);
+	if (now != old && dev->resized)
+		dev->resized(dev, now, dev->resized_arg);
+	if (out)
+		*out = now;
+	return 0;
+}
+

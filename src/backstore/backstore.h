@@ -73,6 +73,16 @@ struct bs_ops {
 	 * STATUS (SBC-3 5.7). */
 	int (*map_status)(struct bs_dev *dev, uint64_t off, uint64_t *len,
 			  bool *mapped);
+	/* Optional (NULL: the size is fixed). Online resize, from the
+	 * control thread while I/O goes on. want: new size in bytes, whole
+	 * blocks; 0 = the size the medium has now (a grown block device).
+	 * The plugin makes [0, new size) usable before returning and puts
+	 * it in *size; shrinking (new < dev->size) is only asked for with
+	 * force, and the plugin may then drop what lies past the new end
+	 * once bs_resize has stopped new I/O there (shrink_tail). */
+	int (*resize)(struct bs_dev *dev, uint64_t want, uint64_t *size,
+		      char *err, size_t errlen);
+	void (*shrink_tail)(struct bs_dev *dev, uint64_t old_size);
 };
 
 struct bs_dev {
@@ -103,6 +113,14 @@ const struct bs_ops *bs_find(const char *plugin);
 int bs_open(const char *plugin, const struct bs_config *cfg,
 	    struct bs_dev **out, char *err, size_t errlen);
 void bs_close(struct bs_dev *dev);
+
+/* Resizes dev live (see bs_ops.resize): size in bytes (rounded down to
+ * whole blocks), 0 = re-read the medium's size. A smaller size is refused
+ * unless force. On success dev->size holds the new size and
+ * dev->resized has told the layer above; *out (if not NULL) is the size.
+ * -EOPNOTSUPP when the plugin cannot resize. */
+int bs_resize(struct bs_dev *dev, uint64_t size, bool force, uint64_t *out,
+	      char *err, size_t errlen);
 
 static inline void bs_submit(struct bs_dev *dev, struct bs_io *io)
 {

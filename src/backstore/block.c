@@ -175,9 +175,34 @@ fail:
 	return r;
 }
 
+/* Picks up a device that grew under us (lvextend, losetup -c, a SAN LUN
+ * grown and rescanned): its size is the LUN's, as at open. */
+int bs_blkdev_resize(struct bs_dev *dev, uint64_t want, uint64_t *size,
+		     char *err, size_t errlen)
+{
+	const struct bs_fd *f = dev->priv;
+	uint64_t now;
+	int e;
+
+	if (want) {
+		bs_seterr(err, errlen, "the size of %s is the device's: grow the "
+			  "device, then resize without a size", dev->path);
+		return -EINVAL;
+	}
+	if (ioctl(f->fd, BLKGETSIZE64, &now)) {
+		e = errno;
+		bs_seterr(err, errlen, "Could not get the size of %s: %s",
+			  dev->path, strerror(e));
+		return -e;
+	}
+	*size = now;
+	return 0;
+}
+
 const struct bs_ops bs_block_ops = {
 	.plugin = "block",
 	.open = block_open,
 	.close = bs_fd_close,
 	.submit = bs_fd_submit,
+	.resize = bs_blkdev_resize,
 };

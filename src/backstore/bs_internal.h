@@ -31,6 +31,7 @@ struct bs_fd {
 	int fd;
 	bool blkdev; /* fd is a block device (fallocate modes differ) */
 	bool memfs;  /* the file lives in memory (tmpfs / ramfs): I/O inline */
+	bool thick;  /* fileio made with sparse=false: grows allocated */
 };
 
 /* Runs io on the fd in dev->priv: through io->loop's io_uring when there
@@ -57,5 +58,9 @@ struct bs_blkinfo {
  * or -errno with a message in err. */
 int bs_blkdev_query(int fd, const struct stat *st, const char *path,
 		    struct bs_blkinfo *bi, char *err, size_t errlen);
+/* The resize of a block device LUN (block, or fileio on a device): the
+ * size the device has now; a size of our own cannot be asked for. */
+int bs_blkdev_resize(struct bs_dev *dev, uint64_t want, uint64_t *size,
+		     char *err, size_t errlen);
 
 #endif

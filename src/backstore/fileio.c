@@ -20,6 +20,8 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "util/log.h"
+
 /* Grows the regular file on fd from cur to size bytes. */
 static int grow(int fd, const char *path, uint64_t cur, uint64_t size,
 		bool sparse, char *err, size_t errlen)
@@ -165,6 +167,7 @@ static int fileio_open(struct bs_dev *dev, const struct bs_config *cfg,
 	}
 	f->fd = fd;
 	f->blkdev = S_ISBLK(st.st_mode);
+	f->thick = !cfg->sparse;
 	{
 		struct statfs sfs;
 
@@ -216,10 +219,64 @@ static int fileio_map_status(struct bs_dev *dev, uint64_t off, uint64_t *len,
 	return 0;
 }
 
+/* Online resize of a file: a larger size grows the file as creation did
+ * (sparse, or allocated for a thick LUN); no size takes the file's own
+ * (grown by someone else); a forced shrink truncates it once bs_resize
+ * has moved the end (fileio_shrink_tail). On a block device: the
+ * device's size (block.c). */
+static int fileio_resize(struct bs_dev *dev, uint64_t want, uint64_t *size,
+			 char *err, size_t errlen)
+{
+	const struct bs_fd *f = dev->priv;
+	struct stat st;
+	int e;
+
+	if (f->blkdev)
+		return bs_blkdev_resize(dev, want, size, err, errlen);
+	if (fstat(f->fd, &st)) {
+		e = errno;
+		bs_seterr(err, errlen, "Could not stat %s: %s", dev->path,
+			  strerror(e));
+		return -e;
+	}
+	if (!want) {
+		*size = (uint64_t)st.st_size;
+		return 0;
+	}
+	if (want > (uint64_t)st.st_size) {
+		int r;
+
+		if (dev->readonly) {
+			bs_seterr(err, errlen, "%s is read-only", dev->path);
+			return -EROFS;
+		}
+		r = grow(f->fd, dev->path, (uint64_t)st.st_size, want,
+			 !f->thick, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	*size = want;
+	return 0;
+}
+
+static void fileio_shrink_tail(struct bs_dev *dev, uint64_t old_size)
+{
+	const struct bs_fd *f = dev->priv;
+	uint64_t now = __atomic_load_n(&dev->size, __ATOMIC_RELAXED);
+
+	(void)old_size;
+	if (!f->blkdev && !dev->readonly && ftruncate(f->fd, (off_t)now))
+		log_warn("fileio %s: could not truncate %s to %llu bytes: %s",
+			 dev->name, dev->path, (unsigned long long)now,
+			 strerror(errno));
+}
+
 const struct bs_ops bs_fileio_ops = {
 	.plugin = "fileio",
 	.open = fileio_open,
 	.close = bs_fd_close,
 	.submit = bs_fd_submit,
 	.map_status = fileio_map_status,
+	.resize = fileio_resize,
+	.shrink_tail = fileio_shrink_tail,
 };

@@ -12,6 +12,13 @@
  * outcome on overlapping LBAs is whatever order they ran in, as with any
  * SCSI device given racing commands.
  *
+ * Online resize: the mapping reserves address space past the LUN's end
+ * (twice the size, at least RD_GROW_MIN more), which costs nothing until
+ * written, so growing only moves dev->size; shrinking hands the pages past
+ * the new end back, so a later growth reads zeros there. Under strict
+ * overcommit (vm.overcommit_memory=2) a reservation is charged in full; the
+ * mapping is then the exact size and cannot grow.
+ *
  * Everything completes inline: done() runs before submit() returns. */
 #include "backstore/bs_internal.h"
 
@@ -20,6 +27,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#define RD_GROW_MIN (64ULL << 30)
 
 struct rd_dev {
 	bool nullio;
@@ -60,9 +69,21 @@ static int rd_open(struct bs_dev *dev, const struct bs_config *cfg,
 	if (!rd->nullio) {
 		void *p;
 
-		rd->maplen = (size_t)size;
-		p = mmap(NULL, rd->maplen, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		uint64_t room = size > RD_GROW_MIN ? size : RD_GROW_MIN;
+
+		p = MAP_FAILED;
+		if ((uint64_t)(size_t)(size + room) == size + room) {
+			rd->maplen = (size_t)(size + room);
+			p = mmap(NULL, rd->maplen, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+				 -1, 0);
+		}
+		if (p == MAP_FAILED) {
+			rd->maplen = (size_t)size;
+			p = mmap(NULL, rd->maplen, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+				 -1, 0);
+		}
 		if (p == MAP_FAILED) {
 			int e = errno;
 
@@ -157,9 +178,39 @@ static void rd_submit(struct bs_dev *dev, struct bs_io *io)
 	io->done(io, 0);
 }
 
+static int rd_resize(struct bs_dev *dev, uint64_t want, uint64_t *size,
+		     char *err, size_t errlen)
+{
+	struct rd_dev *rd = dev->priv;
+
+	if (!want) {
+		bs_seterr(err, errlen, "size must be given for a ramdisk");
+		return -EINVAL;
+	}
+	if (!rd->nullio && want > rd->maplen) {
+		bs_seterr(err, errlen, "this ramdisk can grow to %zu bytes while "
+			  "it is in use (its reserved address space)",
+			  rd->maplen);
+		return -ENOSPC;
+	}
+	*size = want;
+	return 0;
+}
+
+static void rd_shrink_tail(struct bs_dev *dev, uint64_t old_size)
+{
+	struct rd_dev *rd = dev->priv;
+	uint64_t now = __atomic_load_n(&dev->size, __ATOMIC_RELAXED);
+
+	if (!rd->nullio && old_size > now)
+		rd_discard(rd, now, old_size - now);
+}
+
 const struct bs_ops bs_ramdisk_ops = {
 	.plugin = "ramdisk",
 	.open = rd_open,
 	.close = rd_close,
 	.submit = rd_submit,
+	.resize = rd_resize,
+	.shrink_tail = rd_shrink_tail,
 };

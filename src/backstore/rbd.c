@@ -149,6 +149,28 @@ static void update_cb(void *arg)
 		dev->resized(dev, size, dev->resized_arg);
 }
 
+/* The resize command: rbd_resize on the image (blocking, on the control
+ * thread; librbd discards what a shrink cuts off). No size: the image's
+ * own, if another client resized it and the watch missed it. */
+static int rbd_resize_dev(struct bs_dev *dev, uint64_t want, uint64_t *size,
+			  char *err, size_t errlen)
+{
+	struct bs_rbd *r = dev->priv;
+	int e;
+
+	if (want && (e = rbd_resize(r->image, want)) < 0) {
+		bs_seterr(err, errlen, "rbd_resize of %s to %" PRIu64
+			  " bytes: %s", dev->path, want, strerror(-e));
+		return e;
+	}
+	if ((e = rbd_get_size(r->image, size)) < 0) {
+		bs_seterr(err, errlen, "rbd_get_size of %s: %s", dev->path,
+			  strerror(-e));
+		return e;
+	}
+	return 0;
+}
+
 /* ---- open / close ---- */
 
 static void rbd_teardown(struct bs_rbd *r)
@@ -478,4 +500,5 @@ const struct bs_ops bs_rbd_ops = {
 	.close = rbd_close_dev,
 	.submit = rbd_submit,
 	.map_status = rbd_map_status,
+	.resize = rbd_resize_dev,
 };

@@ -751,6 +751,36 @@ static int c_so_delete(struct shell *sh, struct node *n, struct cli_args *a)
 	return 0;
 }
 
+/* resize [size] [force]: beyond targetcli (LIO cannot resize a storage
+ * object live). Without a size a block device's new size is taken. */
+static int c_so_resize(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	long long size = 0;
+	int force = 0;
+	uint64_t was, now;
+
+	if (a->v[0]) {
+		size = cli_human_to_bytes(a->v[0]);
+		if (size <= 0)
+			return cli_error(sh, "Cannot interpret size, wrong "
+					 "format: %s", a->v[0]);
+	}
+	if (a->v[1] && bool_arg(sh, a->v[1], 0, &force))
+		return -1;
+	if (ut_backstore_resize(sh->ut, n->plugin, n->so_name,
+				(uint64_t)size, force, &was, &now))
+		return cli_ut_error(sh);
+	sh->changed = true;
+	if (was == now)
+		cli_info(sh, "Storage object %s keeps its size of %llu bytes.",
+			 n->so_name, (unsigned long long)now);
+	else
+		cli_info(sh, "Resized storage object %s from %llu to %llu "
+			 "bytes.", n->so_name, (unsigned long long)was,
+			 (unsigned long long)now);
+	return 0;
+}
+
 /* ---- targets, TPGs -------------------------------------------------------- */
 
 /* UITarget.ui_command_create: TPG, enable, authentication=0, portal. */
@@ -1285,6 +1315,11 @@ static const struct command commands[] = {
 	  "create_image=true creates a missing image of size." },
 	{ "delete", T(N_PLUGIN), NULL, SIG(1, "name"), c_so_delete,
 	  "Delete a storage object (refused while a LUN uses it)." },
+	{ "resize", T(N_SO), NULL, SIG(0, "size", "force"), c_so_resize,
+	  "Resize the storage object live: size N[k|m|g|t][b]; without a\n"
+	  "size a block device's (or file's) current size is taken. Every\n"
+	  "initiator is told (CAPACITY DATA HAS CHANGED). Shrinking drops the\n"
+	  "data past the new end and needs force=true." },
 	{ "create", T(N_ISCSI), NULL, SIG(0, "wwn"), c_target_create,
 	  "Create an iSCSI target (default name: iqn.2003-01.org.linux-\n"
 	  "iscsi.HOST.ARCH:sn.HEX), with TPG 1 and, when the global\n"

@@ -688,6 +688,42 @@ static json_t *m_bs_delete(json_t *p, struct rpc_error *e)
 	return json_object();
 }
 
+/* Online resize (beyond LIO, whose storage objects keep the size they were
+ * made with): the backstore grows first, then every I_T nexus gets
+ * CAPACITY DATA HAS CHANGED (SBC-3 4.6) through the LU's resized hook.
+ * No size: the medium's own (a grown block device). A smaller size needs
+ * force. */
+static json_t *m_bs_resize(json_t *p, struct rpc_error *e)
+{
+	struct ctl_so *so = get_so(p, e);
+	bool bad = false, force;
+	long long size = 0;
+	uint64_t old, now;
+	char err[1024];
+	int rc;
+
+	if (!so)
+		return NULL;
+	if (p_int(p, "size", &size, false, e, &bad) && size <= 0)
+		return fail(e, RPC_INVALID_PARAMS, "size must be positive");
+	force = p_bool(p, "force", false, e, &bad);
+	if (bad)
+		return NULL;
+	old = __atomic_load_n(&so->lu->bs->size, __ATOMIC_RELAXED);
+	rc = bs_resize(so->lu->bs, (uint64_t)size, force, &now, err,
+		       sizeof(err));
+	if (rc)
+		return fail(e, RPC_REFUSED, "%s/%s: %s", so->plugin, so->name,
+			    err);
+	so->size = now;
+	if (now != old)
+		log_info("storage object %s/%s resized from %llu to %llu bytes",
+			 so->plugin, so->name, (unsigned long long)old,
+			 (unsigned long long)now);
+	return json_pack("{s:I,s:I}", "old_size", (json_int_t)old, "size",
+			 (json_int_t)now);
+}
+
 static json_t *m_bs_set_attrs(json_t *p, struct rpc_error *e)
 {
 	struct ctl_so *so = get_so(p, e);
@@ -1395,6 +1431,7 @@ const struct rpc_method ctl_methods[] = {
 	{ "describe", m_describe },
 	{ "backstore.create", m_bs_create },
 	{ "backstore.delete", m_bs_delete },
+	{ "backstore.resize", m_bs_resize },
 	{ "backstore.set_attributes", m_bs_set_attrs },
 	{ "backstore.get_attributes", m_bs_get_attrs },
 	{ "target.create", m_target_create },

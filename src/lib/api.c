@@ -197,6 +197,29 @@ int ut_backstore_delete(struct ut_ctx *ctx, const char *plugin,
 		    NULL);
 }
 
+int ut_backstore_resize(struct ut_ctx *ctx, const char *plugin,
+			const char *name, uint64_t size, bool force,
+			uint64_t *old_size, uint64_t *new_size)
+{
+	json_t *p = json_pack("{s:s?, s:s?, s:b}", "plugin", plugin, "name",
+			      name, "force", force), *r;
+	int ret;
+
+	if (p && size)
+		json_object_set_new(p, "size", json_integer((json_int_t)size));
+	ret = call(ctx, "backstore.resize", p, &r);
+	if (!ret) {
+		if (old_size)
+			*old_size = (uint64_t)json_integer_value(
+				json_object_get(r, "old_size"));
+		if (new_size)
+			*new_size = (uint64_t)json_integer_value(
+				json_object_get(r, "size"));
+		json_decref(r);
+	}
+	return ret;
+}
+
 int ut_backstore_get_attributes(struct ut_ctx *ctx, const char *plugin,
 				const char *name, json_t **attrs)
 {

@@ -116,6 +116,15 @@ class StorageObject(CFSNode):
             lun.delete()
         super().delete()
 
+    def resize(self, size=None, force=False):
+        """Resize the object live (utarget only: rtslib-fb has no resize). `size` in bytes
+        or as "10G"; None takes the medium's current size (a grown block device). Shrinking
+        needs force=True. Initiators get CAPACITY DATA HAS CHANGED. Returns the new size."""
+        params = dict(self._ident(), force=bool(force))
+        if size is not None:
+            params["size"] = convert_human_to_bytes(size)
+        return self._call("backstore.resize", **params)["size"]
+
     def _key(self):
         return (self.plugin, self._name)
 
