@@ -285,11 +285,16 @@ static json_t *m_get_config(json_t *p, struct rpc_error *e)
 {
 	json_t *cfg, *o;
 	bool bad = false, live = p_bool(p, "live", false, e, &bad);
+	bool with_version = p_bool(p, "with_version", false, e, &bad);
 	size_t i;
 
 	if (bad)
 		return NULL;
 	cfg = ctl_config_dump();
+	/* the version to pass as if_version to changes based on this read */
+	if (with_version)
+		json_object_set_new(cfg, "config_version",
+				    json_integer((json_int_t)ctl_config_version));
 	/* get_config is what saveconfig writes. LIO's saveconfig.json has
 	 * no size for block objects (the device has one; rtslib-fb's restore
 	 * hands an object's keys to its constructor, which takes none);
@@ -1421,45 +1426,45 @@ static json_t *m_mlun_set_wp(json_t *p, struct rpc_error *e)
 }
 
 const struct rpc_method ctl_methods[] = {
-	{ "version", m_version },
-	{ "get_config", m_get_config },
-	{ "save_config", m_save_config },
-	{ "restore_config", m_restore_config },
-	{ "clear_config", m_clear_config },
-	{ "sessions", m_sessions },
-	{ "stats", m_stats },
-	{ "describe", m_describe },
-	{ "backstore.create", m_bs_create },
-	{ "backstore.delete", m_bs_delete },
-	{ "backstore.resize", m_bs_resize },
-	{ "backstore.set_attributes", m_bs_set_attrs },
-	{ "backstore.get_attributes", m_bs_get_attrs },
-	{ "target.create", m_target_create },
-	{ "target.delete", m_target_delete },
-	{ "tpg.create", m_tpg_create },
-	{ "tpg.delete", m_tpg_delete },
-	{ "tpg.enable", m_tpg_enable },
-	{ "tpg.set_attributes", m_tpg_set_attrs },
-	{ "tpg.get_attributes", m_tpg_get_attrs },
-	{ "tpg.set_parameters", m_tpg_set_params },
-	{ "tpg.get_parameters", m_tpg_get_params },
-	{ "tpg.set_auth", m_tpg_set_auth },
-	{ "tpg.get_auth", m_tpg_get_auth },
-	{ "discovery_auth.set", m_disc_set },
-	{ "discovery_auth.get", m_disc_get },
-	{ "lun.create", m_lun_create },
-	{ "lun.delete", m_lun_delete },
-	{ "portal.create", m_portal_create },
-	{ "portal.delete", m_portal_delete },
-	{ "acl.create", m_acl_create },
-	{ "acl.delete", m_acl_delete },
-	{ "acl.set_attributes", m_acl_set_attrs },
-	{ "acl.get_attributes", m_acl_get_attrs },
-	{ "acl.set_auth", m_acl_set_auth },
-	{ "acl.get_auth", m_acl_get_auth },
-	{ "acl.set_tag", m_acl_set_tag },
-	{ "mapped_lun.create", m_mlun_create },
-	{ "mapped_lun.delete", m_mlun_delete },
-	{ "mapped_lun.set_write_protect", m_mlun_set_wp },
-	{ NULL, NULL },
+	{ "version", m_version, true },
+	{ "get_config", m_get_config, true },
+	{ "save_config", m_save_config, true },
+	{ "restore_config", m_restore_config, false },
+	{ "clear_config", m_clear_config, false },
+	{ "sessions", m_sessions, true },
+	{ "stats", m_stats, true },
+	{ "describe", m_describe, true },
+	{ "backstore.create", m_bs_create, false },
+	{ "backstore.delete", m_bs_delete, false },
+	{ "backstore.resize", m_bs_resize, false },
+	{ "backstore.set_attributes", m_bs_set_attrs, false },
+	{ "backstore.get_attributes", m_bs_get_attrs, true },
+	{ "target.create", m_target_create, false },
+	{ "target.delete", m_target_delete, false },
+	{ "tpg.create", m_tpg_create, false },
+	{ "tpg.delete", m_tpg_delete, false },
+	{ "tpg.enable", m_tpg_enable, false },
+	{ "tpg.set_attributes", m_tpg_set_attrs, false },
+	{ "tpg.get_attributes", m_tpg_get_attrs, true },
+	{ "tpg.set_parameters", m_tpg_set_params, false },
+	{ "tpg.get_parameters", m_tpg_get_params, true },
+	{ "tpg.set_auth", m_tpg_set_auth, false },
+	{ "tpg.get_auth", m_tpg_get_auth, true },
+	{ "discovery_auth.set", m_disc_set, false },
+	{ "discovery_auth.get", m_disc_get, true },
+	{ "lun.create", m_lun_create, false },
+	{ "lun.delete", m_lun_delete, false },
+	{ "portal.create", m_portal_create, false },
+	{ "portal.delete", m_portal_delete, false },
+	{ "acl.create", m_acl_create, false },
+	{ "acl.delete", m_acl_delete, false },
+	{ "acl.set_attributes", m_acl_set_attrs, false },
+	{ "acl.get_attributes", m_acl_get_attrs, true },
+	{ "acl.set_auth", m_acl_set_auth, false },
+	{ "acl.get_auth", m_acl_get_auth, true },
+	{ "acl.set_tag", m_acl_set_tag, false },
+	{ "mapped_lun.create", m_mlun_create, false },
+	{ "mapped_lun.delete", m_mlun_delete, false },
+	{ "mapped_lun.set_write_protect", m_mlun_set_wp, false },
+	{ NULL, NULL, false },
 };

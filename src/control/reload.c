@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "control/model.h"
+#include "control/rpc.h"
 #include "control/saveconfig.h"
 #include "iscsi/mgmt.h"
 #include "iscsi/target.h"
@@ -222,6 +223,7 @@ int ctl_config_reload(const char *path, json_t *errors, unsigned *kept,
 	rc = ctl_config_restore(rest, false, errors, err, errlen);
 	json_decref(rest);
 	iscsi_sessions_refresh(NULL, -1);
+	ctl_config_version++;
 	*kept = (unsigned)(json_object_size(kept_paths) + json_object_size(kept_wwns));
 	log_info("reload %s: kept %zu storage objects and %zu targets as they were, "
 		 "removed or re-created %zu and %zu", path,

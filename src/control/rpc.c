@@ -39,6 +39,8 @@ static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static struct list_head clients = LIST_HEAD_INIT(clients);
 static struct io_timer accept_resume;
 
+uint64_t ctl_config_version;
+
 static json_t *error_obj(json_t *id, int code, const char *msg)
 {
 	return json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id",
@@ -62,6 +64,8 @@ json_t *ctl_rpc_handle(json_t *req)
 	const char *method;
 	const struct rpc_method *m;
 	struct rpc_error e = { 0 };
+	json_t *iv;
+	uint64_t want = 0;
 
 	if (!json_is_object(req))
 		return error_obj(NULL, RPC_INVALID_REQUEST,
@@ -82,11 +86,43 @@ json_t *ctl_rpc_handle(json_t *req)
 	if (!params)
 		params = json_object();
 	else
-		json_incref(params);
+		params = json_copy(params);	/* if_version is taken out */
+	if (!params)
+		return error_obj(id, RPC_REFUSED, "out of memory");
+	iv = json_object_get(params, "if_version");
+	if (iv && (!json_is_integer(iv) || json_integer_value(iv) < 0)) {
+		json_decref(params);
+		return error_obj(id, RPC_INVALID_PARAMS,
+				 "if_version must be a configuration version "
+				 "(a non-negative integer)");
+	}
+	if (iv) {
+		want = (uint64_t)json_integer_value(iv);
+		json_object_del(params, "if_version");
+	}
 	/* Model changes happen under the fabric lock, so a login on a
-	 * worker sees a configuration either before or after a change. */
+	 * worker sees a configuration either before or after a change.
+	 * Clients are served one request at a time: a change is whole
+	 * before the next one starts. */
 	pthread_mutex_lock(&iscsi_fabric.lock);
-	result = m->fn(params, &e);
+	if (iv && want != ctl_config_version) {
+		e.code = RPC_CONFLICT;
+		snprintf(e.message, sizeof(e.message),
+			 "The configuration changed since version %llu (it is "
+			 "now %llu): read it again and retry",
+			 (unsigned long long)want,
+			 (unsigned long long)ctl_config_version);
+		result = NULL;
+	} else {
+		result = m->fn(params, &e);
+		if (result && !m->reads)
+			ctl_config_version++;
+	}
+	/* A client that gave if_version learns the version its call left,
+	 * to chain its next change on. */
+	if (result && iv && json_is_object(result))
+		json_object_set_new(result, "config_version",
+				    json_integer((json_int_t)ctl_config_version));
 	pthread_mutex_unlock(&iscsi_fabric.lock);
 	json_decref(params);
 	if (!id) {

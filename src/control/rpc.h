@@ -3,7 +3,9 @@
 #define UT_CONTROL_RPC_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "io/loop.h"
 
@@ -14,6 +16,7 @@
 #define RPC_REFUSED -32000
 #define RPC_NOT_FOUND -32001
 #define RPC_EXISTS -32002
+#define RPC_CONFLICT -32003	/* if_version is stale */
 
 struct rpc_error {
 	int code;
@@ -25,7 +28,14 @@ typedef json_t *(*rpc_fn)(json_t *params, struct rpc_error *e);
 struct rpc_method {
 	const char *name;
 	rpc_fn fn;
+	bool reads;	/* never changes the configuration */
 };
+
+/* Bumped by every configuration change (a successful method that is not
+ * .reads, a SIGHUP reload): what a client's optional if_version compares
+ * with, so a change based on a stale read is refused, not applied. Under
+ * the fabric lock. */
+extern uint64_t ctl_config_version;
 
 /* The methods (ops.c). */
 extern const struct rpc_method ctl_methods[];
