@@ -65,11 +65,40 @@ void iscsi_conn_foreach(void (*fn)(struct iscsi_conn *c, void *arg), void *arg)
 
 /* Graceful stop (SIGTERM), RFC 7143 §11.9: each logged-in initiator gets
  * an Asynchronous Message asking it to log out (AsyncEvent 1) within
- * DRAIN_LOGOUT_S seconds. The connection keeps serving meanwhile, so the
+ * ISCSI_LOGOUT_WAIT_S seconds. The connection keeps serving meanwhile, so the
  * commands already on the wire are answered; it ends with the initiator's
  * Logout, or when the daemon's grace period runs out. A connection still
  * logging in has nothing to lose and closes at once. */
-#define DRAIN_LOGOUT_S 2
+static void drain_timeout(struct io_timer *t)
+{
+	struct iscsi_conn *c = container_of(t, struct iscsi_conn, drain_timer);
+
+	iscsi_conn_close(c, "no logout after the target asked for one");
+}
+
+void iscsi_conn_request_logout(struct iscsi_conn *c, unsigned secs,
+			       const char *why)
+{
+	uint8_t b[ISCSI_BHS_LEN] = { 0 };
+
+	if (c->closing || c->draining)
+		return;
+	if (c->state != CONN_FFP || !c->sess) {
+		iscsi_conn_close(c, why);
+		return;
+	}
+	c->draining = true;
+	b[0] = ISCSI_OP_ASYNC_MSG;
+	b[1] = ISCSI_FLAG_FINAL;
+	put_be32(b + BHS_ITT, ISCSI_RSVD_TAG);
+	b[36] = 1; /* AsyncEvent: the target requests a logout */
+	put_be16(b + 38, 0); /* Parameter1: reserved for event 1 */
+	put_be16(b + 42, (uint16_t)secs); /* Parameter3: time to logout */
+	iscsi_conn_send_simple(c, b, NULL, 0, true);
+	iscsi_conn_log(c, UT_LOG_INFO, "%s: logout requested", why);
+	/* the bound: whatever the initiator does, the connection ends */
+	io_timer_arm(c->loop, &c->drain_timer, (uint64_t)(secs + 1) * 1000);
+}
 
 void iscsi_conn_drain_all(void)
 {
@@ -77,26 +106,9 @@ void iscsi_conn_drain_all(void)
 
 	if (!worker_conns.next)
 		return;
-	list_for_each_entry_safe(c, n, &worker_conns, all_link) {
-		uint8_t b[ISCSI_BHS_LEN] = { 0 };
-
-		if (c->closing || c->draining)
-			continue;
-		if (c->state != CONN_FFP || !c->sess) {
-			iscsi_conn_close(c, "target shutting down");
-			continue;
-		}
-		c->draining = true;
-		b[0] = ISCSI_OP_ASYNC_MSG;
-		b[1] = ISCSI_FLAG_FINAL;
-		put_be32(b + BHS_ITT, ISCSI_RSVD_TAG);
-		b[36] = 1; /* AsyncEvent: the target requests a logout */
-		put_be16(b + 38, 0); /* Parameter1: reserved for event 1 */
-		put_be16(b + 42, DRAIN_LOGOUT_S); /* Parameter3: time to logout */
-		iscsi_conn_send_simple(c, b, NULL, 0, true);
-		iscsi_conn_log(c, UT_LOG_INFO,
-			       "target shutting down: logout requested");
-	}
+	list_for_each_entry_safe(c, n, &worker_conns, all_link)
+		iscsi_conn_request_logout(c, ISCSI_LOGOUT_WAIT_S,
+					  "target shutting down");
 }
 
 void iscsi_conn_log(struct iscsi_conn *c, int lvl, const char *fmt, ...)
@@ -401,6 +413,7 @@ void iscsi_conn_close(struct iscsi_conn *c, const char *why)
 		iscsi_conn_log(c, UT_LOG_DEBUG, "connection closed");
 	io_timer_cancel(&c->login_timer);
 	io_timer_cancel(&c->nop_timer);
+	io_timer_cancel(&c->drain_timer);
 	io_loop_del(c->loop, &c->h);
 	close(c->h.fd);
 	c->h.fd = -1;
@@ -1020,6 +1033,7 @@ void iscsi_conn_start(int fd, struct io_loop *loop, struct iscsi_listener *ls)
 	c->rx_d.fn = rx_deferred;
 	io_timer_init(&c->login_timer, login_timeout);
 	io_timer_init(&c->nop_timer, nop_tick);
+	io_timer_init(&c->drain_timer, drain_timeout);
 	iscsi_text_init(&c->text_out);
 	iscsi_text_init(&c->text_in);
 	rx_reset(c);

@@ -188,6 +188,7 @@ struct iscsi_conn {
 	struct io_deferred free_d;
 	struct io_timer login_timer;
 	struct io_timer nop_timer;
+	struct io_timer drain_timer; /* logout requested: closes at the bound */
 	uint32_t nop_ttt;       /* outstanding target NOP-In, 0 = none */
 	uint64_t last_rx_ms;
 	struct iscsi_login_state *login;
@@ -204,6 +205,16 @@ void iscsi_conn_start(int fd, struct io_loop *loop, struct iscsi_listener *ls);
 /* portal.c: a connection accepted on ls ended. */
 void iscsi_listener_conn_gone(struct iscsi_listener *ls);
 void iscsi_conn_close(struct iscsi_conn *c, const char *why);
+/* How long an initiator is given to log out when the target asks (SIGTERM,
+ * its target or TPG deleted or disabled, its ACL removed). */
+#define ISCSI_LOGOUT_WAIT_S 2
+
+/* RFC 7143 §11.9.1 AsyncEvent 1: asks the initiator to log out within
+ * secs seconds; the connection keeps serving meanwhile and is closed when
+ * the initiator has not logged out a second after that. A connection not
+ * in full feature phase is closed at once. why goes to the log. */
+void iscsi_conn_request_logout(struct iscsi_conn *c, unsigned secs,
+			       const char *why);
 void iscsi_conn_get(struct iscsi_conn *c);
 /* Schedule a flush of the send queue at the end of this loop iteration
  * (also where a deferred Logout Response goes out). */

@@ -42,7 +42,16 @@ static void refresh_on_worker(void *arg)
 			map = iscsi_tpg_build_map(tpg, s->initiator_name, &denied);
 		pthread_mutex_unlock(&iscsi_fabric.lock);
 	}
-	if (!map) {
+	if (!map && denied && !m->close &&
+	    (map = scsi_lun_map_new(0)) != NULL) {
+		/* Its target, TPG or ACL is gone: no LUN is reachable any more
+		 * (an empty map), and the initiator is asked to log out; the
+		 * connection ends within ISCSI_LOGOUT_WAIT_S + 1 s whatever it
+		 * does, so a delete never waits on an initiator. */
+		scsi_nexus_set_map(&s->nexus, map);
+		iscsi_conn_request_logout(s->conn, ISCSI_LOGOUT_WAIT_S,
+					  "access removed by configuration");
+	} else if (!map) {
 		iscsi_conn_close(s->conn, denied ? "access removed by configuration" :
 				 "out of memory");
 	} else {
