@@ -106,12 +106,22 @@ int ut_version(struct ut_ctx *ctx, char **version);
 /* The live configuration in saveconfig.json's schema. */
 int ut_get_config(struct ut_ctx *ctx, json_t **config);
 /* file NULL: the daemon's own config file. *result: {file, backup_dir,
- * backups_kept}. */
+ * backups_kept, changes}. */
 int ut_save_config(struct ut_ctx *ctx, const char *file, json_t **result);
 /* *errors: array of strings (recoverable errors, each ending ", skipped"). */
 int ut_restore_config(struct ut_ctx *ctx, const char *file,
 		      bool clear_existing, bool abort_on_error,
 		      json_t **errors);
+/* Selective restore: only target (a wwn) and / or storage_object ("name",
+ * "plugin/name") from the file, the rest left as it runs; either may be
+ * NULL (both NULL: the whole file, as ut_restore_config). *result:
+ * {"errors": [...], "changes": {"added": [path...], "removed": [...],
+ * "changed": [...]}}. ut_save_config's result carries "changes" too:
+ * what the save changed in the file. */
+int ut_restore_config_part(struct ut_ctx *ctx, const char *file,
+			   bool clear_existing, bool abort_on_error,
+			   const char *target, const char *storage_object,
+			   json_t **result);
 /* Empties the configuration (the API insists on confirm=true). */
 int ut_clear_config(struct ut_ctx *ctx);
 /* *sessions: array of session objects (see docs/control-api.md). */

@@ -452,6 +452,23 @@ static int c_info(struct shell *sh, struct node *n, struct cli_args *a)
 
 /* ---- root: save / restore / clear / sessions ----------------------------- */
 
+/* The "changes" of save_config / restore_config, a line per object:
+ * "Added /iscsi/...", "Removed ...", "Changed ...". */
+static void print_changes(struct shell *sh, json_t *changes)
+{
+	static const char *const kinds[][2] = {
+		{ "added", "Added" }, { "removed", "Removed" },
+		{ "changed", "Changed" },
+	};
+	json_t *v;
+	size_t i;
+
+	for (size_t k = 0; k < 3; k++)
+		json_array_foreach(json_object_get(changes, kinds[k][0]), i, v)
+			cli_info(sh, "%s %s", kinds[k][1],
+				 json_string_value(v) ?: "");
+}
+
 static int c_saveconfig(struct shell *sh, struct node *n, struct cli_args *a)
 {
 	char file[PATH_MAX], *end;
@@ -487,6 +504,10 @@ static int c_saveconfig(struct shell *sh, struct node *n, struct cli_args *a)
 			 json_str(r, "backup_dir"));
 	cli_info(sh, "Configuration saved to %s",
 		 json_str(r, "file") ? json_str(r, "file") : file);
+	/* what the save changed in a file that was there: on a first save
+	 * everything would be "added", which says nothing */
+	if (json_is_true(json_object_get(r, "replaced")))
+		print_changes(sh, json_object_get(r, "changes"));
 	json_decref(r);
 	return 0;
 }
@@ -495,7 +516,7 @@ static int c_restoreconfig(struct shell *sh, struct node *n,
 			   struct cli_args *a)
 {
 	char file[PATH_MAX];
-	json_t *errs, *e;
+	json_t *r, *errs, *e;
 	int clear;
 	size_t i;
 
@@ -506,21 +527,24 @@ static int c_restoreconfig(struct shell *sh, struct node *n,
 		if (access(file, R_OK))
 			return cli_error(sh, "Restore file %s not found", file);
 	}
-	if (ut_restore_config(sh->ut, a->v[0] ? file : NULL, clear, false,
-			      &errs))
+	if (ut_restore_config_part(sh->ut, a->v[0] ? file : NULL, clear, false,
+				   a->v[2], a->v[3], &r))
 		return cli_ut_error(sh);
 	sh->changed = true;
+	errs = json_object_get(r, "errors");
 	if (json_array_size(errs)) {
 		cli_error(sh, "Configuration restored, %zu recoverable errors:",
 			  json_array_size(errs));
 		json_array_foreach(errs, i, e)
 			cli_error(sh, "%s", json_string_value(e) ?: "");
-		json_decref(errs);
+		print_changes(sh, json_object_get(r, "changes"));
+		json_decref(r);
 		return -1;
 	}
-	json_decref(errs);
 	cli_info(sh, "Configuration restored from %s",
 		 a->v[0] ? file : "utargetd's configuration file");
+	print_changes(sh, json_object_get(r, "changes"));
+	json_decref(r);
 	return 0;
 }
 
@@ -1283,9 +1307,13 @@ static const struct command commands[] = {
 	  "Save the configuration (utargetd writes it; default: its own\n"
 	  "configuration file), keeping backups in backup/ beside it." },
 	{ "restoreconfig", T(N_ROOT), NULL,
-	  SIG(0, "savefile", "clear_existing"), c_restoreconfig,
+	  SIG(0, "savefile", "clear_existing", "target", "storage_object"),
+	  c_restoreconfig,
 	  "Restore a saved configuration. Refused while objects exist\n"
-	  "unless clear_existing=true." },
+	  "unless clear_existing=true. target=WWN and / or\n"
+	  "storage_object=NAME restore only that object (a target with the\n"
+	  "storage objects its LUNs need), leaving the rest; clear_existing\n"
+	  "then replaces just it. Says what was added, removed, changed." },
 	{ "clearconfig", T(N_ROOT), NULL, SIG(0, "confirm"), c_clearconfig,
 	  "Remove the whole configuration: clearconfig confirm=True" },
 	{ "sessions", T(N_ROOT), NULL, SIG(0, "action", "sid"), c_sessions,

@@ -469,8 +469,11 @@ int ctl_config_restore(json_t *root, bool abort_on_error, json_t *errors,
 			ctl_so_free(r.sos[i]);
 		iscsi_fabric.discovery_enable_auth = disc_auth;
 		iscsi_fabric.discovery_auth = disc;
-		rc = ERR("Configuration not restored: %zu errors",
-			 errors ? json_array_size(errors) : (size_t)1);
+		/* the first problem, so the refusal says what is wrong */
+		rc = ERR("Configuration not restored: %zu errors (first: %s)",
+			 errors ? json_array_size(errors) : (size_t)1,
+			 errors && json_string_value(json_array_get(errors, 0)) ?
+			 json_string_value(json_array_get(errors, 0)) : "?");
 	}
 	free(r.sos);
 	free(r.tgts);

@@ -13,5 +13,9 @@ json_t *ctl_so_json(const struct ctl_so *so);
 /* Atomic save with backups; bdir gets the backup directory. */
 int ctl_config_save(const char *file, unsigned max_backups, char *bdir,
 		    size_t bdirlen, char *err, size_t errlen);
+/* {"added": [path...], "removed": [...], "changed": [...]} between two
+ * saveconfig documents (either may be NULL: empty), in the tree's paths
+ * (diff.c). */
+json_t *ctl_config_diff(json_t *before, json_t *after);
 
 #endif

@@ -116,6 +116,22 @@ int ut_save_config(struct ut_ctx *ctx, const char *file, json_t **result)
 	return call(ctx, "save_config", p, result);
 }
 
+int ut_restore_config_part(struct ut_ctx *ctx, const char *file,
+			   bool clear_existing, bool abort_on_error,
+			   const char *target, const char *storage_object,
+			   json_t **result)
+{
+	json_t *p = json_pack("{s:b, s:b}", "clear_existing", clear_existing,
+			      "abort_on_error", abort_on_error);
+
+	if (!set_str(p, "file", file) || !set_str(p, "target", target) ||
+	    !set_str(p, "storage_object", storage_object)) {
+		json_decref(p);
+		p = NULL;
+	}
+	return call(ctx, "restore_config", p, result);
+}
+
 int ut_restore_config(struct ut_ctx *ctx, const char *file,
 		      bool clear_existing, bool abort_on_error,
 		      json_t **errors)

@@ -301,7 +301,9 @@ def test_one_shot_and_batch_auto_save(shell):
     out = ok(run("/iscsi", "create", WWN), d)
     assert out.splitlines()[0] == "Created target %s." % WWN
     assert "Global pref auto_save_on_exit=true" in out.splitlines()
-    assert out.splitlines()[-1] == "Configuration saved to %s" % saved, out
+    assert "Configuration saved to %s" % saved in out.splitlines(), out
+    # and what that save changed in the file
+    assert "Added /iscsi/%s" % WWN in out.splitlines(), out
     with open(saved) as f:
         assert WWN in [t["wwn"] for t in json.load(f)["targets"]]
     # batch input that changed something saves once, at its end (no `exit` needed)

@@ -70,10 +70,14 @@ def autosaved(extra, wwn):
     (auto_save_on_exit, true by default, as targetcli's shell does when its input ends):
     the lines after the transcript's are exactly that, and the file holds the target."""
     saved = "Configuration saved to "
-    assert extra[:1] == ["Global pref auto_save_on_exit=true"] and extra[-1:] and \
-        extra[-1].startswith(saved) and len(extra) <= 3, \
+    at = [i for i, l in enumerate(extra) if l.startswith(saved)]
+    # then what the save changed in the file, a line per object
+    assert extra[:1] == ["Global pref auto_save_on_exit=true"] and len(at) == 1 and \
+        at[0] <= 2 and all(l.split(" ")[0] in ("Added", "Removed", "Changed")
+                           for l in extra[at[0] + 1:]), \
         "extra output:\n%s" % "\n".join(extra)
-    with open(extra[-1][len(saved):]) as f:
+    assert "Added /iscsi/" + wwn in extra
+    with open(extra[at[0]][len(saved):]) as f:
         assert wwn in [t["wwn"] for t in json.load(f)["targets"]]
 
 
