@@ -18,6 +18,7 @@ import pytest
 import iscsiraw as raw
 import rtslib_testutil  # noqa: F401  (puts python/ on sys.path for utarget.rtslib)
 import uthelpers as ut
+from rpcclient import RpcClient
 from uthelpers import MiB
 
 IQN = ut.DEFAULT_TARGET
@@ -210,6 +211,26 @@ def test_rbd_resize_raises_ua_and_new_capacity(config, utarget, ceph, workdir):
     assert res.returncode == 0, ut.describe(res, d)
     so = json.load(open(saved))["storage_objects"][0]
     assert so["plugin"] == "user" and so["size"] == 96 * MiB
+
+
+def test_resize_command_grows_the_image(config, utarget, ceph):
+    """backstore.resize on user:rbd runs rbd resize: the image grows on the cluster, the
+    nexus gets CAPACITY DATA HAS CHANGED; a shrink needs force."""
+    image = _image(ceph, 32 * MiB)
+    d = _serve(config, utarget, ceph, image)
+    c = _conn(d)
+    rpc = RpcClient(d.sock).connect()
+    assert rpc.call("backstore.resize", plugin="user:rbd", name="r0", size=48 * MiB) == \
+        {"old_size": 32 * MiB, "size": 48 * MiB}
+    info = json.loads(ceph.rbd("info", "--format", "json", "rbd/" + image).stdout)
+    assert info["size"] == 48 * MiB
+    p, _ = _cmd(c, bytes(6))
+    assert p.status == 2 and _sense(p)[:3] == (6, 0x2a, 0x09), _sense(p)
+    e = rpc.error("backstore.resize", plugin="user:rbd", name="r0", size=16 * MiB)
+    assert "force=true" in e.message, e
+    info = json.loads(ceph.rbd("info", "--format", "json", "rbd/" + image).stdout)
+    assert info["size"] == 48 * MiB
+    c.close()
 
 
 def ut_repo():
