@@ -805,6 +805,48 @@ static int c_so_resize(struct shell *sh, struct node *n, struct cli_args *a)
 	return 0;
 }
 
+/* ---- ALUA groups (/backstores/TYPE/NAME/alua) ------------------------------ */
+
+/* UIALUATargetPortGroups.ui_command_create / _delete. */
+static int c_alua_create(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	char *end;
+	long tag = strtol(a->v[1], &end, 10);
+	json_t *p, *r = NULL;
+	int ret;
+
+	if (*end || end == a->v[1] || tag < 1 || tag > 65535)
+		return cli_error(sh, "Invalid tag %s: a number from 1 to 65535",
+				 a->v[1]);
+	p = json_pack("{s:s?, s:s?, s:s, s:i}", "plugin", n->parent->plugin,
+		      "name", n->parent->so_name, "group", a->v[0], "tag",
+		      (int)tag);
+	ret = ut_call(sh->ut, "alua.create", p, &r);
+	json_decref(p);
+	json_decref(r);
+	if (ret)
+		return cli_ut_error(sh);
+	sh->changed = true;
+	cli_info(sh, "Created ALUA group %s with tag %ld.", a->v[0], tag);
+	return 0;
+}
+
+static int c_alua_delete(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	json_t *p = json_pack("{s:s?, s:s?, s:s}", "plugin", n->parent->plugin,
+			      "name", n->parent->so_name, "group", a->v[0]);
+	json_t *r = NULL;
+	int ret = ut_call(sh->ut, "alua.delete", p, &r);
+
+	json_decref(p);
+	json_decref(r);
+	if (ret)
+		return cli_ut_error(sh);
+	sh->changed = true;
+	cli_info(sh, "Deleted ALUA group %s.", a->v[0]);
+	return 0;
+}
+
 /* ---- targets, TPGs -------------------------------------------------------- */
 
 /* UITarget.ui_command_create: TPG, enable, authentication=0, portal. */
@@ -1343,6 +1385,12 @@ static const struct command commands[] = {
 	  "create_image=true creates a missing image of size." },
 	{ "delete", T(N_PLUGIN), NULL, SIG(1, "name"), c_so_delete,
 	  "Delete a storage object (refused while a LUN uses it)." },
+	{ "create", T(N_ALUA), NULL, SIG(2, "name", "tag"), c_alua_create,
+	  "Create an ALUA target port group of this storage object, with\n"
+	  "the group id tag (1-65535). LUNs join it with\n"
+	  "set alua alua_tg_pt_gp_name=NAME on the LUN." },
+	{ "delete", T(N_ALUA), NULL, SIG(1, "name"), c_alua_delete,
+	  "Delete an ALUA target port group (refused while LUNs are in it)." },
 	{ "resize", T(N_SO), NULL, SIG(0, "size", "force"), c_so_resize,
 	  "Resize the storage object live: size N[k|m|g|t][b]; without a\n"
 	  "size a block device's (or file's) current size is taken. Every\n"

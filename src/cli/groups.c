@@ -27,6 +27,10 @@ size_t node_groups(struct node *n, const char **out, size_t max)
 	case N_ISCSI:
 		out[k++] = "discovery_auth";
 		break;
+	case N_ALUA_GP:
+	case N_LUN:
+		out[k++] = "alua";
+		break;
 	default:
 		break;
 	}
@@ -203,7 +207,42 @@ static int group_load(struct shell *sh, struct node *n, const char *group,
 		}
 		goto out;
 	}
-	if (!strcmp(group, "attribute")) {
+	if (!strcmp(group, "alua") && n->type == N_LUN) {
+		/* LIO's one LUN setting of the group: which target port group
+		 * of its storage object this LUN's port is in */
+		struct gparam *gp = gset_add(g, "alua_tg_pt_gp_name", "string",
+			"The ALUA target port group (of the storage object) "
+			"this LUN's target port is in.", false);
+
+		gp->value = strdup(json_str(n->obj, "alua_tg_pt_gp_name") ?
+				   json_str(n->obj, "alua_tg_pt_gp_name") :
+				   "default_tg_pt_gp");
+		return 0;
+	}
+	if (!strcmp(group, "alua")) {
+		json_t *p = json_pack("{s:s?, s:s?, s:s}", "plugin",
+				      n->parent->parent->plugin, "name",
+				      n->parent->parent->so_name, "group",
+				      n->name);
+
+		kind = "alua";
+		ret = ut_call(sh->ut, "alua.get_attributes", p, &vals);
+		json_decref(p);
+		if (ret)
+			goto out;
+		/* members is a list; shown as its paths, comma-separated */
+		if (json_is_array(json_object_get(vals, "members"))) {
+			json_t *m, *mm = json_object_get(vals, "members");
+			size_t mi;
+			char buf[1024] = "";
+
+			json_array_foreach(mm, mi, m)
+				snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
+					 "%s%s", mi ? "," : "",
+					 json_string_value(m) ?: "");
+			json_object_set_new(vals, "members", json_string(buf));
+		}
+	} else if (!strcmp(group, "attribute")) {
 		kind = n->type == N_SO ? "backstore" :
 		       n->type == N_TPG ? "tpg" : "acl";
 		{
@@ -466,7 +505,8 @@ int cli_cmd_set(struct shell *sh, struct node *n, struct cli_args *a)
 					kv->key);
 			goto out;
 		}
-		if (!strcmp(group, "attribute")) {
+		if (!strcmp(group, "attribute") ||
+		    (!strcmp(group, "alua") && n->type == N_ALUA_GP)) {
 			char *end;
 			long long v = strtoll(kv->value, &end, 0);
 			int b = cli_parse_bool(kv->value);
@@ -492,7 +532,8 @@ int cli_cmd_set(struct shell *sh, struct node *n, struct cli_args *a)
 				v = b;
 			}
 			json_object_set_new(obj, kv->key, json_integer(v));
-		} else if (!strcmp(group, "parameter")) {
+		} else if (!strcmp(group, "parameter") ||
+			   !strcmp(group, "alua")) {
 			json_object_set_new(obj, kv->key,
 					    json_string(kv->value));
 		} else if (!strcmp(group, "global")) {
@@ -533,6 +574,23 @@ int cli_cmd_set(struct shell *sh, struct node *n, struct cli_args *a)
 			ut_tpg_set_attributes(sh->ut, n->wwn, n->tag, obj) :
 			ut_acl_set_attributes(sh->ut, n->wwn, n->tag,
 					      n->node_wwn, obj);
+	} else if (!strcmp(group, "alua")) {
+		json_t *p, *r = NULL;
+
+		if (n->type == N_LUN)
+			p = json_pack("{s:s?, s:i, s:i, s:O}", "wwn", n->wwn,
+				      "tag", (int)n->tag, "lun", (int)n->index,
+				      "alua_tg_pt_gp_name",
+				      json_object_get(obj, "alua_tg_pt_gp_name"));
+		else
+			p = json_pack("{s:s?, s:s?, s:s, s:O}", "plugin",
+				      n->parent->parent->plugin, "name",
+				      n->parent->parent->so_name, "group",
+				      n->name, "attributes", obj);
+		ret = ut_call(sh->ut, n->type == N_LUN ? "lun.set_alua" :
+			      "alua.set_attributes", p, &r);
+		json_decref(p);
+		json_decref(r);
 	} else if (!strcmp(group, "parameter")) {
 		ret = ut_tpg_set_parameters(sh->ut, n->wwn, n->tag, obj);
 	} else if (!strcmp(group, "discovery_auth")) {

@@ -487,10 +487,20 @@ void node_summary(struct shell *sh, struct node *n, char *buf, size_t len,
 	case N_ALUA:
 		snprintf(buf, len, "ALUA Groups: %zu", n->nkids);
 		break;
-	case N_ALUA_GP:
-		snprintf(buf, len, "ALUA state: Active/optimized");
+	case N_ALUA_GP: {
+		/* targetcli-fb's UIALUATargetPortGroup.summary names */
+		json_int_t st = o ? json_integer_value(
+			json_object_get(o, "alua_access_state")) : 0;
+		const char *name = st == 0 ? "Active/optimized" :
+				   st == 1 ? "Active/non-optimized" :
+				   st == 2 ? "Standby" : st == 3 ? "Unavailable" :
+				   st == 4 ? "LBA Dependent" : st == 14 ? "Offline" :
+				   st == 15 ? "Transitioning" : "Unknown";
+
+		snprintf(buf, len, "ALUA state: %s", name);
 		*health = 1;
 		break;
+	}
 	case N_ISCSI: {
 		json_t *fm;
 		size_t i;

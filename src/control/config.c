@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "control/alua.h"
 #include "control/attrs.h"
 #include "control/model.h"
 #include "iscsi/target.h"
@@ -225,6 +226,9 @@ static void load_so(struct restore *r, json_t *j)
 	if (attrs && json_object_get(attrs, "emulate_write_cache"))
 		atomic_store(&so->lu->bs->write_back,
 			     so->lu->attrs.emulate_write_cache);
+	if (ctl_alua_restore(so->lu, json_object_get(j, "alua_tpgs"),
+			     r->errors, what))
+		r->failed = true;
 }
 
 static void load_acl(struct restore *r, struct iscsi_tpg *tpg, json_t *j,
@@ -368,6 +372,18 @@ static void load_tpg(struct restore *r, struct iscsi_target *t, json_t *j)
 		if (l && jstr(v, "alias"))
 			snprintf(l->alias, sizeof(l->alias), "%s",
 				 jstr(v, "alias"));
+		if (l && jstr(v, "alua_tg_pt_gp_name")) {
+			struct scsi_alua_gp *gp = scsi_alua_gp_find(
+				so->lu, jstr(v, "alua_tg_pt_gp_name"));
+
+			if (gp)
+				scsi_alua_port_set_gp(so->lu, l->alua, gp);
+			else
+				skip(r, "%s: LUN %lld: alua_tg_pt_gp_name %s (no "
+				     "such group on %s; the LUN stays in "
+				     "default_tg_pt_gp)", what, idx,
+				     jstr(v, "alua_tg_pt_gp_name"), so_path);
+		}
 	}
 	json_array_foreach(json_object_get(j, "portals"), i, v) {
 		const char *ip = jstr(v, "ip_address");

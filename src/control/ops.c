@@ -17,6 +17,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "control/alua.h"
 #include "control/attrs.h"
 #include "control/model.h"
 #include "control/rpc.h"
@@ -621,6 +622,8 @@ static json_t *m_describe(json_t *p, struct rpc_error *e)
 		scsi_lu_attrs_default(&d, &fake);
 		return describe_tab(ctl_so_attrs, &d);
 	}
+	if (!strcmp(kind, "alua"))
+		return ctl_alua_describe();
 	if (!strcmp(kind, "tpg_parameter")) {
 		static const char *const desc[ITK__COUNT] = {
 			[ITK_AUTHMETHOD] = "Authentication methods offered (CHAP, None)",
@@ -1322,6 +1325,149 @@ static json_t *m_lun_create(json_t *p, struct rpc_error *e)
 	return json_pack("{s:i, s:o}", "lun", (int)lun, "mapped", mapped);
 }
 
+/* ---- ALUA target port groups (LIO: /backstores/TYPE/NAME/alua/GROUP) ---- */
+
+static struct scsi_alua_gp *get_gp(json_t *p, struct ctl_so **sop,
+				   struct rpc_error *e)
+{
+	struct ctl_so *so = get_so(p, e);
+	bool bad = false;
+	const char *g = so ? p_str(p, "group", true, e, &bad) : NULL;
+	struct scsi_alua_gp *gp;
+
+	if (!so || bad)
+		return NULL;
+	gp = scsi_alua_gp_find(so->lu, g);
+	if (!gp)
+		fail(e, RPC_NOT_FOUND, "No ALUA group %s on %s/%s", g,
+		     so->plugin, so->name);
+	*sop = so;
+	return gp;
+}
+
+/* LIO's members: TARGET/tpgt_N/lun_M of the LUNs in the group. */
+static json_t *gp_members(const struct ctl_so *so, const struct scsi_alua_gp *gp)
+{
+	json_t *a = json_array();
+	const struct iscsi_target *t;
+	const struct iscsi_tpg *tpg;
+	const struct iscsi_tpg_lun *l;
+
+	list_for_each_entry(t, &iscsi_fabric.targets, link)
+		list_for_each_entry(tpg, &t->tpgs, link)
+			list_for_each_entry(l, &tpg->luns, link)
+				if (l->lu == so->lu && atomic_load(&l->alua->gp) == gp)
+					json_array_append_new(a, json_sprintf(
+						"%s/tpgt_%u/lun_%u", t->wwn,
+						tpg->tag, l->index));
+	return a;
+}
+
+static json_t *m_alua_create(json_t *p, struct rpc_error *e)
+{
+	struct ctl_so *so = get_so(p, e);
+	bool bad = false;
+	const char *g = so ? p_str(p, "group", true, e, &bad) : NULL;
+	long long tag;
+	struct scsi_alua_gp *gp;
+	int rc;
+
+	if (!so || bad || !p_int(p, "tag", &tag, true, e, &bad))
+		return NULL;
+	if (tag < 1 || tag > 65535)
+		return fail(e, RPC_INVALID_PARAMS, "tag must be 1 to 65535 (0 is "
+			    "default_tg_pt_gp's)");
+	if (strlen(g) >= sizeof(gp->name) || !g[0] || strchr(g, '/'))
+		return fail(e, RPC_INVALID_PARAMS, "group must be a name of 1 to "
+			    "%zu characters without '/'", sizeof(gp->name) - 1);
+	rc = scsi_alua_gp_create(so->lu, g, (uint16_t)tag, &gp);
+	if (rc == -EEXIST)
+		return fail(e, RPC_EXISTS, "An ALUA group named %s or with tag "
+			    "%lld already exists on %s/%s", g, tag, so->plugin,
+			    so->name);
+	if (rc)
+		return fail(e, RPC_REFUSED, "out of memory");
+	return ctl_alua_gp_json(so->lu, gp);
+}
+
+static json_t *m_alua_delete(json_t *p, struct rpc_error *e)
+{
+	struct ctl_so *so = NULL;
+	struct scsi_alua_gp *gp = get_gp(p, &so, e);
+	int rc;
+
+	if (!gp)
+		return NULL;
+	rc = scsi_alua_gp_delete(so->lu, gp);
+	if (rc == -EPERM)
+		return fail(e, RPC_REFUSED, "default_tg_pt_gp cannot be deleted");
+	if (rc == -EBUSY)
+		return fail(e, RPC_REFUSED, "ALUA group %s has LUNs in it: move "
+			    "them out first (set alua alua_tg_pt_gp_name=...)",
+			    gp->name);
+	return json_object();
+}
+
+static json_t *m_alua_get(json_t *p, struct rpc_error *e)
+{
+	struct ctl_so *so = NULL;
+	struct scsi_alua_gp *gp = get_gp(p, &so, e);
+	json_t *o;
+
+	if (!gp)
+		return NULL;
+	o = ctl_alua_gp_json(so->lu, gp);
+	json_object_del(o, "name");
+	json_object_set_new(o, "members", gp_members(so, gp));
+	return o;
+}
+
+static json_t *m_alua_set(json_t *p, struct rpc_error *e)
+{
+	struct ctl_so *so = NULL;
+	struct scsi_alua_gp *gp = get_gp(p, &so, e);
+	char err[512];
+	int rc;
+
+	if (!gp)
+		return NULL;
+	rc = ctl_alua_set(so->lu, gp, json_object_get(p, "attributes"), false,
+			  err, sizeof(err));
+	if (rc == -EINVAL && !json_is_object(json_object_get(p, "attributes")))
+		return fail(e, RPC_INVALID_PARAMS, "%s", err);
+	if (rc)
+		return fail(e, rpc_code(rc), "%s", err);
+	return m_alua_get(p, e);
+}
+
+/* LIO's `set alua alua_tg_pt_gp_name=NAME` on a LUN: its target port
+ * joins that group of the LUN's storage object. */
+static json_t *m_lun_set_alua(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_tpg *tpg = get_tpg(p, e);
+	bool bad = false;
+	long long lun;
+	const char *g;
+	struct iscsi_tpg_lun *l;
+	struct scsi_alua_gp *gp;
+
+	if (!tpg || !p_int(p, "lun", &lun, true, e, &bad))
+		return NULL;
+	g = p_str(p, "alua_tg_pt_gp_name", true, e, &bad);
+	if (bad)
+		return NULL;
+	l = lun >= 0 && lun <= 65535 ? iscsi_tpg_lun_find(tpg, (uint32_t)lun) :
+				       NULL;
+	if (!l)
+		return fail(e, RPC_NOT_FOUND, "No LUN with index %lld", lun);
+	gp = scsi_alua_gp_find(l->lu, g);
+	if (!gp)
+		return fail(e, RPC_NOT_FOUND, "No ALUA group %s on %s", g,
+			    l->so_path);
+	scsi_alua_port_set_gp(l->lu, l->alua, gp);
+	return json_pack("{s:s}", "alua_tg_pt_gp_name", gp->name);
+}
+
 static json_t *m_lun_delete(json_t *p, struct rpc_error *e)
 {
 	struct iscsi_tpg *tpg = get_tpg(p, e);
@@ -1638,6 +1784,11 @@ const struct rpc_method ctl_methods[] = {
 	{ "discovery_auth.get", m_disc_get, true },
 	{ "lun.create", m_lun_create, false },
 	{ "lun.delete", m_lun_delete, false },
+	{ "lun.set_alua", m_lun_set_alua, false },
+	{ "alua.create", m_alua_create, false },
+	{ "alua.delete", m_alua_delete, false },
+	{ "alua.set_attributes", m_alua_set, false },
+	{ "alua.get_attributes", m_alua_get, true },
 	{ "portal.create", m_portal_create, false },
 	{ "portal.delete", m_portal_delete, false },
 	{ "acl.create", m_acl_create, false },

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control/alua.h"
 #include "control/attrs.h"
 #include "control/model.h"
 #include "control/saveconfig.h"
@@ -51,23 +52,6 @@ static void auth_json(json_t *o, const struct iscsi_auth *a, const char *pfx)
 	}
 }
 
-/* LIO always has the default ALUA group; keeping it makes our files
- * restore in targetcli-fb unchanged. */
-static json_t *alua_default(void)
-{
-	return json_pack("[{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:i, s:i, s:i}]",
-			 "alua_access_state", 0, "alua_access_status", 0,
-			 "alua_access_type", 3,
-			 "alua_support_active_nonoptimized", 1,
-			 "alua_support_active_optimized", 1,
-			 "alua_support_offline", 1, "alua_support_standby", 1,
-			 "alua_support_transitioning", 1,
-			 "alua_support_unavailable", 1, "alua_write_metadata", 0,
-			 "implicit_trans_secs", 0, "nonop_delay_msecs", 100,
-			 "name", "default_tg_pt_gp", "preferred", 0,
-			 "tg_pt_gp_id", 0, "trans_delay_msecs", 0);
-}
-
 json_t *ctl_so_json(const struct ctl_so *so)
 {
 	json_t *o = json_object();
@@ -79,7 +63,8 @@ json_t *ctl_so_json(const struct ctl_so *so)
 	json_object_set_new(o, "wwn", json_string(so->wwn));
 	json_object_set_new(o, "attributes",
 			    attrs_json(ctl_so_attrs, &so->lu->attrs));
-	json_object_set_new(o, "alua_tpgs", alua_default());
+	/* LIO's alua_tpgs, default_tg_pt_gp included (alua.c) */
+	json_object_set_new(o, "alua_tpgs", ctl_alua_json(so->lu));
 	if (!strcmp(so->plugin, "fileio")) {
 		json_object_set_new(o, "dev", json_string(so->dev));
 		json_object_set_new(o, "size", json_integer((json_int_t)so->size));
@@ -124,10 +109,14 @@ static json_t *tpg_json(const struct iscsi_tpg *tpg)
 				    json_string(tpg->params.val[k]));
 	json_object_set_new(o, "parameters", params);
 	auth_json(o, &tpg->auth, "chap_");
-	list_for_each_entry(l, &tpg->luns, link)
+	list_for_each_entry(l, &tpg->luns, link) {
+		const struct scsi_alua_gp *gp = atomic_load(&l->alua->gp);
+
 		json_array_append_new(luns, json_pack("{s:i, s:s, s:s, s:s}",
 			"index", (int)l->index, "storage_object", l->so_path,
-			"alias", l->alias, "alua_tg_pt_gp_name", "default_tg_pt_gp"));
+			"alias", l->alias, "alua_tg_pt_gp_name",
+			gp ? gp->name : "default_tg_pt_gp"));
+	}
 	json_object_set_new(o, "luns", luns);
 	list_for_each_entry(p, &tpg->portals, link)
 		json_array_append_new(portals, json_pack("{s:s, s:i, s:b, s:b}",

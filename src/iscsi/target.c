@@ -146,6 +146,13 @@ struct iscsi_tpg_lun *iscsi_tpg_lun_new(struct iscsi_tpg *tpg, uint32_t index,
 		return NULL;
 	l->index = index;
 	l->lu = lu;
+	/* the TPG is the target port; its tag its relative port id, as the
+	 * nexus reports in VPD 0x83 (login.c) */
+	l->alua = scsi_alua_port_add(lu, tpg->tag);
+	if (!l->alua) {
+		free(l);
+		return NULL;
+	}
 	scsi_lu_get(lu);
 	copy_str(l->so_path, sizeof(l->so_path), so_path);
 	list_for_each_entry(pos, &tpg->luns, link)
@@ -159,6 +166,7 @@ struct iscsi_tpg_lun *iscsi_tpg_lun_new(struct iscsi_tpg *tpg, uint32_t index,
 void iscsi_tpg_lun_free(struct iscsi_tpg_lun *l)
 {
 	list_del(&l->link);
+	scsi_alua_port_del(l->lu, l->alua);
 	scsi_lu_put(l->lu);
 	iscsi_fabric.generation++;
 	free(l);
@@ -266,6 +274,7 @@ struct scsi_lun_map *iscsi_tpg_build_map(struct iscsi_tpg *tpg,
 				continue; /* dangling link: not visible */
 			map->ent[n].lun = m->index;
 			map->ent[n].lu = l->lu;
+			map->ent[n].port = l->alua;
 			scsi_lu_get(l->lu);
 			map->ent[n].write_protect =
 				m->write_protect ||
@@ -291,6 +300,7 @@ struct scsi_lun_map *iscsi_tpg_build_map(struct iscsi_tpg *tpg,
 		list_for_each_entry(l, &tpg->luns, link) {
 			map->ent[n].lun = l->index;
 			map->ent[n].lu = l->lu;
+			map->ent[n].port = l->alua;
 			scsi_lu_get(l->lu);
 			map->ent[n].write_protect =
 				tpg->attrs.demo_mode_write_protect;

@@ -72,6 +72,7 @@ struct iscsi_tpg_lun {
 	struct list_head link; /* tpg->luns, sorted by index */
 	uint32_t index;
 	struct scsi_lu *lu;    /* holds a reference */
+	struct scsi_alua_port *alua; /* this target port's ALUA membership */
 	char so_path[128];     /* "/backstores/<plugin>/<name>" */
 	char alias[64];
 };

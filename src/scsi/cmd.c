@@ -49,6 +49,7 @@ enum {
 	OP_SERVICE_ACTION_IN_16 = 0x9e,
 	OP_REPORT_LUNS = 0xa0,
 	OP_MAINTENANCE_IN = 0xa3,
+	OP_MAINTENANCE_OUT = 0xa4,
 	OP_READ_12 = 0xa8,
 	OP_WRITE_12 = 0xaa,
 	OP_WRITE_VERIFY_12 = 0xae,
@@ -102,6 +103,7 @@ static const struct scsi_op scsi_ops[256] = {
 	[OP_SERVICE_ACTION_IN_16] = { 0, sbc_prepare_sai, sbc_exec_sai },
 	[OP_REPORT_LUNS] = { ANY, spc_prepare_report_luns, spc_exec_report_luns },
 	[OP_MAINTENANCE_IN] = { 0, spc_prepare_maint_in, spc_exec_maint_in },
+	[OP_MAINTENANCE_OUT] = { 0, spc_prepare_stpg, spc_exec_stpg },
 	[OP_READ_12] = { 0, sbc_prepare_rw, sbc_exec_rw },
 	[OP_WRITE_12] = { 0, sbc_prepare_rw, sbc_exec_rw },
 	[OP_WRITE_VERIFY_12] = { 0, sbc_prepare_rw, sbc_exec_rw },
@@ -120,6 +122,7 @@ static const uint16_t ua_asc[] = {
 	ASC_RESERVATIONS_PREEMPTED,
 	ASC_RESERVATIONS_RELEASED,
 	ASC_REGISTRATIONS_PREEMPTED,
+	ASC_ALUA_STATE_CHANGED,
 };
 
 bool scsi_op_dispatched(uint8_t op)
@@ -239,6 +242,9 @@ int scsi_cmd_prepare(struct scsi_cmd *cmd)
 			return 1;
 		}
 	} else if (!(op->flags & SCSI_OPF_NO_UA) && report_ua(cmd, ent)) {
+		return 1;
+	} else if (ent->port && scsi_alua_check(cmd)) {
+		/* SPC-4 5.16.2.4: the port's access state refuses it */
 		return 1;
 	}
 	if (!op->prepare) {

@@ -131,6 +131,13 @@ struct scsi_lu *scsi_lu_create(struct bs_dev *bs, const char *name,
 		return NULL;
 	}
 	list_init(&lu->nexus_ents);
+	if (scsi_alua_init(lu)) {
+		scsi_alua_free(lu);
+		pthread_mutex_destroy(&lu->cmp_lock);
+		pthread_mutex_destroy(&lu->lock);
+		free(lu);
+		return NULL;
+	}
 	atomic_init(&lu->refcnt, 1);
 	atomic_init(&lu->reserved, false);
 	bs->resized_arg = lu;
@@ -157,6 +164,7 @@ static void lu_destroy(struct scsi_lu *lu)
 	bs_close(lu->bs);
 	scsi_pr_free(lu);
 	scsi_xcopy_free(lu);
+	scsi_alua_free(lu);
 	pthread_mutex_destroy(&lu->cmp_lock);
 	pthread_mutex_destroy(&lu->lock);
 	free(lu);

@@ -63,6 +63,10 @@
 #define ASC_RESERVATIONS_PREEMPTED 0x2a03
 #define ASC_RESERVATIONS_RELEASED 0x2a04
 #define ASC_REGISTRATIONS_PREEMPTED 0x2a05
+#define ASC_ALUA_STATE_CHANGED 0x2a06 /* ASYMMETRIC ACCESS STATE CHANGED */
+#define ASC_LU_NOT_ACCESSIBLE_STANDBY 0x040b
+#define ASC_LU_NOT_ACCESSIBLE_UNAVAILABLE 0x040c
+#define ASC_LU_NOT_ACCESSIBLE_OFFLINE 0x0412
 
 /* Unit attention conditions, one bit each, reported highest-priority first
  * (SAM-5 5.14 / SPC-4 6.37: the first pending one is returned). */
@@ -76,6 +80,7 @@ enum scsi_ua {
 	SCSI_UA_RESV_PREEMPTED = 1u << 6,    /* 2A/03 */
 	SCSI_UA_RESV_RELEASED = 1u << 7,     /* 2A/04 */
 	SCSI_UA_REG_PREEMPTED = 1u << 8,     /* 2A/05 */
+	SCSI_UA_ALUA_CHANGED = 1u << 9,      /* 2A/06 */
 };
 
 enum scsi_dir { SCSI_DIR_NONE = 0, SCSI_DIR_READ = 1, SCSI_DIR_WRITE = 2 };
@@ -136,6 +141,10 @@ struct scsi_lu {
 	atomic_bool reserved;
 	struct list_head reg_link; /* global LU registry (lun.c), by wwn */
 	struct scsi_xcopy *xcopy;  /* EXTENDED COPY results (xcopy.c), under lock */
+	/* ALUA (alua.c): target port groups and the ports in them, under
+	 * lock; neither is freed before the LU (map entries point at them) */
+	struct list_head alua_gps;   /* struct scsi_alua_gp.link, by id */
+	struct list_head alua_ports; /* struct scsi_alua_port.link */
 };
 
 /* Target port as SPC-4 names it, for VPD 0x83 and PR. */
@@ -150,10 +159,57 @@ struct scsi_tport {
 
 struct scsi_nexus;
 
+/* ALUA (SPC-4 5.16): asymmetric access states of target port groups. */
+enum scsi_alua_state {
+	SCSI_ALUA_AO = 0x0,            /* active/optimized */
+	SCSI_ALUA_ANO = 0x1,           /* active/non-optimized */
+	SCSI_ALUA_STANDBY = 0x2,
+	SCSI_ALUA_UNAVAILABLE = 0x3,
+	SCSI_ALUA_LBA_DEPENDENT = 0x4,
+	SCSI_ALUA_OFFLINE = 0xe,
+	SCSI_ALUA_TRANSITIONING = 0xf,
+};
+
+/* Supported states (RTPG byte 1, LIO's alua_support_* attributes). */
+#define SCSI_ALUA_T_SUP 0x80
+#define SCSI_ALUA_O_SUP 0x40
+#define SCSI_ALUA_LBD_SUP 0x10
+#define SCSI_ALUA_U_SUP 0x08
+#define SCSI_ALUA_S_SUP 0x04
+#define SCSI_ALUA_AN_SUP 0x02
+#define SCSI_ALUA_AO_SUP 0x01
+
+/* A target port group of one LU (LIO's tg_pt_gp). The settings are
+ * written by the control thread under lu->lock and read by the data path
+ * without it: state and status are atomics, the rest plain fields whose
+ * torn read cannot matter (one aligned word each). */
+struct scsi_alua_gp {
+	struct list_head link;
+	char name[64];
+	uint16_t id;
+	bool deleted;                 /* kept until the LU goes (see alua.c) */
+	_Atomic uint8_t state;        /* enum scsi_alua_state */
+	_Atomic uint8_t status;       /* 0 none, 1 by STPG, 2 implicit */
+	uint8_t access_type;          /* 0 none, 1 implicit, 2 explicit, 3 both */
+	uint8_t supported;            /* SCSI_ALUA_*_SUP */
+	bool preferred;
+	bool write_metadata;
+	uint32_t nonop_delay_ms, trans_delay_ms, implicit_trans_secs;
+};
+
+/* One target port's view of the LU (LIO's se_lun): which group it is in. */
+struct scsi_alua_port {
+	struct list_head link;
+	uint16_t rtpi;                /* relative target port identifier */
+	bool deleted;
+	struct scsi_alua_gp *_Atomic gp;
+};
+
 /* One LUN as a nexus sees it. */
 struct scsi_lun_ent {
 	uint64_t lun;           /* number the initiator uses (mapped LUN) */
 	struct scsi_lu *lu;
+	struct scsi_alua_port *port; /* NULL: no ALUA group (all commands) */
 	bool write_protect;
 	atomic_uint ua;         /* pending enum scsi_ua bits for this I_T_L */
 	struct scsi_nexus *nexus;
@@ -273,5 +329,23 @@ void scsi_lu_abort_tasks(struct scsi_lu *lu, const char *initiator_port,
 /* LUN field encoding (SAM-5 4.7): 8-byte LUN <-> number. */
 uint64_t scsi_lun_decode(const uint8_t lun[8]);
 void scsi_lun_encode(uint64_t lun, uint8_t out[8]);
+
+/* --- ALUA (alua.c); control thread, the LU's lock taken inside --- */
+/* Groups: create (id unique per LU, name unique), find, delete (refused
+ * while a port is in it: -EBUSY), set the state (live: every I_T nexus of
+ * the LU gets ASYMMETRIC ACCESS STATE CHANGED). */
+int scsi_alua_gp_create(struct scsi_lu *lu, const char *name, uint16_t id,
+			struct scsi_alua_gp **out);
+struct scsi_alua_gp *scsi_alua_gp_find(struct scsi_lu *lu, const char *name);
+int scsi_alua_gp_delete(struct scsi_lu *lu, struct scsi_alua_gp *gp);
+int scsi_alua_gp_set_state(struct scsi_lu *lu, struct scsi_alua_gp *gp,
+			   uint8_t state, uint8_t status);
+/* Members of a group (ports not deleted). */
+unsigned scsi_alua_gp_members(struct scsi_lu *lu, const struct scsi_alua_gp *gp);
+/* Ports: one per TPG LUN on this LU, in default_tg_pt_gp at first. */
+struct scsi_alua_port *scsi_alua_port_add(struct scsi_lu *lu, uint16_t rtpi);
+void scsi_alua_port_del(struct scsi_lu *lu, struct scsi_alua_port *port);
+void scsi_alua_port_set_gp(struct scsi_lu *lu, struct scsi_alua_port *port,
+			   struct scsi_alua_gp *gp);
 
 #endif

@@ -34,6 +34,18 @@ struct scsi_op {
 /* Allowed on a LUN the nexus does not see (SPC-4 6.4.1 / 6.33 / 6.39). */
 #define SCSI_OPF_ANY_LUN 0x2u
 
+/* --- alua.c --- */
+int scsi_alua_init(struct scsi_lu *lu);     /* default_tg_pt_gp */
+void scsi_alua_free(struct scsi_lu *lu);
+/* The command's port is in a state that refuses it: NOT READY set. */
+bool scsi_alua_check(struct scsi_cmd *cmd);
+uint8_t scsi_alua_tpgs(const struct scsi_cmd *cmd);  /* INQUIRY byte 5 */
+uint16_t scsi_alua_gp_id(const struct scsi_cmd *cmd); /* VPD 0x83 type 5 */
+int spc_prepare_rtpg(struct scsi_cmd *cmd);
+void spc_exec_rtpg(struct scsi_cmd *cmd);
+int spc_prepare_stpg(struct scsi_cmd *cmd);
+void spc_exec_stpg(struct scsi_cmd *cmd);
+
 /* --- cmd.c --- */
 /* The dispatcher has a prepare function for this opcode. */
 bool scsi_op_dispatched(uint8_t op);

@@ -113,6 +113,7 @@ static size_t inquiry_std(const struct scsi_cmd *cmd, uint8_t *b)
 	b[7] = 0x02;                /* CMDQUE: full task management model */
 	if (lu && lu->attrs.emulate_3pc && scsi_op_dispatched(0x83))
 		b[5] |= 0x08;       /* 3PC: EXTENDED COPY (xcopy.c) */
+	b[5] |= scsi_alua_tpgs(cmd); /* TPGS: the port's ALUA group (alua.c) */
 	if (lu)
 		lu_product(lu, product, sizeof(product));
 	put_ascii(b + 8, SCSI_VENDOR, 8);
@@ -253,9 +254,11 @@ static size_t vpd_device_id(const struct scsi_cmd *cmd, uint8_t *b)
 		memset(d, 0, 4);
 		put_be16(d + 2, tp->rel_port_id);
 		n += desig(b + n, proto | 0x01, 0x80 | 0x10 | 0x04, d, 4);
-		/* Target port group (type 5): LIO's default_tg_pt_gp, id 0. */
+		/* Target port group (type 5): the port's ALUA group. */
 		memset(d, 0, 4);
+		put_be16(d + 2, scsi_alua_gp_id(cmd));
 		n += desig(b + n, proto | 0x01, 0x80 | 0x10 | 0x05, d, 4);
+		memset(d, 0, 4);
 		/* Logical unit group (type 6): default_lu_gp, id 0. */
 		n += desig(b + n, 0x01, 0x06, d, 4);
 		/* Target port name: "<target>,t,0x<tpgt>" (iSCSI RFC 7143
