@@ -261,3 +261,31 @@ def test_cli_alua(config, utarget, workdir):
     assert res.returncode == 1 and "LUNs in it" in res.stderr
     res = run(alua, "create", "name=x", "tag=zero")
     assert res.returncode == 1 and "Invalid tag" in res.stderr
+
+
+def test_rtslib_alua(config, utarget, workdir):
+    """rtslib-fb's ALUATargetPortGroup and LUN.alua_tg_pt_gp_name, as a script uses them."""
+    import rtslib_testutil  # noqa: F401  (python/ on sys.path)
+    from utarget.rtslib import (ALUATargetPortGroup, FabricModule, LUN, RTSRoot, TPG,
+                                FileIOStorageObject, Target, set_default_socket)
+    d, port2, rpc = _daemon(config, utarget, workdir)
+    set_default_socket(d.sock)
+    so = FileIOStorageObject("f0")
+    assert [g.name for g in so.alua_tpgs] == ["default_tg_pt_gp"]
+    gp = ALUATargetPortGroup(so, "ao2", tag=4)
+    assert gp.tg_pt_gp_id == 4 and gp.alua_access_state == 0 and gp.nonop_delay_msecs == 100
+    gp.alua_access_state = 1
+    lun = LUN(TPG(Target(FabricModule("iscsi"), IQN), 2), 0)
+    lun.alua_tg_pt_gp_name = "ao2"
+    assert lun.alua_tg_pt_gp_name == "ao2"
+    assert gp.members == [IQN + "/tpgt_2/lun_0"]
+    assert sorted(g.name for g in RTSRoot().alua_tpgs) == ["ao2", "default_tg_pt_gp"]
+    assert ALUATargetPortGroup(so, "ao2").alua_access_state == 1
+    try:
+        ALUATargetPortGroup(so, "ao2", tag=5)
+        raise AssertionError("a second group of that name was created")
+    except Exception as e:   # rtslib raises RTSLibError
+        assert "exists" in str(e)
+    lun.alua_tg_pt_gp_name = "default_tg_pt_gp"
+    gp.delete()
+    assert [g.name for g in so.alua_tpgs] == ["default_tg_pt_gp"]

@@ -9,6 +9,7 @@
 Stdlib only, Python >= 3.9. See docs/scripting.md.
 """
 
+from .alua import ALUATargetPortGroup
 from .client import Client, RPCError, default_client, default_socket_path, set_default_socket
 from .node import CFSNode
 from .root import RTSRoot
@@ -23,7 +24,7 @@ from .utils import (RTSLibALUANotSupported, RTSLibError, RTSLibNotInCFSError,
 from utarget import __version__
 
 __all__ = [
-    "RTSRoot", "FabricModule", "Target", "TPG", "LUN", "NetworkPortal", "NodeACL",
+    "RTSRoot", "ALUATargetPortGroup", "FabricModule", "Target", "TPG", "LUN", "NetworkPortal", "NodeACL",
     "MappedLUN", "StorageObject", "UserBackedStorageObject", "FileIOStorageObject", "BlockStorageObject",
     "RDMCPStorageObject", "PSCSIStorageObject", "Backstore", "IBlockBackstore",
     "IBlockStorageObject", "FileIOBackstore", "RDMCPBackstore", "RDDRBackstore",

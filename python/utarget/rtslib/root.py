@@ -110,7 +110,8 @@ class RTSRoot(CFSNode):
 
     @property
     def alua_tpgs(self):
-        return iter(())
+        for so in self.storage_objects:
+            yield from so.alua_tpgs
 
     @property
     def sessions(self):

@@ -391,6 +391,11 @@ class LUN(CFSNode):
     def alua_tg_pt_gp_name(self):
         return self._entry().get("alua_tg_pt_gp_name") or "default_tg_pt_gp"
 
+    @alua_tg_pt_gp_name.setter
+    def alua_tg_pt_gp_name(self, name):
+        """The ALUA group (of the storage object) this LUN's target port is in."""
+        self._call("lun.set_alua", alua_tg_pt_gp_name=str(name), **self._ident())
+
     @property
     def mapped_luns(self):
         for acl in self.parent_tpg.node_acls:

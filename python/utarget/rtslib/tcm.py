@@ -92,7 +92,10 @@ class StorageObject(CFSNode):
 
     @property
     def alua_tpgs(self):
-        return iter(())
+        """The storage object's ALUA target port groups."""
+        from .alua import ALUATargetPortGroup
+        for g in self._entry().get("alua_tpgs") or []:
+            yield ALUATargetPortGroup(self, g["name"])
 
     @property
     def attached_luns(self):
