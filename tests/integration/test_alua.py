@@ -289,3 +289,47 @@ def test_rtslib_alua(config, utarget, workdir):
     lun.alua_tg_pt_gp_name = "default_tg_pt_gp"
     gp.delete()
     assert [g.name for g in so.alua_tpgs] == ["default_tg_pt_gp"]
+
+
+def _prout(c, sa, key=0, sakey=0, typ=0, all_tg_pt=False):
+    data = struct.pack(">QQI", key, sakey, 0) + bytes([0x04 if all_tg_pt else 0, 0, 0, 0])
+    cdb = bytes([0x5f, sa, typ, 0, 0]) + struct.pack(">I", len(data)) + bytes(1)
+    p, _ = c.command(cdb, edtl=len(data), write=True, data=data)
+    return p
+
+
+def _read_keys(c):
+    p, d = c.command(bytes([0x5e, 0, 0, 0, 0, 0, 0]) + struct.pack(">H", 256) + bytes(1),
+                     edtl=256, read=True)
+    assert p.status == 0
+    n = struct.unpack(">I", d[4:8])[0]
+    return [struct.unpack(">Q", d[8 + 8 * i:16 + 8 * i])[0] for i in range(n // 8)]
+
+
+def _write(c):
+    return c.command(bytes([0x2a, 0, 0, 0, 0, 0, 0, 0, 1, 0]), edtl=512, write=True,
+                     data=bytes(512))[0]
+
+
+def test_persistent_reservations_across_target_ports(config, utarget, workdir):
+    """SPC-4 5.12: a registration made through one target port is seen through the other
+    (the LU's, not the port's); a reservation holds on both ports; ALL_TG_PT registers the
+    initiator on every port."""
+    d, port2, rpc = _daemon(config, utarget, workdir)
+    a = _conn(d.port, [0x80, 0, 0, 0, 0, 0x11])
+    b = _conn(port2, [0x80, 0, 0, 0, 0, 0x11])   # same initiator port, other target port
+    assert _prout(a, 0, sakey=0xA1).status == 0          # REGISTER through port 1
+    assert _read_keys(b) == [0xA1]                        # seen through port 2
+    assert _prout(a, 1, key=0xA1, typ=0x01).status == 0  # RESERVE, write exclusive
+    p = _write(b)                                         # port 2's nexus is not registered
+    assert p.status == 0x18, "no RESERVATION CONFLICT through the other port"
+    assert _write(a).status == 0
+    # with ALL_TG_PT the registration covers port 2's nexus too
+    assert _prout(a, 2, key=0xA1, typ=0x01).status == 0  # RELEASE
+    assert _prout(a, 6, key=0xA1).status == 0            # REGISTER AND IGNORE: key 0 = drop
+    assert _read_keys(b) == []
+    assert _prout(a, 0, sakey=0xB2, all_tg_pt=True).status == 0
+    assert _prout(b, 1, key=0xB2, typ=0x01).status == 0  # port 2 may reserve with it
+    assert _write(b).status == 0 and _write(a).status == 0
+    a.close()
+    b.close()
