@@ -128,11 +128,26 @@ json_t *ctl_alua_json(struct scsi_lu *lu)
 json_t *ctl_alua_describe(void)
 {
 	json_t *t = json_array();
+	struct scsi_alua_gp d;
 
-	for (size_t i = 0; i < NFIELDS; i++)
-		json_array_append_new(t, json_pack("{s:s, s:s, s:b}", "name",
+	/* the defaults: LIO's for a new group (alua.c in the SCSI layer) */
+	memset(&d, 0, sizeof(d));
+	scsi_alua_gp_defaults(&d);
+	for (size_t i = 0; i < NFIELDS; i++) {
+		json_t *row = json_pack("{s:s, s:s, s:b, s:b}", "name",
 			fields[i].name, "description", fields[i].desc, "ro",
-			fields[i].kind == F_MEMBERS));
+			fields[i].kind == F_MEMBERS, "honoured",
+			fields[i].kind != F_NONOP && fields[i].kind != F_TRANS &&
+			fields[i].kind != F_META);
+
+		if (fields[i].kind != F_MEMBERS) {
+			json_object_set_new(row, "default", json_integer(
+				(json_int_t)get_field(NULL, &d, &fields[i])));
+			json_object_set_new(row, "min", json_integer(0));
+			json_object_set_new(row, "max", json_integer(fields[i].max));
+		}
+		json_array_append_new(t, row);
+	}
 	return t;
 }
 

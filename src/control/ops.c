@@ -665,7 +665,7 @@ static json_t *m_describe(json_t *p, struct rpc_error *e)
 		return arr;
 	}
 	return fail(e, RPC_INVALID_PARAMS,
-		    "kind must be backstore, tpg, acl or tpg_parameter");
+		    "kind must be backstore, tpg, acl, alua or tpg_parameter");
 }
 
 static json_t *m_sessions(json_t *p, struct rpc_error *e)

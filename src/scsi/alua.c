@@ -19,7 +19,7 @@
 
 #define ALUA_DEFAULT_GP "default_tg_pt_gp"
 
-static void gp_defaults(struct scsi_alua_gp *gp)
+void scsi_alua_gp_defaults(struct scsi_alua_gp *gp)
 {
 	/* LIO's core_alua_allocate_tg_pt_gp: implicit and explicit, every
 	 * state but LBA dependent supported, 100 ms non-optimized delay. */
@@ -74,7 +74,7 @@ int scsi_alua_gp_create(struct scsi_lu *lu, const char *name, uint16_t id,
 		return -ENOMEM;
 	snprintf(gp->name, sizeof(gp->name), "%s", name);
 	gp->id = id;
-	gp_defaults(gp);
+	scsi_alua_gp_defaults(gp);
 	pthread_mutex_lock(&lu->lock);
 	if (find_locked(lu, name, id)) {
 		rc = -EEXIST;

@@ -337,6 +337,8 @@ void scsi_lun_encode(uint64_t lun, uint8_t out[8]);
 int scsi_alua_gp_create(struct scsi_lu *lu, const char *name, uint16_t id,
 			struct scsi_alua_gp **out);
 struct scsi_alua_gp *scsi_alua_gp_find(struct scsi_lu *lu, const char *name);
+/* LIO's settings of a new group (state active/optimized, access type 3). */
+void scsi_alua_gp_defaults(struct scsi_alua_gp *gp);
 int scsi_alua_gp_delete(struct scsi_lu *lu, struct scsi_alua_gp *gp);
 int scsi_alua_gp_set_state(struct scsi_lu *lu, struct scsi_alua_gp *gp,
 			   uint8_t state, uint8_t status);
