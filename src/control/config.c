@@ -11,6 +11,7 @@
 #include "control/alua.h"
 #include "control/attrs.h"
 #include "control/model.h"
+#include "control/plugins.h"
 #include "iscsi/target.h"
 #include "util/log.h"
 
@@ -175,6 +176,7 @@ static void load_auth(json_t *o, struct iscsi_auth *a, const char *prefix)
 static void load_so(struct restore *r, json_t *j)
 {
 	struct ctl_so_spec spec = { 0 };
+	const struct ctl_plugin *pl;
 	struct ctl_so *so;
 	json_t *attrs = json_object_get(j, "attributes");
 	long long n;
@@ -188,16 +190,15 @@ static void load_so(struct restore *r, json_t *j)
 		skip(r, "storage object without plugin or name");
 		return;
 	}
-	if (!strcmp(spec.plugin, "user")) {
-		/* rtslib-fb UserBackedStorageObject: config names the tcmu
-		 * handler first; rbd is the one served here (model.h) */
-		spec.dev = jstr(j, "config");
-		if (!spec.dev || strncmp(spec.dev, "rbd/", 4)) {
-			skip(r, "Storage object user/%s: config '%s' is not an rbd one (rbd/POOL/IMAGE...)",
-			     spec.name, spec.dev ? spec.dev : "");
+	pl = ctl_plugin_find(spec.plugin);
+	if (pl) {
+		/* utargetd's name for it (LIO's "user" is user:rbd) */
+		spec.plugin = pl->name;
+		if (pl->load && pl->load(j, &spec, err, sizeof(err))) {
+			skip(r, "Storage object %s/%s: %s", pl->lio, spec.name,
+			     err);
 			return;
 		}
-		spec.plugin = CTL_RBD_PLUGIN;
 	}
 	snprintf(what, sizeof(what), "Storage object %s/%s", spec.plugin,
 		 spec.name);
@@ -208,7 +209,7 @@ static void load_so(struct restore *r, json_t *j)
 		}
 		spec.size = (uint64_t)n;
 	}
-	spec.write_back = jbool(j, "write_back", !strcmp(spec.plugin, "fileio"));
+	spec.write_back = jbool(j, "write_back", pl && pl->write_back_default);
 	spec.readonly = jbool(j, "readonly", false);
 	spec.nullio = jbool(j, "nullio", false);
 	spec.sparse = jbool(j, "sparse", true);

@@ -9,6 +9,7 @@
  * node_wwn). An object on one side only is added or removed, its children
  * not listed; one on both sides whose own settings differ is changed, and
  * its children are compared in turn. */
+#include "control/plugins.h"
 #include "control/saveconfig.h"
 
 #include <stdbool.h>
@@ -107,9 +108,7 @@ static void cmp_leaf(struct diff *d, const char *path, json_t *a, json_t *b)
 static void key_so(json_t *o, char *k, size_t n)
 {
 	/* LIO saves user:rbd objects as plugin "user"; the tree says user:rbd */
-	const char *pl = str(o, "plugin");
-
-	snprintf(k, n, "%s/%s", strcmp(pl, "user") ? pl : "user:rbd",
+	snprintf(k, n, "%s/%s", ctl_plugin_tree_name(str(o, "plugin")),
 		 str(o, "name"));
 }
 

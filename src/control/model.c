@@ -1,5 +1,6 @@
 /* Storage objects and whole-configuration operations. */
 #include "control/model.h"
+#include "control/plugins.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,23 +16,17 @@
 
 struct list_head ctl_sos = LIST_HEAD_INIT(ctl_sos);
 
-bool ctl_plugin_is_user(const char *plugin)
-{
-	return plugin && (!strcmp(plugin, "user") || !strncmp(plugin, "user:", 5));
-}
-
 void ctl_so_path(const struct ctl_so *so, char *out, size_t len)
 {
-	snprintf(out, len, "/backstores/%s/%s",
-		 ctl_plugin_is_user(so->plugin) ? "user" : so->plugin, so->name);
+	snprintf(out, len, "/backstores/%s/%s", ctl_plugin_lio_name(so->plugin),
+		 so->name);
 }
 
 static bool plugin_matches(const char *have, const char *want)
 {
 	/* LIO's saveconfig names LUN objects /backstores/user/NAME whatever
-	 * the tcmu handler: "user" matches every user:* object. */
-	return !strcmp(have, want) ||
-	       (!strcmp(want, "user") && ctl_plugin_is_user(have));
+	 * the tcmu handler: either name finds the object (plugins.c). */
+	return !strcmp(have, ctl_plugin_tree_name(want));
 }
 
 struct ctl_so *ctl_so_find(const char *plugin, const char *name)

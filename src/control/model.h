@@ -45,7 +45,6 @@ struct ctl_so_spec {
  * cfgstring); the API and the tree call the plugin "user:rbd" as
  * targetcli's /backstores/user:rbd does, and so->dev holds the config. */
 #define CTL_RBD_PLUGIN "user:rbd"
-bool ctl_plugin_is_user(const char *plugin);
 /* "/backstores/<plugin as LIO saves it>/<name>": what a LUN records. */
 void ctl_so_path(const struct ctl_so *so, char *out, size_t len);
 

@@ -20,6 +20,7 @@
 #include "control/alua.h"
 #include "control/attrs.h"
 #include "control/model.h"
+#include "control/plugins.h"
 #include "control/rpc.h"
 #include "control/saveconfig.h"
 #include "iscsi/iscsi.h"
@@ -305,7 +306,8 @@ static json_t *m_get_config(json_t *p, struct rpc_error *e)
 			break;
 		const char *pl = json_string_value(json_object_get(o, "plugin"));
 		const char *nm = json_string_value(json_object_get(o, "name"));
-		struct ctl_so *so = pl && nm && !strcmp(pl, "block") ?
+		const struct ctl_plugin *plug = ctl_plugin_find(pl);
+		struct ctl_so *so = plug && plug->live_size && nm ?
 					    ctl_so_find(pl, nm) : NULL;
 
 		if (so)
@@ -396,10 +398,17 @@ static bool so_sel_matches(const char *sel, const char *plugin,
 	pl = (size_t)(slash - sel);
 	if (strcmp(slash + 1, name))
 		return false;
-	if (ctl_plugin_is_user(plugin))
-		return (pl == 4 && !strncmp(sel, "user", 4)) ||
-		       (pl == 8 && !strncmp(sel, "user:rbd", 8));
-	return strlen(plugin) == pl && !strncmp(sel, plugin, pl);
+	{
+		/* either of the plugin's names (plugins.c) */
+		char want[32];
+
+		if (pl >= sizeof(want))
+			return false;
+		memcpy(want, sel, pl);
+		want[pl] = '\0';
+		return !strcmp(ctl_plugin_tree_name(want),
+			       ctl_plugin_tree_name(plugin));
+	}
 }
 
 /* Selective restore (targetcli-fb's restoreconfig target= /
@@ -807,6 +816,7 @@ static bool so_in_use(const struct ctl_so *so)
 static json_t *m_bs_create(json_t *p, struct rpc_error *e)
 {
 	struct ctl_so_spec spec = { 0 };
+	const struct ctl_plugin *plug;
 	bool bad = false;
 	long long size = 0;
 	struct ctl_so *so;
@@ -828,7 +838,8 @@ static json_t *m_bs_create(json_t *p, struct rpc_error *e)
 	spec.create = p_bool(p, "create_image", false, e, &bad);
 	if (bad)
 		return NULL;
-	if (ctl_plugin_is_user(spec.plugin)) {
+	plug = ctl_plugin_find(spec.plugin);
+	if (plug && plug->needs == CTL_NEEDS_CONFIG) {
 		/* rtslib's UserBackedStorageObject takes config
 		 * "rbd/POOL/IMAGE..."; targetcli's user:rbd create takes the
 		 * cfgstring without the handler: accept either. */
@@ -848,13 +859,12 @@ static json_t *m_bs_create(json_t *p, struct rpc_error *e)
 		if (!c || !c[4])
 			return fail(e, RPC_INVALID_PARAMS,
 				    "Missing parameter cfgstring (POOL/IMAGE[;conf=PATH][;id=USER][;osd_op_timeout=N])");
-		spec.plugin = CTL_RBD_PLUGIN;
+		spec.plugin = plug->name;
 		spec.dev = c;
 	}
-	if (!strcmp(spec.plugin, "ramdisk") && size <= 0)
-		return fail(e, RPC_INVALID_PARAMS, "A ramdisk needs a size");
-	if ((!strcmp(spec.plugin, "fileio") || !strcmp(spec.plugin, "block") ||
-	     !strcmp(spec.plugin, "pscsi")) && (!spec.dev || !spec.dev[0]))
+	if (plug && plug->needs == CTL_NEEDS_SIZE && size <= 0)
+		return fail(e, RPC_INVALID_PARAMS, "A %s needs a size", plug->name);
+	if (plug && plug->needs == CTL_NEEDS_DEV && (!spec.dev || !spec.dev[0]))
 		return fail(e, RPC_INVALID_PARAMS, "Missing parameter dev");
 	if ((rc = ctl_so_create(&spec, &so, err, sizeof(err))))
 		return fail(e, rpc_code(rc), "%s", err);

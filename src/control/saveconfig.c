@@ -18,6 +18,7 @@
 #include "control/alua.h"
 #include "control/attrs.h"
 #include "control/model.h"
+#include "control/plugins.h"
 #include "control/saveconfig.h"
 #include "iscsi/target.h"
 #include "util/log.h"
@@ -57,37 +58,19 @@ json_t *ctl_so_json(const struct ctl_so *so)
 	json_t *o = json_object();
 
 	json_object_set_new(o, "name", json_string(so->name));
-	/* LIO's name: every tcmu handler is plugin "user" (model.h) */
+	/* LIO's name: every tcmu handler is plugin "user" (plugins.c) */
 	json_object_set_new(o, "plugin", json_string(
-		ctl_plugin_is_user(so->plugin) ? "user" : so->plugin));
+		ctl_plugin_lio_name(so->plugin)));
 	json_object_set_new(o, "wwn", json_string(so->wwn));
 	json_object_set_new(o, "attributes",
 			    attrs_json(ctl_so_attrs, &so->lu->attrs));
 	/* LIO's alua_tpgs, default_tg_pt_gp included (alua.c) */
 	json_object_set_new(o, "alua_tpgs", ctl_alua_json(so->lu));
-	if (!strcmp(so->plugin, "fileio")) {
-		json_object_set_new(o, "dev", json_string(so->dev));
-		json_object_set_new(o, "size", json_integer((json_int_t)so->size));
-		json_object_set_new(o, "write_back",
-				    json_boolean(so->lu->bs->write_back));
-		json_object_set_new(o, "aio", json_false());
-	} else if (!strcmp(so->plugin, "block")) {
-		json_object_set_new(o, "dev", json_string(so->dev));
-		json_object_set_new(o, "readonly", json_boolean(so->readonly));
-		json_object_set_new(o, "write_back",
-				    json_boolean(so->lu->bs->write_back));
-	} else if (ctl_plugin_is_user(so->plugin)) {
-		/* rtslib-fb UserBackedStorageObject.dump: config, size (the
-		 * image's current size: it follows rbd resize) */
-		json_object_set_new(o, "config", json_string(so->dev));
-		json_object_set_new(o, "size", json_integer((json_int_t)
-			__atomic_load_n(&so->lu->bs->size, __ATOMIC_RELAXED)));
-	} else if (!strcmp(so->plugin, "ramdisk")) {
-		json_object_set_new(o, "size", json_integer((json_int_t)so->size));
-		if (so->nullio)
-			json_object_set_new(o, "nullio", json_true());
-	} else {
-		json_object_set_new(o, "dev", json_string(so->dev));
+	{
+		const struct ctl_plugin *pl = ctl_plugin_find(so->plugin);
+
+		if (pl)
+			pl->save(so, o);
 	}
 	return o;
 }
