@@ -10,8 +10,10 @@ may belong to someone else on a shared machine.
 
 import json
 import os
+import random
 import re
 import shutil
+import socket
 import subprocess
 import time
 
@@ -78,8 +80,33 @@ def failed(res, words, d=None):
     return res.stderr
 
 
-def build_script(workdir, port):
+def default_port_address():
+    """A loopback address whose port 3260 is free right now, for the one step that shows
+    targetcli's "Using default IP port 3260" (the portal is deleted at once). 127.0.0.1:3260
+    may belong to another target on a shared machine (a CI run failed that way), so the
+    address is a random one of 127.0.0.0/8; None when every try is taken (something holds
+    the wildcard 0.0.0.0:3260)."""
+    rnd = random.Random()
+    for _ in range(8):
+        addr = "127.%d.%d.%d" % (rnd.randrange(1, 255), rnd.randrange(0, 256),
+                                 rnd.randrange(1, 255))
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((addr, 3260))
+            return addr
+        except OSError:
+            continue
+        finally:
+            s.close()
+    return None
+
+
+def build_script(workdir, port2, addr):
+    """The batch script; addr is default_port_address() (None: the default-port step is
+    expected to fail cleanly, and the batch goes on)."""
     img = os.path.join(str(workdir), "disk1.img")
+    addr = addr or "127.0.0.1"
     return img, "\n".join([
         "/backstores/fileio create disk1 %s 8M" % img,
         "/backstores/ramdisk create rd1 4M",
@@ -87,9 +114,9 @@ def build_script(workdir, port):
         "cd %s" % TPG,
         "luns/ create /backstores/ramdisk/rd1",
         "luns/ create /backstores/fileio/disk1 lun=3",
-        "portals/ create 127.0.0.1",
-        "portals/ delete 127.0.0.1 3260",
-        "portals/ create 127.0.0.1 %d" % (port + 1),
+        "portals/ create %s" % addr,
+        "portals/ delete %s 3260" % addr,
+        "portals/ create 127.0.0.1 %d" % port2,
         "acls/ create %s" % INIT,
         "cd acls/%s" % INIT,
         "create 7 lun3 write_protect=true",
@@ -99,21 +126,33 @@ def build_script(workdir, port):
     ])
 
 
-def test_batch_builds_whole_tree_with_targetcli_messages(shell, workdir, port):
+def test_batch_builds_whole_tree_with_targetcli_messages(shell, workdir):
     d, run = shell
-    img, script = build_script(workdir, port)
-    out = ok(run(input=script), d)
-    assert out.splitlines() == [
+    addr = default_port_address()
+    # a second free port, not port + 1 (a CI run found port + 1 taken)
+    port2 = ut.free_port()
+    img, script = build_script(workdir, port2, addr)
+    res = run(input=script)
+    if addr is None:
+        # 3260 is taken on every address tried: the create is refused with LIO's words,
+        # the delete finds nothing, everything else is built.
+        assert res.returncode == 1 and res.stderr.splitlines()[0] == \
+            "Could not listen on the portal: Address already in use", ut.describe(res, d)
+        default_port = ["Using default IP port 3260"]
+    else:
+        assert res.returncode == 0 and res.stderr == "", ut.describe(res, d)
+        default_port = ["Using default IP port 3260",
+                        "Created network portal %s:3260." % addr,
+                        "Deleted network portal %s:3260" % addr]
+    assert res.stdout.splitlines() == [
         "Created fileio disk1 with size %d" % (8 * MiB),
         "Created ramdisk rd1 with size 4M.",
         "Created target %s." % WWN,
         "Created TPG 1.",
         "Created LUN 0.",
         "Created LUN 3.",
-        "Using default IP port 3260",
-        "Created network portal 127.0.0.1:3260.",
-        "Deleted network portal 127.0.0.1:3260",
-        "Created network portal 127.0.0.1:%d." % (port + 1),
+    ] + default_port + [
+        "Created network portal 127.0.0.1:%d." % port2,
         "Created Node ACL for %s" % INIT,
         "Created mapped LUN 0.",
         "Created mapped LUN 3.",
@@ -137,7 +176,7 @@ def test_batch_builds_whole_tree_with_targetcli_messages(shell, workdir, port):
         "    | o- lun0 ... [ramdisk/rd1 (default_tg_pt_gp)]",
         "    | o- lun3 ... [fileio/disk1 (%s) (default_tg_pt_gp)]" % img,
         "    o- portals ... [Portals: 1]",
-        "      o- 127.0.0.1:%d ... [OK]" % (port + 1),
+        "      o- 127.0.0.1:%d ... [OK]" % port2,
     ]
     top = ok(run("ls", "/", "1"), d).splitlines()
     assert top[0] == "o- / " + "." * 69 + " [...]"
