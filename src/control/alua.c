@@ -66,27 +66,27 @@ static const struct alua_field {
 	{ "implicit_trans_secs", F_IMPL, 0, 255,
 	  "Implicit transition time reported by REPORT TARGET PORT GROUPS "
 	  "(extended header), seconds." },
-	{ "nonop_delay_msecs", F_NONOP, 0, 1000000,
-	  "LIO delays commands in the active/non-optimized state by this much; "
-	  "stored, not applied." },
+	{ "nonop_delay_msecs", F_NONOP, 0, 10000,
+	  "Every command through a port in the active/non-optimized state "
+	  "waits this long first, as LIO's does (LIO's limit: 10 s)." },
 	{ "preferred", F_PREF, 0, 1,
 	  "The PREF bit of REPORT TARGET PORT GROUPS." },
 	{ "tg_pt_gp_id", F_ID, 0, 65535,
 	  "The target port group identifier (VPD 0x83, REPORT TARGET PORT "
 	  "GROUPS)." },
 	{ "trans_delay_msecs", F_TRANS, 0, 30000,
-	  "LIO's delay before a transition takes effect; stored, not applied." },
+	  "A state change shows Transitioning (with its unit attention) this long first, as LIO's does." },
 	{ "members", F_MEMBERS, 0, -1,
 	  "The LUNs in this group, as TARGET/tpgt_N/lun_M (read-only)." },
 };
 
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 
-static long long get_field(struct scsi_lu *lu, const struct scsi_alua_gp *gp,
+static long long get_field(struct scsi_lu *lu, struct scsi_alua_gp *gp,
 			   const struct alua_field *f)
 {
 	switch (f->kind) {
-	case F_STATE: return atomic_load(&gp->state);
+	case F_STATE: return lu ? scsi_alua_gp_state(lu, gp) : atomic_load(&gp->state);
 	case F_STATUS: return atomic_load(&gp->status);
 	case F_TYPE: return gp->access_type;
 	case F_SUP: return (gp->supported & f->bit) != 0;
@@ -101,7 +101,7 @@ static long long get_field(struct scsi_lu *lu, const struct scsi_alua_gp *gp,
 	return 0;
 }
 
-json_t *ctl_alua_gp_json(struct scsi_lu *lu, const struct scsi_alua_gp *gp)
+json_t *ctl_alua_gp_json(struct scsi_lu *lu, struct scsi_alua_gp *gp)
 {
 	json_t *o = json_object();
 
@@ -119,9 +119,21 @@ json_t *ctl_alua_json(struct scsi_lu *lu)
 	struct scsi_alua_gp *gp;
 
 	/* the list changes only on the control thread, which this is */
-	list_for_each_entry(gp, &lu->alua_gps, link)
-		if (!gp->deleted)
-			json_array_append_new(a, ctl_alua_gp_json(lu, gp));
+	list_for_each_entry(gp, &lu->alua_gps, link) {
+		json_t *o;
+		uint8_t pending;
+
+		if (gp->deleted)
+			continue;
+		o = ctl_alua_gp_json(lu, gp);
+		/* a group in a delayed transition is saved in the state it
+		 * is going to: restored, it must not stay transitioning */
+		pending = atomic_load(&gp->pending);
+		if (pending != SCSI_ALUA_NONE)
+			json_object_set_new(o, "alua_access_state",
+					    json_integer(pending));
+		json_array_append_new(a, o);
+	}
 	return a;
 }
 
@@ -271,7 +283,8 @@ int ctl_alua_set(struct scsi_lu *lu, struct scsi_alua_gp *gp, json_t *attrs,
 				 restoring ? atomic_load(&gp->status) : 2;
 
 		if (have[si])
-			scsi_alua_gp_set_state(lu, gp, (uint8_t)val[si], status);
+			scsi_alua_gp_set_state(lu, gp, (uint8_t)val[si], status,
+					       !restoring);
 		else if (have[ti])
 			atomic_store(&gp->status, status);
 	}

@@ -9,7 +9,7 @@
 #include "scsi/scsi.h"
 
 /* One group as saveconfig.json's alua_tpgs holds it (LIO's keys). */
-json_t *ctl_alua_gp_json(struct scsi_lu *lu, const struct scsi_alua_gp *gp);
+json_t *ctl_alua_gp_json(struct scsi_lu *lu, struct scsi_alua_gp *gp);
 /* Every group of the LU, by id. */
 json_t *ctl_alua_json(struct scsi_lu *lu);
 /* The describe table: name, description, ro. */

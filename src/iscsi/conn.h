@@ -82,6 +82,7 @@ struct iscsi_task {
 	uint8_t *buf;
 	uint32_t buf_cap;
 	bool buf_charged;            /* buf_cap counted in conn->buf_bytes */
+	struct io_timer delay_timer; /* cmd.delay_ms: exec when it fires */
 };
 
 struct iscsi_session {

@@ -103,6 +103,13 @@ int iscsi_task_count(void)
 	return atomic_load(&task_count);
 }
 
+static void task_delayed(struct io_timer *tm)
+{
+	struct iscsi_task *t = container_of(tm, struct iscsi_task, delay_timer);
+
+	scsi_cmd_exec(&t->cmd);
+}
+
 static struct iscsi_task *task_new(struct iscsi_conn *c, uint32_t itt)
 {
 	struct iscsi_task *t = task_alloc();
@@ -114,6 +121,7 @@ static struct iscsi_task *task_new(struct iscsi_conn *c, uint32_t itt)
 	t->conn = c;
 	t->refs = 1;
 	t->itt = itt;
+	io_timer_init(&t->delay_timer, task_delayed);
 	iscsi_conn_get(c);
 	list_add_tail(&t->link, &s->tasks);
 	list_add_tail(&t->hash_link, &s->task_hash[itt_hash(itt)]);
@@ -341,6 +349,14 @@ static void task_exec(struct iscsi_task *t)
 							      t->data_want;
 	else
 		t->cmd.buf_len = t->buf_cap;
+	if (t->cmd.delay_ms) {
+		/* the SCSI layer asked for a pause (ALUA non-optimized
+		 * delay): the task is in the SCSI core's hands already
+		 * (TASK_EXEC), so an abort or a logout waits for it like for
+		 * any command in the backstore, and the worker serves on */
+		io_timer_arm(t->cmd.loop, &t->delay_timer, t->cmd.delay_ms);
+		return;
+	}
 	scsi_cmd_exec(&t->cmd);
 }
 

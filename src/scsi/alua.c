@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "scsi/scsi_int.h"
 #include "util/bytes.h"
@@ -29,6 +30,17 @@ void scsi_alua_gp_defaults(struct scsi_alua_gp *gp)
 	gp->supported = SCSI_ALUA_T_SUP | SCSI_ALUA_O_SUP | SCSI_ALUA_U_SUP |
 			SCSI_ALUA_S_SUP | SCSI_ALUA_AN_SUP | SCSI_ALUA_AO_SUP;
 	gp->nonop_delay_ms = 100;
+	atomic_init(&gp->pending, SCSI_ALUA_NONE);
+	atomic_init(&gp->pending_status, 0);
+	atomic_init(&gp->trans_deadline_ms, 0);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static struct scsi_alua_gp *find_locked(struct scsi_lu *lu, const char *name,
@@ -143,10 +155,29 @@ int scsi_alua_gp_delete(struct scsi_lu *lu, struct scsi_alua_gp *gp)
 	return rc;
 }
 
+/* The state is in place: tell every I_T nexus (SPC-4 5.16.2.6; the LU's
+ * entries: the ones through other groups lose nothing by hearing it) but
+ * the one whose SET TARGET PORT GROUPS made the change. */
+static void announce(struct scsi_lu *lu, struct scsi_alua_gp *gp,
+		     uint8_t state, const struct scsi_nexus *except)
+{
+	scsi_lu_establish_ua_except(lu, SCSI_UA_ALUA_CHANGED, except);
+	log_info("storage object %s: ALUA group %s (id %u) is now state 0x%x",
+		 lu->name, gp->name, gp->id, state);
+}
+
+/* LIO's core_alua_do_transition_tg_pt: the group reads TRANSITIONING (and
+ * its nexuses hear so) for trans_delay_msecs, then the new state (heard
+ * again). LIO sleeps in the caller; here the state carries a deadline and
+ * the first reader after it finishes the move (scsi_alua_gp_state), so no
+ * thread waits and a command or report after the deadline never sees the
+ * old state. */
 static int set_state(struct scsi_lu *lu, struct scsi_alua_gp *gp,
 		     uint8_t state, uint8_t status,
-		     const struct scsi_nexus *except)
+		     const struct scsi_nexus *except, bool delayed)
 {
+	uint32_t delay = delayed ? gp->trans_delay_ms : 0;
+
 	switch (state) {
 	case SCSI_ALUA_AO: case SCSI_ALUA_ANO: case SCSI_ALUA_STANDBY:
 	case SCSI_ALUA_UNAVAILABLE: case SCSI_ALUA_OFFLINE:
@@ -155,25 +186,52 @@ static int set_state(struct scsi_lu *lu, struct scsi_alua_gp *gp,
 	default:	/* LBA dependent needs an LBA map LIO users never set */
 		return -EINVAL;
 	}
+	/* a transition still under way is replaced by this one */
+	atomic_store(&gp->pending, SCSI_ALUA_NONE);
 	if (atomic_load(&gp->state) == state) {
 		atomic_store(&gp->status, status);
 		return 0;
 	}
+	if (delay && state != SCSI_ALUA_TRANSITIONING) {
+		atomic_store(&gp->pending_status, status);
+		atomic_store(&gp->trans_deadline_ms, now_ms() + delay);
+		atomic_store(&gp->state, SCSI_ALUA_TRANSITIONING);
+		atomic_store(&gp->status, status);
+		atomic_store(&gp->pending, state);
+		announce(lu, gp, SCSI_ALUA_TRANSITIONING, except);
+		return 0;
+	}
 	atomic_store(&gp->state, state);
 	atomic_store(&gp->status, status);
-	/* SPC-4 5.16.2.6: every I_T nexus learns it (the LU's entries; the
-	 * ones through other groups lose nothing by hearing it) but the one
-	 * whose SET TARGET PORT GROUPS made the change. */
-	scsi_lu_establish_ua_except(lu, SCSI_UA_ALUA_CHANGED, except);
-	log_info("storage object %s: ALUA group %s (id %u) is now state 0x%x",
-		 lu->name, gp->name, gp->id, state);
+	announce(lu, gp, state, except);
 	return 0;
 }
 
-int scsi_alua_gp_set_state(struct scsi_lu *lu, struct scsi_alua_gp *gp,
-			   uint8_t state, uint8_t status)
+/* Finish gp's delayed transition when it is due; true when this caller did
+ * it (and must announce it, outside lu->lock). */
+static bool finish_due(struct scsi_alua_gp *gp)
 {
-	return set_state(lu, gp, state, status, NULL);
+	uint8_t p = atomic_load(&gp->pending);
+
+	if (p == SCSI_ALUA_NONE || now_ms() < atomic_load(&gp->trans_deadline_ms) ||
+	    !atomic_compare_exchange_strong(&gp->pending, &p, SCSI_ALUA_NONE))
+		return false;
+	atomic_store(&gp->state, p);
+	atomic_store(&gp->status, atomic_load(&gp->pending_status));
+	return true;
+}
+
+uint8_t scsi_alua_gp_state(struct scsi_lu *lu, struct scsi_alua_gp *gp)
+{
+	if (finish_due(gp))
+		announce(lu, gp, atomic_load(&gp->state), NULL);
+	return atomic_load(&gp->state);
+}
+
+int scsi_alua_gp_set_state(struct scsi_lu *lu, struct scsi_alua_gp *gp,
+			   uint8_t state, uint8_t status, bool delayed)
+{
+	return set_state(lu, gp, state, status, NULL, delayed);
 }
 
 struct scsi_alua_port *scsi_alua_port_add(struct scsi_lu *lu, uint16_t rtpi)
@@ -214,6 +272,16 @@ static struct scsi_alua_gp *cmd_gp(const struct scsi_cmd *cmd)
 {
 	return cmd->ent && cmd->ent->port ? atomic_load(&cmd->ent->port->gp)
 					  : NULL;
+}
+
+void scsi_alua_due(struct scsi_lun_ent *ent)
+{
+	struct scsi_alua_gp *gp = atomic_load(&ent->port->gp);
+
+	/* one relaxed load when no transition is pending */
+	if (gp && atomic_load_explicit(&gp->pending, memory_order_relaxed) !=
+		  SCSI_ALUA_NONE)
+		scsi_alua_gp_state(ent->lu, gp);
 }
 
 uint8_t scsi_alua_tpgs(const struct scsi_cmd *cmd)
@@ -270,8 +338,15 @@ bool scsi_alua_check(struct scsi_cmd *cmd)
 	if (!gp)
 		return false;
 	state = atomic_load_explicit(&gp->state, memory_order_relaxed);
-	if (state == SCSI_ALUA_AO || state == SCSI_ALUA_ANO ||
-	    allowed(state, cmd->cdb))
+	if (state == SCSI_ALUA_ANO) {
+		/* LIO's core_alua_state_nonoptimized + target_submit's
+		 * core_alua_check_nonop_delay: every command through an
+		 * active/non-optimized port waits nonop_delay_msecs (the
+		 * transport's timer; no thread sleeps) */
+		cmd->delay_ms = gp->nonop_delay_ms;
+		return false;
+	}
+	if (state == SCSI_ALUA_AO || allowed(state, cmd->cdb))
 		return false;
 	switch (state) {
 	case SCSI_ALUA_STANDBY: asc = ASC_LU_NOT_ACCESSIBLE_STANDBY; break;
@@ -306,7 +381,7 @@ void spc_exec_rtpg(struct scsi_cmd *cmd)
 	struct scsi_lu *lu = cmd->lu;
 	bool ext = (cmd->cdb[1] >> 5) == 1;
 	const struct scsi_alua_gp *mine = cmd_gp(cmd);
-	struct scsi_alua_gp *gp;
+	struct scsi_alua_gp *gp, *done = NULL;
 	struct scsi_alua_port *p;
 	uint8_t *b = calloc(1, RTPG_BUF);
 	size_t n = ext ? 8 : 4;
@@ -321,6 +396,8 @@ void spc_exec_rtpg(struct scsi_cmd *cmd)
 		size_t at = n;
 		unsigned cnt = 0;
 
+		if (!gp->deleted && finish_due(gp))
+			done = gp;
 		if (gp->deleted || n + 8 > RTPG_BUF)
 			continue;
 		/* target port group descriptor (SPC-4 table 166) */
@@ -341,6 +418,8 @@ void spc_exec_rtpg(struct scsi_cmd *cmd)
 		b[at + 7] = (uint8_t)cnt;
 	}
 	pthread_mutex_unlock(&lu->lock);
+	if (done)	/* one UA bit covers every group that finished */
+		announce(lu, done, atomic_load(&done->state), NULL);
 	/* RETURN DATA LENGTH: what follows the header */
 	put_be32(b, (uint32_t)(n - (ext ? 8 : 4)));
 	if (ext) {
@@ -420,7 +499,7 @@ void spc_exec_stpg(struct scsi_cmd *cmd)
 	}
 	pthread_mutex_unlock(&lu->lock);
 	for (unsigned i = 0; i < k; i++)
-		set_state(lu, todo[i], states[i], 1, cmd->nexus);
+		set_state(lu, todo[i], states[i], 1, cmd->nexus, true);
 	scsi_set_good(cmd);
 	scsi_cmd_complete(cmd);
 }

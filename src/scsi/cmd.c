@@ -228,11 +228,16 @@ int scsi_cmd_prepare(struct scsi_cmd *cmd)
 	cmd->lba = 0;
 	cmd->nblk = 0;
 	cmd->lu = NULL;
+	cmd->delay_ms = 0;
 	memset(&cmd->bio, 0, sizeof(cmd->bio));
 
 	ent = scsi_nexus_lookup(cmd->nexus, cmd->lun);
 	cmd->ent = ent;
 	cmd->map_gen = cmd->nexus ? cmd->nexus->map_gen : 0;
+	if (ent && ent->port)
+		/* a delayed ALUA transition that is due ends first, so its
+		 * unit attention is the one this command reports */
+		scsi_alua_due(ent);
 	if (!ent) {
 		/* SPC-4 6.4.1 (INQUIRY PQ 011b), 6.33 (REPORT LUNS), 6.39
 		 * (REQUEST SENSE) work on any LUN; the rest are refused. */

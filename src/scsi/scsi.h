@@ -195,7 +195,15 @@ struct scsi_alua_gp {
 	bool preferred;
 	bool write_metadata;
 	uint32_t nonop_delay_ms, trans_delay_ms, implicit_trans_secs;
+	/* A transition with trans_delay_ms: state reads TRANSITIONING until
+	 * trans_deadline_ms (CLOCK_MONOTONIC), then whoever looks first
+	 * (a command, a report, the control thread) moves it to pending. */
+	_Atomic uint8_t pending;      /* SCSI_ALUA_NONE: no transition */
+	_Atomic uint8_t pending_status;
+	_Atomic uint64_t trans_deadline_ms;
 };
+
+#define SCSI_ALUA_NONE 0xff
 
 /* One target port's view of the LU (LIO's se_lun): which group it is in. */
 struct scsi_alua_port {
@@ -255,6 +263,9 @@ struct scsi_cmd {
 	uint8_t sense[SCSI_SENSE_MAX];
 	uint8_t sense_len;
 	uint32_t data_len;           /* Data-In bytes valid in buf */
+	/* Milliseconds the transport waits between prepare and exec (LIO's
+	 * nonop_delay_msecs on an active/non-optimized port); 0 mostly. */
+	uint32_t delay_ms;
 	/* --- private to the SCSI core --- */
 	struct bs_io bio;
 	uint32_t state;
@@ -340,8 +351,12 @@ struct scsi_alua_gp *scsi_alua_gp_find(struct scsi_lu *lu, const char *name);
 /* LIO's settings of a new group (state active/optimized, access type 3). */
 void scsi_alua_gp_defaults(struct scsi_alua_gp *gp);
 int scsi_alua_gp_delete(struct scsi_lu *lu, struct scsi_alua_gp *gp);
+/* The group's state now (finishing a delayed transition that is due). */
+uint8_t scsi_alua_gp_state(struct scsi_lu *lu, struct scsi_alua_gp *gp);
+/* delayed: through Transitioning for the group's trans_delay_msecs (a
+ * change by an administrator or STPG); false for a restore at start. */
 int scsi_alua_gp_set_state(struct scsi_lu *lu, struct scsi_alua_gp *gp,
-			   uint8_t state, uint8_t status);
+			   uint8_t state, uint8_t status, bool delayed);
 /* Members of a group (ports not deleted). */
 unsigned scsi_alua_gp_members(struct scsi_lu *lu, const struct scsi_alua_gp *gp);
 /* Ports: one per TPG LUN on this LU, in default_tg_pt_gp at first. */

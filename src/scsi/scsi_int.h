@@ -39,6 +39,7 @@ int scsi_alua_init(struct scsi_lu *lu);     /* default_tg_pt_gp */
 void scsi_alua_free(struct scsi_lu *lu);
 /* The command's port is in a state that refuses it: NOT READY set. */
 bool scsi_alua_check(struct scsi_cmd *cmd);
+void scsi_alua_due(struct scsi_lun_ent *ent);   /* see scsi_alua_gp_state */
 uint8_t scsi_alua_tpgs(const struct scsi_cmd *cmd);  /* INQUIRY byte 5 */
 uint16_t scsi_alua_gp_id(const struct scsi_cmd *cmd); /* VPD 0x83 type 5 */
 int spc_prepare_rtpg(struct scsi_cmd *cmd);

@@ -333,3 +333,77 @@ def test_persistent_reservations_across_target_ports(config, utarget, workdir):
     assert _write(b).status == 0 and _write(a).status == 0
     a.close()
     b.close()
+
+
+def test_nonop_and_transition_delays(config, utarget, workdir):
+    """nonop_delay_msecs and trans_delay_msecs act as LIO's do: every command through an
+    active/non-optimized port waits the delay (the worker serves others meanwhile); a state
+    change shows Transitioning (04/0A, 2A/06) for trans_delay_msecs, then the new state
+    (2A/06 again). Only lower bounds on time are asserted: a slow machine is no failure."""
+    import time
+    d, port2, rpc = _daemon(config, utarget, workdir)
+    rpc.call("alua.create", group="secondary", tag=2, **SO)
+    rpc.call("lun.set_alua", wwn=IQN, tag=2, lun=0, alua_tg_pt_gp_name="secondary")
+    rpc.call("alua.set_attributes", group="secondary",
+             attributes={"alua_access_state": 1, "nonop_delay_msecs": 600}, **SO)
+    a = _conn(d.port, [0x80, 0, 0, 0, 0, 1])
+    b = _conn(port2, [0x80, 0, 0, 0, 0, 2])
+    t0 = time.monotonic()
+    p = _read(b)
+    slow = time.monotonic() - t0
+    assert p.status == 0 and slow >= 0.6, (p.status, slow)
+    # the same LU through the optimized port is not held up by it
+    t0 = time.monotonic()
+    assert _read(a).status == 0
+    assert time.monotonic() - t0 < slow
+    # a connection dropped while its command waits out the delay leaks nothing
+    c = _conn(port2, [0x80, 0, 0, 0, 0, 3])
+    c.send(c.scsi_cmd(bytes([0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0]), edtl=512, read=True))
+    time.sleep(0.2)
+    assert rpc.call("stats")["tasks"] == 1   # waiting out the delay
+    c.close()
+    deadline = time.monotonic() + 20
+    while rpc.call("stats")["tasks"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert rpc.call("stats")["tasks"] == 0
+    # out of range (LIO's limit is 10 s): refused, nothing changes
+    e = rpc.error("alua.set_attributes", group="secondary",
+                  attributes={"nonop_delay_msecs": 10001}, **SO)
+    assert "nonop_delay_msecs" in e.message, e
+
+    rpc.call("alua.set_attributes", group="secondary",
+             attributes={"nonop_delay_msecs": 0, "trans_delay_msecs": 2500}, **SO)
+    t0 = time.monotonic()
+    g = rpc.call("alua.set_attributes", group="secondary",
+                 attributes={"alua_access_state": 2}, **SO)
+    assert g["alua_access_state"] == 15, g          # Transitioning first
+    # saved as the state it is going to, so a restore never stays transitioning
+    saved = os.path.join(str(workdir), "t.json")
+    rpc.call("save_config", file=saved)
+    with open(saved) as f:
+        so = [s for s in json.load(f)["storage_objects"] if s["name"] == "f0"][0]
+    assert [g["alua_access_state"] for g in so["alua_tpgs"] if g["name"] == "secondary"] == [2]
+    p, _ = b.command(bytes(6))
+    assert p.status == 2 and _sense(p) == (6, 0x2a, 0x06), _sense(p)
+    p = _read(b)
+    if time.monotonic() - t0 < 2.4:             # still inside the delay
+        assert p.status == 2 and _sense(p) == (2, 0x04, 0x0a), _sense(p)
+        groups, _ = _rtpg(b)
+        assert groups[2]["state"] == 15
+    while time.monotonic() - t0 < 2.6:
+        time.sleep(0.1)
+    # after it: the new state, announced again
+    p, _ = b.command(bytes(6))
+    assert p.status == 2 and _sense(p) == (6, 0x2a, 0x06), _sense(p)
+    p = _read(b)
+    assert p.status == 2 and _sense(p) == (2, 0x04, 0x0b), _sense(p)
+    assert rpc.call("alua.get_attributes", group="secondary", **SO)["alua_access_state"] == 2
+    # a reader that is not a command (the API) ends a due transition too
+    rpc.call("alua.set_attributes", group="secondary",
+             attributes={"trans_delay_msecs": 300}, **SO)
+    rpc.call("alua.set_attributes", group="secondary", attributes={"alua_access_state": 0},
+             **SO)
+    time.sleep(0.4)
+    assert rpc.call("alua.get_attributes", group="secondary", **SO)["alua_access_state"] == 0
+    a.close()
+    b.close()
