@@ -5,8 +5,8 @@
 #
 # Starts a daemon (default build/san/utargetd when it exists, else
 # build/utargetd; or $UTARGETD) on a free port with a writable thin fileio
-# LUN in a temporary directory, demo mode and two portals of one TPG
-# (127.0.0.1 and 127.0.0.2) for the MultipathIO tests, runs
+# LUN in a temporary directory, demo mode and two TPGs (two target ports)
+# with portals 127.0.0.1 and 127.0.0.2 for the MultipathIO tests, runs
 # `iscsi-test-cu -d` over TEST-SPEC (default ALL) with the multipath URL,
 # and prints Ran / Passed / Failed / Skipped. CUnit counts a skipped test as
 # passed; here a test whose output contains "[SKIPPED]" counts as skipped.
@@ -65,18 +65,24 @@ if [ "$backstore" = rbd ]; then
    "config": "rbd/rbd/conf0;conf='$tmp'/ceph/ceph.conf", "attributes": {}}'
 	so_path=/backstores/user/conf0
 fi
-cat >"$tmp/cfg.json" <<EOF
-{"fabric_modules": [],
- "storage_objects": [$so],
- "targets": [{"fabric": "iscsi", "wwn": "$iqn",
-   "tpgs": [{"tag": 1, "enable": true,
+# Two TPGs (two target ports, relative port ids 1 and 2, issue 17), each
+# with the LUN and its own portal: the MultipathIO tests run across ports.
+tpg() {
+	cat <<EOF
+{"tag": $1, "enable": true,
      "attributes": {"authentication": 0, "generate_node_acls": 1,
                     "demo_mode_write_protect": 0},
      "parameters": {},
      "luns": [{"index": 0, "storage_object": "$so_path"}],
-     "portals": [{"ip_address": "127.0.0.1", "port": $port},
-                 {"ip_address": "127.0.0.2", "port": $port}],
-     "node_acls": []}]}]}
+     "portals": [{"ip_address": "$2", "port": $port}],
+     "node_acls": []}
+EOF
+}
+cat >"$tmp/cfg.json" <<EOF
+{"fabric_modules": [],
+ "storage_objects": [$so],
+ "targets": [{"fabric": "iscsi", "wwn": "$iqn",
+   "tpgs": [$(tpg 1 127.0.0.1), $(tpg 2 127.0.0.2)]}]}
 EOF
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
