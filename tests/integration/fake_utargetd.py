@@ -30,17 +30,15 @@ def _need(p, *names):
             raise RpcFail(INVALID_PARAMS, "missing parameter: %s" % n)
 
 
-ATTR_DEFAULTS = {
-    "backstore": {"block_size": 512, "emulate_write_cache": 0, "queue_depth": 128,
-                  "hw_block_size": 512},
-    "tpg": {"authentication": 1, "generate_node_acls": 0, "demo_mode_write_protect": 1,
-            "cache_dynamic_acls": 0, "default_cmdsn_depth": 64, "login_timeout": 15},
-    "acl": {"dataout_timeout": 3, "nopin_timeout": 15},
-}
-RO = {"hw_block_size"}
-PARAM_DEFAULTS = {"HeaderDigest": "CRC32C,None", "DataDigest": "CRC32C,None",
-                  "MaxConnections": "1", "TargetAlias": "LIO Target", "InitialR2T": "Yes",
-                  "ImmediateData": "Yes"}
+# The daemon's own tables (describe output, kept equal to it by
+# test_schema.py::test_fake_daemon_tables_are_the_daemons).
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
+                       "describe.json")) as _f:
+    DESCRIBE = json.load(_f)
+ATTR_DEFAULTS = {kind: {r["name"]: r["default"] for r in DESCRIBE[kind]}
+                 for kind in ("backstore", "tpg", "acl")}
+RO = {r["name"] for kind in ("backstore", "tpg", "acl") for r in DESCRIBE[kind] if r["ro"]}
+PARAM_DEFAULTS = {r["name"]: r["default"] for r in DESCRIBE["tpg_parameter"]}
 AUTH_KEYS = ("userid", "password", "mutual_userid", "mutual_password")
 
 
@@ -218,10 +216,9 @@ class FakeUtargetd:
 
     def m_describe(self, p):
         _need(p, "kind")
-        table = PARAM_DEFAULTS if p["kind"] == "tpg_parameter" else ATTR_DEFAULTS.get(p["kind"])
-        if table is None:
+        if p["kind"] not in DESCRIBE:
             raise RpcFail(INVALID_PARAMS, "invalid kind")
-        return [{"name": k, "default": v, "ro": k in RO, "description": k} for k, v in table.items()]
+        return copy.deepcopy(DESCRIBE[p["kind"]])
 
     def m_backstore_create(self, p):
         _need(p, "plugin", "name")

@@ -182,8 +182,9 @@ def test_attributes_parameters_auth(root, img):
     assert tpg.get_parameter("ImmediateData") == "No"
     so.set_attribute("block_size", 4096)
     assert so.get_attribute("block_size") == "4096"
-    assert "hw_block_size" not in so.list_attributes(writable=True)
-    assert "hw_block_size" in so.list_attributes(writable=False)
+    # the daemon's read-only row (the fake once invented hw_block_size here)
+    assert "hw_max_sectors" not in so.list_attributes(writable=True)
+    assert "hw_max_sectors" in so.list_attributes(writable=False)
     tpg.chap_userid = "tu"
     tpg.chap_password = "tp12345678901"
     assert (tpg.chap_userid, tpg.chap_password) == ("tu", "tp12345678901")

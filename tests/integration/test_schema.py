@@ -82,3 +82,24 @@ def test_every_row_described_got_set_saved_restored(config, utarget, workdir):
     rpc.call("save_config", file=again)
     with open(saved) as f, open(again) as g:
         assert json.load(f) == json.load(g)
+
+
+DESCRIBE_SNAPSHOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
+                                 "describe.json")
+
+
+def test_fake_daemon_tables_are_the_daemons(config, utarget):
+    """fake_utargetd.py (the stand-in the rtslib module's offline tests talk to) takes its
+    attribute and parameter tables from data/describe.json; that file must be what the
+    daemon describes, so the fake cannot drift from it. After changing a table:
+    UT_UPDATE_DESCRIBE=1 pytest-3 tests/integration/test_schema.py rewrites it."""
+    config.target(IQN).tpg().lun(0, config.ramdisk("r0", size=4 * MiB))
+    rpc = RpcClient(utarget(config).sock).connect()
+    real = {kind: rpc.call("describe", kind=kind)
+            for kind in ("backstore", "tpg", "acl", "tpg_parameter")}
+    if os.environ.get("UT_UPDATE_DESCRIBE") == "1":
+        with open(DESCRIBE_SNAPSHOT, "w") as f:
+            json.dump(real, f, indent=1, sort_keys=True)
+            f.write("\n")
+    with open(DESCRIBE_SNAPSHOT) as f:
+        assert json.load(f) == real, "data/describe.json is stale (see this test's doc)"
