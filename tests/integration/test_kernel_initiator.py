@@ -108,26 +108,38 @@ login $IQN 2 $P2 || fail "login tpg2"
 wait_disks 2 || fail "two disks did not appear"
 sleep 1
 for d in $(ls /sys/block | grep '^sd'); do
-  h=$(readlink /sys/block/$d/device | sed 's,.*/,,')
-  sess=$(ls -d /sys/block/$d/device/../../../iscsi_session/session* 2>/dev/null | sed 's,.*/,,')
+  sess=$(readlink -f /sys/block/$d/device | sed 's,.*/\(session[0-9]*\)/.*,\1,')
   tpgt=$(cat /sys/class/iscsi_session/$sess/tpgt)
   result disk_tpgt${tpgt} $d
   result dh_tpgt${tpgt} $(cat /sys/block/$d/device/dh_state)
   result access_tpgt${tpgt} "$(cat /sys/block/$d/device/access_state)"
 done
 step multipath
+# no udevd in the guest: multipath enumerates only devices udev "initialized", so write
+# the udev database entries it reads (ID_SERIAL = the NAA WWID with its type digit 3)
+mkdir -p /run/udev/data
+for d in $(ls /sys/block | grep '^sd'); do
+  w=$(sed 's/^naa\./3/' /sys/block/$d/device/wwid)
+  printf 'I:1000000\nE:ID_SERIAL=%s\nE:ID_WWN=%s\nE:DEVTYPE=disk\n' $w $w > /run/udev/data/b$(cat /sys/block/$d/dev)
+done
 multipath -v2 > /tmp/mp.out 2>&1 || { cat /tmp/mp.out; fail "multipath -v2"; }
 cat /tmp/mp.out
-multipath -ll
+multipath -ll > /tmp/ll.out
+cat /tmp/ll.out
+result pgs_before "$(grep -o 'prio=[0-9]* status=[a-z]*' /tmp/ll.out | tr ' ' ',' | tr '\n' ' ')"
 result maps $(dmsetup ls --target multipath | grep -vc 'No devices')
 DM=/dev/$(ls /sys/block | grep '^dm-' | head -1)
 result dm $DM
 result table_before "$(dmsetup table | tr ' ' '_')"
 dmsetup status
+[ "$DM" = /dev/ ] && { fail "multipath made no map"; IOSECS=0; }
 step io
-i=0; errs=0
-end=$(( $(cut -d. -f1 /proc/uptime) + IOSECS ))
+i=0; errs=0; late=0
+start=$(cut -d. -f1 /proc/uptime)
+end=$(( start + IOSECS ))
 while [ $(cut -d. -f1 /proc/uptime) -lt $end ]; do
+  # rounds in the second half run after the host's switch (at 6 s)
+  [ $(cut -d. -f1 /proc/uptime) -ge $(( start + IOSECS / 2 )) ] && late=$((late+1))
   seek=$(( (i % 8) * 16 + 16 ))
   dd if=/tmp/pat of=$DM bs=65536 seek=$seek oflag=direct conv=fsync 2>/tmp/dd.err || { errs=$((errs+1)); cat /tmp/dd.err; }
   dd if=$DM of=/tmp/back bs=65536 skip=$seek count=16 iflag=direct 2>/tmp/dd.err || { errs=$((errs+1)); cat /tmp/dd.err; }
@@ -135,13 +147,16 @@ while [ $(cut -d. -f1 /proc/uptime) -lt $end ]; do
   i=$((i+1))
 done
 result io_rounds $i
+result io_late_rounds $late
 result io_errors $errs
 step after
-multipath -ll
+multipath -ll > /tmp/ll.out
+cat /tmp/ll.out
+result pgs_after "$(grep -o 'prio=[0-9]* status=[a-z]*' /tmp/ll.out | tr ' ' ',' | tr '\n' ' ')"
 dmsetup status
 result status_after "$(dmsetup status | tr ' ' '_')"
 for d in $(ls /sys/block | grep '^sd'); do
-  sess=$(ls -d /sys/block/$d/device/../../../iscsi_session/session* 2>/dev/null | sed 's,.*/,,')
+  sess=$(readlink -f /sys/block/$d/device | sed 's,.*/\(session[0-9]*\)/.*,\1,')
   tpgt=$(cat /sys/class/iscsi_session/$sess/tpgt)
   result access_after_tpgt${tpgt} "$(cat /sys/block/$d/device/access_state)"
 done
@@ -183,8 +198,19 @@ def test_multipath_alua_failover(config, utarget, workdir, guest_cache):
     assert r["access_tpgt1"].strip('"') == "active/optimized", r
     assert r["access_tpgt2"].strip('"') == "active/non-optimized", r
     assert r["maps"] == "1", g.tail()
+    # one map, two path groups by ALUA priority: A (sda, prio 50) first, B (prio 10)
+    assert r["pgs_before"].split() == ["prio=50,status=enabled", "prio=10,status=enabled"], r
+    table = r["table_before"].split("_")
+    assert "alua" in table and "%s" % r["disk_tpgt1"] not in table, table
     assert r["io_errors"] == "0", g.tail()
-    assert int(r["io_rounds"]) > 3, r
+    assert int(r["io_rounds"]) > 3 and int(r["io_late_rounds"]) > 2, r
+    # after the switch: B's group (prio 50 now) is the active one, A's path failed
+    # (standby, "ghost"; no multipathd in the guest to reinstate it)
+    assert r["pgs_after"].split()[1] == "prio=50,status=active", r
+    st = r["status_after"].split("_")
+    maj_a = st.index("8:0") if "8:0" in st else None
+    assert maj_a is not None and st[maj_a + 1] == "F", st
+    assert st[st.index("8:16") + 1] == "A", st
     assert r["access_after_tpgt1"].strip('"') == "standby", r
     assert r["access_after_tpgt2"].strip('"') == "active/optimized", r
     err = check_file(config.so(f0)["dev"], PAT_OFF, expected_pattern())
