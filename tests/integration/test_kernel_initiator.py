@@ -111,6 +111,7 @@ for d in $(ls /sys/block | grep '^sd'); do
   sess=$(readlink -f /sys/block/$d/device | sed 's,.*/\(session[0-9]*\)/.*,\1,')
   tpgt=$(cat /sys/class/iscsi_session/$sess/tpgt)
   result disk_tpgt${tpgt} $d
+  [ "$tpgt" = 1 ] && DISK1=$d
   result dh_tpgt${tpgt} $(cat /sys/block/$d/device/dh_state)
   result access_tpgt${tpgt} "$(cat /sys/block/$d/device/access_state)"
 done
@@ -133,22 +134,26 @@ result dm $DM
 result table_before "$(dmsetup table | tr ' ' '_')"
 dmsetup status
 [ "$DM" = /dev/ ] && { fail "multipath made no map"; IOSECS=0; }
+# io_loop SECS PREFIX: write, read back and compare 1 MiB regions through the map for SECS
+io_loop() {
+  i=0; errs=0; late=0
+  start=$(cut -d. -f1 /proc/uptime)
+  end=$(( start + $1 ))
+  while [ $(cut -d. -f1 /proc/uptime) -lt $end ]; do
+    # rounds in the second half run after the host's change (made at 6 s)
+    [ $(cut -d. -f1 /proc/uptime) -ge $(( start + $1 / 2 )) ] && late=$((late+1))
+    seek=$(( (i % 8) * 16 + 16 ))
+    dd if=/tmp/pat of=$DM bs=65536 seek=$seek oflag=direct conv=fsync 2>/tmp/dd.err || { errs=$((errs+1)); cat /tmp/dd.err; }
+    dd if=$DM of=/tmp/back bs=65536 skip=$seek count=16 iflag=direct 2>/tmp/dd.err || { errs=$((errs+1)); cat /tmp/dd.err; }
+    cmp -s /tmp/pat /tmp/back || { errs=$((errs+1)); echo "mismatch at round $i"; }
+    i=$((i+1))
+  done
+  result ${2}rounds $i
+  result ${2}late_rounds $late
+  result ${2}errors $errs
+}
 step io
-i=0; errs=0; late=0
-start=$(cut -d. -f1 /proc/uptime)
-end=$(( start + IOSECS ))
-while [ $(cut -d. -f1 /proc/uptime) -lt $end ]; do
-  # rounds in the second half run after the host's switch (at 6 s)
-  [ $(cut -d. -f1 /proc/uptime) -ge $(( start + IOSECS / 2 )) ] && late=$((late+1))
-  seek=$(( (i % 8) * 16 + 16 ))
-  dd if=/tmp/pat of=$DM bs=65536 seek=$seek oflag=direct conv=fsync 2>/tmp/dd.err || { errs=$((errs+1)); cat /tmp/dd.err; }
-  dd if=$DM of=/tmp/back bs=65536 skip=$seek count=16 iflag=direct 2>/tmp/dd.err || { errs=$((errs+1)); cat /tmp/dd.err; }
-  cmp -s /tmp/pat /tmp/back || { errs=$((errs+1)); echo "mismatch at round $i"; }
-  i=$((i+1))
-done
-result io_rounds $i
-result io_late_rounds $late
-result io_errors $errs
+io_loop $IOSECS io_
 step after
 multipath -ll > /tmp/ll.out
 cat /tmp/ll.out
@@ -160,7 +165,19 @@ for d in $(ls /sys/block | grep '^sd'); do
   tpgt=$(cat /sys/class/iscsi_session/$sess/tpgt)
   result access_after_tpgt${tpgt} "$(cat /sys/block/$d/device/access_state)"
 done
-dmesg | grep -iE 'alua|multipath|device-mapper' | tail -20
+# phase 2: the host makes A active/optimized again; the guest reinstates A's path in
+# the map (multipathd's job, not run here), then the host disables tpg2: B's session
+# ends and I/O goes on through A
+step phase2
+sleep 3
+MAP=$(dmsetup ls --target multipath | cut -f1)
+dmsetup message $MAP 0 reinstate_path $(cat /sys/block/$(echo $DISK1)/dev) || fail "reinstate_path"
+dmsetup status
+step io2
+io_loop $IOSECS io2_
+multipath -ll
+result status_end "$(dmsetup status | tr ' ' '_')"
+dmesg | grep -iE 'alua|multipath|device-mapper|connection|session' | tail -30
 """
 
 
@@ -179,7 +196,7 @@ def test_multipath_alua_failover(config, utarget, workdir, guest_cache):
     rpc.call("lun.set_alua", wwn=IQN, tag=2, lun=0, alua_tg_pt_gp_name="grpB")
     rpc.call("alua.set_attributes", group="grpA", attributes={"alua_access_state": 0}, **so)
     rpc.call("alua.set_attributes", group="grpB", attributes={"alua_access_state": 1}, **so)
-    iosecs = 24
+    iosecs = 20
     script = "IQN=%s; P1=%d; P2=%d; IOSECS=%d\n" % (IQN, d.port, p2, iosecs) + MULTI
     g = LinuxGuest(workdir, script, cache_dir=guest_cache, initiator=GUEST).start()
     try:
@@ -190,6 +207,12 @@ def test_multipath_alua_failover(config, utarget, workdir, guest_cache):
                  **so)
         rpc.call("alua.set_attributes", group="grpB", attributes={"alua_access_state": 0},
                  **so)
+        assert g.wait_line("@@STEP phase2", 180), g.tail()
+        rpc.call("alua.set_attributes", group="grpA", attributes={"alua_access_state": 0},
+                 **so)
+        assert g.wait_line("@@STEP io2", 60), g.tail()
+        time.sleep(6)
+        rpc.call("tpg.enable", wwn=IQN, tag=2, enable=False)   # path B goes away
         g.wait(240)
     finally:
         g.kill()
@@ -201,7 +224,7 @@ def test_multipath_alua_failover(config, utarget, workdir, guest_cache):
     # one map, two path groups by ALUA priority: A (sda, prio 50) first, B (prio 10)
     assert r["pgs_before"].split() == ["prio=50,status=enabled", "prio=10,status=enabled"], r
     table = r["table_before"].split("_")
-    assert "alua" in table and "%s" % r["disk_tpgt1"] not in table, table
+    assert "alua" in table, table
     assert r["io_errors"] == "0", g.tail()
     assert int(r["io_rounds"]) > 3 and int(r["io_late_rounds"]) > 2, r
     # after the switch: B's group (prio 50 now) is the active one, A's path failed
@@ -213,6 +236,12 @@ def test_multipath_alua_failover(config, utarget, workdir, guest_cache):
     assert st[st.index("8:16") + 1] == "A", st
     assert r["access_after_tpgt1"].strip('"') == "standby", r
     assert r["access_after_tpgt2"].strip('"') == "active/optimized", r
-    err = check_file(config.so(f0)["dev"], PAT_OFF, expected_pattern())
-    assert err is None, err
+    # phase 2: B's TPG disabled under I/O, A carries on
+    assert r["io2_errors"] == "0", g.tail()
+    assert int(r["io2_late_rounds"]) > 2, r
+    st = r["status_end"].split("_")
+    assert st[st.index("8:0") + 1] == "A" and st[st.index("8:16") + 1] == "F", st
+    for k in range(8):   # the eight 1 MiB regions the loops wrote
+        err = check_file(config.so(f0)["dev"], PAT_OFF + k * PAT_LEN, expected_pattern())
+        assert err is None, err
     print("guest ran %.1f s" % g.elapsed)
