@@ -10,6 +10,7 @@ markers (see scripts/guest/init.sh).
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -25,9 +26,17 @@ _BASE = {}
 def base_image(cache_dir):
     """(kernel image, base initramfs): built once per process."""
     if "img" not in _BASE:
-        kver = bi.kernel_version()
-        out = os.path.join(str(cache_dir), "guest-base-%s.cpio" % kver)
-        kernel = bi.build(out, kver)
+        # a missing prerequisite is a failure, never a skip: scripts/deps.sh test
+        # installs all of it (kernel, busybox-static, open-iscsi, multipath-tools, qemu)
+        if shutil.which("qemu-system-x86_64") is None:
+            raise AssertionError("qemu-system-x86_64 not installed (scripts/deps.sh test "
+                                 "installs qemu-system-x86)")
+        try:
+            kver = bi.kernel_version()
+            out = os.path.join(str(cache_dir), "guest-base-%s.cpio" % kver)
+            kernel = bi.build(out, kver)
+        except SystemExit as e:
+            raise AssertionError("cannot build the guest initramfs: %s" % e)
         _BASE["img"] = (kernel, out)
     return _BASE["img"]
 

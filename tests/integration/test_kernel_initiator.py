@@ -17,6 +17,8 @@ from guest import LinuxGuest
 from rpcclient import RpcClient
 from uthelpers import MiB
 
+pytestmark = pytest.mark.guest
+
 IQN = "iqn.2003-01.org.linux-iscsi.test:kernel"
 GUEST = "iqn.1994-05.com.example:guest"
 USER, SECRET, WRONG = "guestuser", "guest-secret-123", "wrong-secret-123"
