@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""Build the initramfs of the kernel-initiator test guest (docs/testing-guest.md).
+
+From the host's installed Debian kernel (linux-image-amd64: /boot/vmlinuz-K and
+/lib/modules/K) it packs, as an uncompressed newc cpio:
+- the kernel modules the guest loads (with their dependencies from modules.dep): network
+  (virtio_net), iSCSI (iscsi_tcp, libiscsi, scsi_transport_iscsi), disks (sd_mod), ALUA
+  (scsi_dh_alua) and dm-multipath (dm-mod, dm-multipath, dm-round-robin, dm-service-time);
+- busybox (static) as the shell and tools;
+- iscsistart (open-iscsi), multipath and dmsetup (multipath-tools, dmsetup) with the shared
+  libraries ldd names and multipath's checker / prioritizer plugins;
+- /init (scripts/guest/init.sh).
+
+The test script itself is not in it: guest.py appends a second cpio holding /test.sh (the
+kernel unpacks concatenated archives in order), so the base image is built once.
+
+Usage: build_initramfs.py OUT.cpio [--kernel-version K]   prints "KERNEL_IMAGE OUT"
+"""
+
+import argparse
+import glob
+import os
+import re
+import stat
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+MODULES = ["virtio_pci", "virtio_net", "af_packet", "crc32c_generic", "crc32c-intel",
+           "sd_mod", "scsi_dh_alua", "iscsi_tcp", "dm-mod", "dm-multipath",
+           "dm-round-robin", "dm-service-time", "dm-queue-length"]
+BINARIES = ["/sbin/iscsistart", "/sbin/multipath", "/sbin/multipathd", "/sbin/dmsetup",
+            "/sbin/kpartx"]
+PLUGIN_DIRS = ["/lib/multipath", "/usr/lib/x86_64-linux-gnu/multipath"]
+
+
+def kernel_version(wanted=None):
+    if wanted:
+        return wanted
+    vers = sorted(os.path.basename(p)[len("vmlinuz-"):] for p in glob.glob("/boot/vmlinuz-*")
+                  if os.path.isdir("/lib/modules/" + os.path.basename(p)[len("vmlinuz-"):]))
+    if not vers:
+        sys.exit("build_initramfs: no /boot/vmlinuz-* with /lib/modules/* "
+                 "(scripts/deps.sh test installs linux-image-amd64)")
+    return vers[-1]
+
+
+def module_deps(kver):
+    base = "/lib/modules/" + kver
+    deps = {}
+    with open(base + "/modules.dep") as f:
+        for line in f:
+            path, rest = line.split(":", 1)
+            deps[path] = rest.split()
+    byname = {}
+    for p in deps:
+        n = re.sub(r"\.ko(\.(xz|zst|gz))?$", "", os.path.basename(p)).replace("-", "_")
+        byname[n] = p
+    return base, deps, byname
+
+
+def resolve_modules(kver, names):
+    """Module files in load order (dependencies first); names not found are built in
+    or absent: returned separately."""
+    base, deps, byname = module_deps(kver)
+    order, missing = [], []
+
+    def add(path):
+        for d in reversed(deps.get(path, [])):
+            add(d)
+        if path not in order:
+            order.append(path)
+
+    builtin = set()
+    try:
+        with open(base + "/modules.builtin") as f:
+            builtin = {re.sub(r"\.ko$", "", os.path.basename(l.strip())).replace("-", "_")
+                       for l in f}
+    except OSError:
+        pass
+    for n in names:
+        key = n.replace("-", "_")
+        if key in byname:
+            # modules.dep lists dependencies in reverse load order
+            for d in reversed(deps[byname[key]]):
+                add(d)
+            add(byname[key])
+        elif key not in builtin:
+            missing.append(n)
+    return base, order, missing
+
+
+def ldd_libs(binary):
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+    libs = []
+    for line in out.splitlines():
+        m = re.search(r"(/\S+) \(0x", line)
+        if m:
+            libs.append(m.group(1))
+    return libs
+
+
+class Cpio:
+    """newc writer."""
+
+    def __init__(self, f):
+        self.f, self.ino, self.seen = f, 1, set()
+
+    def _hdr(self, name, mode, size, nlink=1):
+        name_b = name.encode() + b"\0"
+        h = "070701" + "".join("%08X" % v for v in (
+            self.ino, mode, 0, 0, nlink, 0, size, 0, 0, 0, 0, len(name_b), 0))
+        self.ino += 1
+        self.f.write(h.encode() + name_b)
+        self.f.write(b"\0" * ((4 - (110 + len(name_b)) % 4) % 4))
+
+    def dir(self, name):
+        name = name.strip("/")
+        if not name or name in self.seen:
+            return
+        self.dir(os.path.dirname(name))
+        self.seen.add(name)
+        self._hdr(name, stat.S_IFDIR | 0o755, 0, 2)
+
+    def file(self, name, data, mode=0o755):
+        name = name.strip("/")
+        if name in self.seen:
+            return
+        self.dir(os.path.dirname(name))
+        self.seen.add(name)
+        self._hdr(name, stat.S_IFREG | mode, len(data))
+        self.f.write(data)
+        self.f.write(b"\0" * ((4 - len(data) % 4) % 4))
+
+    def symlink(self, name, target):
+        name = name.strip("/")
+        if name in self.seen:
+            return
+        self.dir(os.path.dirname(name))
+        self.seen.add(name)
+        t = target.encode()
+        self._hdr(name, stat.S_IFLNK | 0o777, len(t))
+        self.f.write(t)
+        self.f.write(b"\0" * ((4 - len(t) % 4) % 4))
+
+    def host_file(self, path, as_name=None):
+        """Copy a host file, following symlinks but keeping the link name too."""
+        name = as_name or path
+        real = os.path.realpath(path)
+        with open(real, "rb") as f:
+            data = f.read()
+        self.file(name, data, os.stat(real).st_mode & 0o777)
+        if real != path and as_name is None:
+            self.file(real, data, os.stat(real).st_mode & 0o777)
+
+    def trailer(self):
+        self._hdr("TRAILER!!!", 0, 0)
+        self.f.write(b"\0" * ((512 - self.f.tell() % 512) % 512))
+
+
+def write_extra(out_path, files):
+    """A small cpio of {name: (bytes, mode)}: appended to the base image by guest.py."""
+    with open(out_path, "wb") as f:
+        c = Cpio(f)
+        for name, (data, mode) in files.items():
+            c.file(name, data, mode)
+        c.trailer()
+
+
+def build(out, kver):
+    base, mods, missing = resolve_modules(kver, MODULES)
+    required = {"virtio_net", "sd_mod", "scsi_dh_alua", "iscsi_tcp", "dm_mod",
+                "dm_multipath", "dm_round_robin"}
+    really = [m for m in missing if m.replace("-", "_") in required]
+    if really:
+        sys.exit("build_initramfs: kernel %s lacks modules: %s" % (kver, " ".join(really)))
+    busybox = "/bin/busybox"
+    if "statically linked" not in subprocess.run(["file", "-L", busybox], capture_output=True,
+                                                 text=True).stdout:
+        sys.exit("build_initramfs: /bin/busybox is not static (install busybox-static)")
+    tmp = out + ".tmp"
+    with open(tmp, "wb") as f:
+        c = Cpio(f)
+        for d in ("dev", "proc", "sys", "tmp", "run", "etc", "var/run", "mnt", "root",
+                  "etc/iscsi", "etc/multipath"):
+            c.dir(d)
+        c.host_file(busybox, "bin/busybox")
+        for applet in ("sh", "mount", "insmod", "modprobe", "ip", "ifconfig", "route", "dd",
+                       "cat", "ls", "sleep", "echo", "grep", "sed", "awk", "cmp", "poweroff",
+                       "mkdir", "ln", "head", "tail", "tr", "wc", "md5sum", "sync", "find",
+                       "readlink", "basename", "kill", "ps", "date", "seq", "test", "["):
+            c.symlink("bin/" + applet, "busybox")
+        libs = set()
+        for b in BINARIES:
+            if not os.path.exists(b):
+                if b.endswith(("iscsistart", "/multipath", "dmsetup")):
+                    sys.exit("build_initramfs: %s missing (scripts/deps.sh test installs "
+                             "open-iscsi multipath-tools)" % b)
+                continue
+            c.host_file(b, "sbin/" + os.path.basename(b))
+            libs.update(ldd_libs(b))
+        for d in PLUGIN_DIRS:
+            for p in glob.glob(d + "/*.so"):
+                c.host_file(p)
+                libs.update(ldd_libs(p))
+        for lib in sorted(libs):
+            c.host_file(lib)
+        for m in mods:
+            c.host_file(os.path.join(base, m), "lib/modules/%s/%s" % (kver, m))
+        c.file("etc/modules.order", ("\n".join(
+            "/lib/modules/%s/%s" % (kver, m) for m in mods) + "\n").encode(), 0o644)
+        c.file("etc/multipath.conf", b"""defaults {
+    user_friendly_names no
+    find_multipaths no
+    path_grouping_policy group_by_prio
+    prio alua
+    failback immediate
+    no_path_retry queue
+    path_checker tur
+}
+blacklist_exceptions {
+    property ".*"
+}
+""", 0o644)
+        c.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644)
+        c.file("etc/group", b"root:x:0:\n", 0o644)
+        with open(os.path.join(HERE, "init.sh"), "rb") as f:
+            c.file("init", f.read(), 0o755)
+        c.trailer()
+    os.replace(tmp, out)
+    return "/boot/vmlinuz-" + kver
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--kernel-version")
+    a = ap.parse_args()
+    kver = kernel_version(a.kernel_version)
+    print(build(a.out, kver), a.out)
+
+
+if __name__ == "__main__":
+    main()

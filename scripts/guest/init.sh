@@ -1,0 +1,60 @@
+#!/bin/sh
+# /init of the kernel-initiator test guest (scripts/guest/build_initramfs.py packs it).
+# Mounts the kernel file systems, loads the modules in /etc/modules.order, brings up
+# eth0 on qemu's user network (10.0.2.15, the host's 127.0.0.1 is 10.0.2.2), sources the
+# appended /test.sh and powers off. Everything reaches the host on the serial console;
+# lines starting with @@ are markers tests/integration/guest.py reads:
+#   @@BOOTED  @@RESULT KEY VALUE  @@FAIL WHY  @@STEP NAME  @@EXIT RC
+export PATH=/sbin:/bin
+export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/lib:/usr/lib/x86_64-linux-gnu
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+echo "@@BOOTED $(cat /proc/uptime)"
+while read -r m; do
+  insmod "$m" 2>/tmp/insmod.err || grep -q "File exists" /tmp/insmod.err || \
+    echo "@@WARN insmod $m: $(cat /tmp/insmod.err)"
+done < /etc/modules.order
+ip link set lo up
+ip link set eth0 up
+ip addr add 10.0.2.15/24 dev eth0
+ip route add default via 10.0.2.2
+HOST=10.0.2.2
+
+result() { echo "@@RESULT $*"; }
+fail() { echo "@@FAIL $*"; FAILED=1; }
+step() { echo "@@STEP $* $(cut -d' ' -f1 /proc/uptime)"; }
+# login IQN TPGT PORT [USER PASSWORD]: one kernel session through iscsistart
+login() {
+  _a="-i $INITIATOR -t $1 -g $2 -a $HOST -p $3"
+  [ -n "$4" ] && _a="$_a -u $4 -w $5"
+  # no iscsid in the guest: a connection failure must fail fast, not queue for 120 s
+  iscsistart $_a -P node.session.timeo.replacement_timeout=5 \
+    -P node.conn[0].timeo.noop_out_interval=0 -P node.conn[0].timeo.noop_out_timeout=0
+}
+# disks of the iSCSI sessions: sdX names, waiting for the SCSI scan
+wait_disks() {
+  _n=0
+  while [ $_n -lt 100 ]; do
+    _d=$(ls /sys/block | grep '^sd' | wc -l)
+    [ "$_d" -ge "$1" ] && return 0
+    sleep 0.2; _n=$((_n + 1))
+  done
+  return 1
+}
+FAILED=0
+RC=0
+INITIATOR=$(sed -n 's/.*ut.initiator=\([^ ]*\).*/\1/p' /proc/cmdline)
+[ -n "$INITIATOR" ] || INITIATOR=iqn.1994-05.com.example:guest
+if [ -f /test.sh ]; then
+  . /test.sh
+  RC=$?
+else
+  fail "no /test.sh"
+fi
+[ "$FAILED" = 0 ] || RC=1
+echo "@@EXIT $RC"
+sync
+poweroff -f

@@ -1,0 +1,181 @@
+"""A qemu guest running the real Linux kernel iSCSI initiator (docs/testing-guest.md).
+
+LinuxGuest(workdir, script) boots /boot/vmlinuz-K with the initramfs of
+scripts/guest/build_initramfs.py (built once per pytest session) plus a small appended
+cpio holding /test.sh, under qemu-system-x86_64 (-accel kvm when /dev/kvm is usable, else
+tcg) with user-mode networking: the guest reaches the host's 127.0.0.1:PORT as
+10.0.2.2:PORT, any number of connections. The serial console is read line by line into
+`log` (and the file serial.log in the work dir); lines starting with @@ are the guest's
+markers (see scripts/guest/init.sh).
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "scripts", "guest"))
+import build_initramfs as bi  # noqa: E402
+
+_BASE = {}
+
+
+def base_image(cache_dir):
+    """(kernel image, base initramfs): built once per process."""
+    if "img" not in _BASE:
+        # a missing prerequisite is a failure, never a skip: scripts/deps.sh test
+        # installs all of it (kernel, busybox-static, open-iscsi, multipath-tools, qemu)
+        if shutil.which("qemu-system-x86_64") is None:
+            raise AssertionError("qemu-system-x86_64 not installed (scripts/deps.sh test "
+                                 "installs qemu-system-x86)")
+        try:
+            kver = bi.kernel_version()
+            out = os.path.join(str(cache_dir), "guest-base-%s.cpio" % kver)
+            kernel = bi.build(out, kver)
+        except SystemExit as e:
+            raise AssertionError("cannot build the guest initramfs: %s" % e)
+        _BASE["img"] = (kernel, out)
+    return _BASE["img"]
+
+
+def accel():
+    if os.path.exists("/dev/kvm") and os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "kvm"
+    return "tcg"
+
+
+class LinuxGuest:
+    def __init__(self, workdir, script, cache_dir=None, initiator=None, memory=512,
+                 cpus=1, name="guest"):
+        self.workdir = str(workdir)
+        self.script = script
+        self.cache_dir = str(cache_dir or workdir)
+        self.initiator = initiator or "iqn.1994-05.com.example:guest"
+        self.memory, self.cpus, self.name = memory, cpus, name
+        self.log_path = os.path.join(self.workdir, name + "-serial.log")
+        self.lines = []
+        self.proc = None
+        self._cond = threading.Condition()
+        self.started = None
+
+    def _initrd(self):
+        kernel, base = base_image(self.cache_dir)
+        extra = os.path.join(self.workdir, self.name + "-test.cpio")
+        bi.write_extra(extra, {"test.sh": (self.script.encode(), 0o755)})
+        initrd = os.path.join(self.workdir, self.name + "-initrd.cpio")
+        with open(initrd, "wb") as out:
+            for p in (base, extra):
+                with open(p, "rb") as f:
+                    while True:
+                        b = f.read(1 << 20)
+                        if not b:
+                            break
+                        out.write(b)
+        return kernel, initrd
+
+    def command(self):
+        kernel, initrd = self._initrd()
+        a = accel()
+        cmd = ["qemu-system-x86_64", "-nographic", "-no-reboot", "-m", str(self.memory),
+               "-smp", str(self.cpus), "-accel", a, "-kernel", kernel, "-initrd", initrd,
+               "-append", "console=ttyS0 panic=-1 quiet loglevel=4 ut.initiator=%s"
+               % self.initiator,
+               "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0",
+               "-serial", "mon:stdio", "-display", "none", "-vga", "none"]
+        if a == "tcg":
+            cmd[cmd.index("-accel") + 1] = "tcg,thread=single"
+            cmd += ["-cpu", "max"]
+        return cmd
+
+    def start(self):
+        cmd = self.command()
+        self.started = time.monotonic()
+        self.logf = open(self.log_path, "w")
+        self.logf.write("$ %s\n" % " ".join(cmd))
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        threading.Thread(target=self._reader, daemon=True).start()
+        return self
+
+    def _reader(self):
+        for raw in iter(self.proc.stdout.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            self.logf.write(line + "\n")
+            self.logf.flush()
+            with self._cond:
+                self.lines.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_line(self, prefix, timeout=120):
+        """The first console line starting with `prefix` (markers: '@@STEP io'), or None
+        when the guest ends or the time runs out."""
+        deadline = time.monotonic() + timeout
+        i = 0
+        with self._cond:
+            while True:
+                while i < len(self.lines):
+                    if self.lines[i].lstrip().startswith(prefix):
+                        return self.lines[i].strip()
+                    i += 1
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None and i >= len(self.lines):
+                    return None
+                self._cond.wait(min(left, 0.5))
+
+    def wait(self, timeout=240):
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("guest did not power off within %d s\n%s"
+                                 % (timeout, self.tail()))
+        time.sleep(0.2)
+        self.elapsed = time.monotonic() - self.started
+        return self
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, 9)
+            except OSError:
+                self.proc.kill()
+            self.proc.wait()
+
+    def run(self, timeout=240):
+        return self.start().wait(timeout)
+
+    # ---- results
+    def markers(self, kind):
+        out = []
+        for l in self.lines:
+            l = l.strip()
+            if l.startswith("@@" + kind + " ") or l == "@@" + kind:
+                out.append(l[len(kind) + 3:])
+        return out
+
+    def results(self):
+        r = {}
+        for m in self.markers("RESULT"):
+            k, _, v = m.partition(" ")
+            r[k] = v
+        return r
+
+    def exit_code(self):
+        e = self.markers("EXIT")
+        return int(e[-1]) if e else None
+
+    def tail(self, n=80):
+        return "--- serial log tail (%s) ---\n%s" % (self.log_path, "\n".join(self.lines[-n:]))
+
+    def check(self):
+        """Assert the script ran to its end with no @@FAIL."""
+        fails = self.markers("FAIL")
+        rc = self.exit_code()
+        assert rc == 0 and not fails, "guest: exit %s, failures %s\n%s" % (rc, fails,
+                                                                          self.tail())
+        return self.results()
