@@ -155,7 +155,10 @@ struct iscsi_tpg_lun *iscsi_tpg_lun_find(struct iscsi_tpg *tpg, uint32_t index);
  * same address and port, or p is the wildcard of la's family and port)? */
 bool iscsi_portal_matches(const struct iscsi_portal *p,
 			  const struct sockaddr_storage *la);
-/* The enabled TPG of t with a portal matching la, or NULL. */
+bool iscsi_portal_is_wildcard(const struct iscsi_portal *p);
+bool iscsi_fabric_has_exact_portal(const struct sockaddr_storage *la);
+/* The enabled TPG of t with the most specific portal matching la (an exact
+ * address beats a wildcard fabric-wide), or NULL. */
 struct iscsi_tpg *iscsi_tpg_for_addr(struct iscsi_target *t,
 				     const struct sockaddr_storage *la);
 
