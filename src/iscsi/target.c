@@ -351,3 +351,14 @@ void iscsi_fabric_clear(void)
 	iscsi_fabric.discovery_enable_auth = false;
 	pthread_mutex_unlock(&iscsi_fabric.lock);
 }
+
+bool iscsi_tpg_addr_allowed(struct iscsi_tpg *tpg, const char *initiator,
+			    const struct sockaddr_storage *peer)
+{
+	struct iscsi_acl *acl;
+
+	if (!ut_netlist_allows(&tpg->allowed_networks, peer))
+		return false;
+	acl = initiator ? iscsi_acl_find(tpg, initiator) : NULL;
+	return !acl || ut_netlist_allows(&acl->allowed_networks, peer);
+}

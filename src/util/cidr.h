@@ -14,7 +14,7 @@ struct ut_cidr {
 	int family;        /* AF_INET / AF_INET6 */
 	uint8_t addr[16];  /* network, host bits cleared */
 	unsigned prefix;
-	char text[56];     /* canonical "a.b.c.d/n", "x::/n" */
+	char text[72];     /* canonical "a.b.c.d/n", "x::/n" */
 };
 
 struct ut_netlist {

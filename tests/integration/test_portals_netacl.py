@@ -132,3 +132,132 @@ def test_ipv6_wildcard_and_specific(config, utarget):
     assert res.returncode == 0, ut.describe(res, d)
     assert "[::1]:%d,1" % p in t[A]["portals"], ut.describe(res, d)
     assert t[B]["portals"] == ["[::1]:%d,1" % p], ut.describe(res, d)
+
+
+# ---- 2. initiator address ACLs ---------------------------------------------------------
+
+@pytest.fixture
+def netd(config, utarget):
+    """Target B on 127.0.0.1:P, an explicit ACL for INIT; demo mode for the others."""
+    so = config.ramdisk("rd0", size=4 * MiB)
+    tpg = config.target(B).tpg().lun(0, so)
+    tpg.acl(INIT).map(0, 0)
+    d = utarget(config)
+    rpc = RpcClient(d.sock).connect()
+    yield d, rpc
+    rpc.close()
+
+
+T = {"wwn": B, "tag": 1}
+
+
+def test_tpg_allowed_networks_login(netd):
+    d, rpc = netd
+    p = d.port
+    assert rpc.call("tpg.get_allowed_networks", **T) == {"allowed_networks": []}
+    assert inq_ok("127.0.0.1", p, B, INIT2)[0]
+    rpc.call("tpg.set_allowed_networks", allowed_networks=["10.0.0.0/8", "::1/128"], **T)
+    assert rpc.call("tpg.get_allowed_networks", **T) == \
+        {"allowed_networks": ["10.0.0.0/8", "::1/128"]}
+    ok, res = inq_ok("127.0.0.1", p, B, INIT2)
+    assert not ok, ut.describe(res, d)
+    assert not inq_ok("127.0.0.1", p, B, INIT)[0]
+    assert "login refused: source address not in allowed_networks" in d.stderr_tail()
+    rpc.call("tpg.set_allowed_networks", allowed_networks=["127.0.0.1"], **T)
+    assert rpc.call("tpg.get_allowed_networks", **T)["allowed_networks"] == ["127.0.0.1/32"]
+    assert inq_ok("127.0.0.1", p, B, INIT2)[0]
+    rpc.call("tpg.set_allowed_networks", allowed_networks=[], **T)
+    assert inq_ok("127.0.0.1", p, B, INIT2)[0]
+
+
+def test_acl_allowed_networks_login(netd):
+    d, rpc = netd
+    p = d.port
+    A_ = dict(T, node_wwn=INIT)
+    rpc.call("acl.set_allowed_networks", allowed_networks=["10.1.2.3"], **A_)
+    assert rpc.call("acl.get_allowed_networks", **A_) == {"allowed_networks": ["10.1.2.3/32"]}
+    assert not inq_ok("127.0.0.1", p, B, INIT)[0]
+    assert inq_ok("127.0.0.1", p, B, INIT2)[0]       # demo mode: the TPG list only
+    rpc.call("acl.set_allowed_networks", allowed_networks=["127.0.0.0/8"], **A_)
+    assert inq_ok("127.0.0.1", p, B, INIT)[0]
+    # both set: both must allow
+    rpc.call("tpg.set_allowed_networks", allowed_networks=["10.0.0.0/8"], **T)
+    assert not inq_ok("127.0.0.1", p, B, INIT)[0]
+    rpc.call("tpg.set_allowed_networks", allowed_networks=["127.0.0.1/32"], **T)
+    assert inq_ok("127.0.0.1", p, B, INIT)[0]
+
+
+def test_sendtargets_filtered(netd):
+    d, rpc = netd
+    res, t = ls_via("127.0.0.1", d.port, INIT)
+    assert B in t, ut.describe(res, d)
+    rpc.call("tpg.set_allowed_networks", allowed_networks=["::1/128"], **T)
+    res, t = ls_via("127.0.0.1", d.port, INIT)
+    assert B not in t, ut.describe(res, d)
+    rpc.call("tpg.set_allowed_networks", allowed_networks=[], **T)
+    rpc.call("acl.set_allowed_networks", allowed_networks=["10.0.0.0/8"],
+             node_wwn=INIT, **T)
+    res, t = ls_via("127.0.0.1", d.port, INIT)
+    assert B not in t, ut.describe(res, d)
+    res, t = ls_via("127.0.0.1", d.port, INIT2)
+    assert B in t, ut.describe(res, d)
+
+
+def test_live_sessions_not_dropped(netd):
+    """Documented choice: a new list applies to logins; sessions already in stay."""
+    d, rpc = netd
+    from test_live import QemuIoSession
+    q = QemuIoSession(d.image_opts(0, iqn=B, initiator=INIT))
+    try:
+        assert "read 4096/4096" in q.cmd("read 0 4096")
+        rpc.call("tpg.set_allowed_networks", allowed_networks=["10.0.0.0/8"], **T)
+        assert "read 4096/4096" in q.cmd("read 4096 4096")
+        assert not inq_ok("127.0.0.1", d.port, B, INIT)[0]
+    finally:
+        q.cmd("quit", timeout=5)
+        q.p.wait(timeout=30)
+
+
+@pytest.mark.parametrize("bad", ["127.0.0.0/33", "1.2.3", "::1/129", "abc", 5])
+def test_bad_cidr_refused_changes_nothing(netd, bad):
+    d, rpc = netd
+    rpc.call("tpg.set_allowed_networks", allowed_networks=["127.0.0.0/8"], **T)
+    before = rpc.call("get_config")
+    for method, kw in (("tpg.set_allowed_networks", T),
+                       ("acl.set_allowed_networks", dict(T, node_wwn=INIT))):
+        with pytest.raises(RpcError) as ei:
+            rpc.call(method, allowed_networks=["10.0.0.0/8", bad], **kw)
+        assert ei.value.code == INVALID_PARAMS
+        assert str(bad) in ei.value.message or "not a string" in ei.value.message
+    assert rpc.call("get_config") == before
+
+
+def test_saveconfig_round_trip(netd, utarget, config, workdir):
+    d, rpc = netd
+    rpc.call("tpg.set_allowed_networks", allowed_networks=["127.0.0.0/8", "::1"], **T)
+    rpc.call("acl.set_allowed_networks", allowed_networks=["127.0.0.1"],
+             node_wwn=INIT, **T)
+    cfg = rpc.call("get_config")
+    tpg = cfg["targets"][0]["tpgs"][0]
+    assert tpg["allowed_networks"] == ["127.0.0.0/8", "::1/128"]
+    assert tpg["node_acls"][0]["allowed_networks"] == ["127.0.0.1/32"]
+    rpc.call("clear_config", confirm=True)
+    res = rpc.call("restore_config", config=cfg)
+    assert res["errors"] == []
+    assert rpc.call("tpg.get_allowed_networks", **T)["allowed_networks"] == \
+        ["127.0.0.0/8", "::1/128"]
+    assert inq_ok("127.0.0.1", d.port, B, INIT)[0]
+    # no list: no key (files stay what LIO writes)
+    rpc.call("tpg.set_allowed_networks", allowed_networks=[], **T)
+    rpc.call("acl.set_allowed_networks", allowed_networks=[], node_wwn=INIT, **T)
+    cfg = rpc.call("get_config")
+    assert "allowed_networks" not in cfg["targets"][0]["tpgs"][0]
+    assert "allowed_networks" not in cfg["targets"][0]["tpgs"][0]["node_acls"][0]
+    # a bad entry in a file: the TPG is refused, named
+    bad = json.loads(json.dumps(cfg))
+    bad["targets"][0]["tpgs"][0]["allowed_networks"] = ["127.0.0.0/99"]
+    res = rpc.call("restore_config", config=bad, clear_existing=True)
+    assert any("127.0.0.0/99" in e and "skipped" in e for e in res["errors"]), res
+    # skipped, not restored open to everyone
+    with pytest.raises(RpcError):
+        rpc.call("tpg.get_allowed_networks", **T)
