@@ -261,3 +261,45 @@ def test_saveconfig_round_trip(netd, utarget, config, workdir):
     # skipped, not restored open to everyone
     with pytest.raises(RpcError):
         rpc.call("tpg.get_allowed_networks", **T)
+
+
+def test_utargetcli_netacl(netd, workdir):
+    from test_cli import _cli_path
+    d, rpc = netd
+    env = {"UTARGET_SOCKET": d.sock, "UTARGETCLI_HOME": os.path.join(str(workdir), "h"),
+           "TERM": "dumb", "ASAN_OPTIONS": "detect_leaks=1"}
+
+    def cli(*args):
+        res = ut.run([_cli_path()] + list(args), env=env, timeout=60)
+        assert "AddressSanitizer" not in res.stderr, ut.describe(res, d)
+        return res
+
+    tpgp = "/iscsi/%s/tpg1" % B
+    aclp = tpgp + "/acls/" + INIT
+    res = cli(tpgp, "set", "netacl", "allowed_networks=127.0.0.0/8,::1/128")
+    assert res.returncode == 0, ut.describe(res, d)
+    assert "Parameter allowed_networks is now '127.0.0.0/8,::1/128'." in res.stdout
+    assert rpc.call("tpg.get_allowed_networks", **T)["allowed_networks"] == \
+        ["127.0.0.0/8", "::1/128"]
+    res = cli(aclp, "set", "netacl", "allowed_networks=127.0.0.1")
+    assert res.returncode == 0, ut.describe(res, d)
+    res = cli(tpgp, "get", "netacl")
+    assert res.returncode == 0 and "allowed_networks=127.0.0.0/8,::1/128" in res.stdout, \
+        ut.describe(res, d)
+    res = cli(aclp, "get", "netacl", "allowed_networks")
+    assert "allowed_networks=127.0.0.1/32" in res.stdout, ut.describe(res, d)
+    res = cli("ls", tpgp)
+    assert "networks: 127.0.0.0/8,::1/128" in res.stdout, ut.describe(res, d)
+    assert "networks: 127.0.0.1/32" in res.stdout, ut.describe(res, d)
+    # a bad CIDR: refused, named, nothing changed
+    res = cli(tpgp, "set", "netacl", "allowed_networks=10.0.0.0/8,300.1.1.1")
+    assert res.returncode != 0 and "300.1.1.1" in res.stderr, ut.describe(res, d)
+    assert rpc.call("tpg.get_allowed_networks", **T)["allowed_networks"] == \
+        ["127.0.0.0/8", "::1/128"]
+    # the group is offered on TPG and ACL nodes
+    res = cli(tpgp, "get")
+    assert "netacl" in res.stdout, ut.describe(res, d)
+    # empty: everyone
+    res = cli(tpgp, "set", "netacl", "allowed_networks=none")
+    assert res.returncode == 0, ut.describe(res, d)
+    assert rpc.call("tpg.get_allowed_networks", **T)["allowed_networks"] == []
