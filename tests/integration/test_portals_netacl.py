@@ -13,6 +13,7 @@ Real initiators: libiscsi's iscsi-ls / iscsi-inq.
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -303,3 +304,35 @@ def test_utargetcli_netacl(netd, workdir):
     res = cli(tpgp, "set", "netacl", "allowed_networks=none")
     assert res.returncode == 0, ut.describe(res, d)
     assert rpc.call("tpg.get_allowed_networks", **T)["allowed_networks"] == []
+
+
+RTSLIB_SCRIPT = r'''
+import sys
+from utarget.rtslib import RTSRoot
+from utarget.rtslib.utils import RTSLibError
+root = RTSRoot()
+tpg = [t for t in root.tpgs if t.parent_target.wwn == sys.argv[1]][0]
+acl = [a for a in tpg.node_acls if a.node_wwn == sys.argv[2]][0]
+assert tpg.allowed_networks == [], tpg.allowed_networks
+tpg.allowed_networks = ["127.0.0.0/8", "::1"]
+assert tpg.allowed_networks == ["127.0.0.0/8", "::1/128"], tpg.allowed_networks
+acl.allowed_networks = "127.0.0.1"
+assert acl.allowed_networks == ["127.0.0.1/32"], acl.allowed_networks
+try:
+    acl.allowed_networks = ["bogus"]
+except RTSLibError as e:
+    assert "bogus" in str(e), e
+else:
+    raise AssertionError("bogus accepted")
+assert acl.allowed_networks == ["127.0.0.1/32"]
+print("OK")
+'''
+
+
+def test_rtslib_allowed_networks(netd, workdir):
+    import rtslib_testutil as rt
+    d, rpc = netd
+    res = ut.run([sys.executable, "-c", RTSLIB_SCRIPT, B, INIT], env=rt.python_env(d.sock))
+    assert res.returncode == 0 and "OK" in res.stdout, ut.describe(res, d)
+    assert rpc.call("acl.get_allowed_networks", node_wwn=INIT, **T) == \
+        {"allowed_networks": ["127.0.0.1/32"]}
