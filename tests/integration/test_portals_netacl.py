@@ -336,3 +336,36 @@ def test_rtslib_allowed_networks(netd, workdir):
     assert res.returncode == 0 and "OK" in res.stdout, ut.describe(res, d)
     assert rpc.call("acl.get_allowed_networks", node_wwn=INIT, **T) == \
         {"allowed_networks": ["127.0.0.1/32"]}
+
+
+def test_libutarget_allowed_networks(netd):
+    """The C API (libutarget) setters, called through ctypes."""
+    import ctypes
+    lib = ctypes.CDLL(os.path.join(os.path.dirname(__file__), "..", "..", "build",
+                                   "libutarget.so.0"))
+    lib.ut_open.restype = ctypes.c_void_p
+    lib.ut_open.argtypes = [ctypes.c_char_p]
+    lib.ut_connect.argtypes = [ctypes.c_void_p]
+    lib.ut_close.argtypes = [ctypes.c_void_p]
+    arr_t = ctypes.c_char_p * 2
+    for f in (lib.ut_tpg_set_allowed_networks,):
+        f.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint, arr_t, ctypes.c_size_t]
+    lib.ut_acl_set_allowed_networks.argtypes = [ctypes.c_void_p, ctypes.c_char_p,
+                                                ctypes.c_uint, ctypes.c_char_p, arr_t,
+                                                ctypes.c_size_t]
+    d, rpc = netd
+    ctx = lib.ut_open(d.sock.encode())
+    assert ctx and lib.ut_connect(ctx) == 0
+    try:
+        nets = arr_t(b"127.0.0.0/8", b"::1")
+        assert lib.ut_tpg_set_allowed_networks(ctx, B.encode(), 1, nets, 2) == 0
+        assert rpc.call("tpg.get_allowed_networks", **T)["allowed_networks"] == \
+            ["127.0.0.0/8", "::1/128"]
+        bad = arr_t(b"127.0.0.1", b"nope")
+        assert lib.ut_acl_set_allowed_networks(ctx, B.encode(), 1, INIT.encode(), bad, 2) != 0
+        assert rpc.call("acl.get_allowed_networks", node_wwn=INIT, **T)["allowed_networks"] == []
+        assert lib.ut_acl_set_allowed_networks(ctx, B.encode(), 1, INIT.encode(), bad, 1) == 0
+        assert rpc.call("acl.get_allowed_networks", node_wwn=INIT, **T)["allowed_networks"] == \
+            ["127.0.0.1/32"]
+    finally:
+        lib.ut_close(ctx)
