@@ -206,6 +206,19 @@ int ut_tpg_set_auth(struct ut_ctx *ctx, const char *wwn, unsigned tag,
 /* *auth: {userid, password, mutual_userid, mutual_password}. */
 int ut_tpg_get_auth(struct ut_ctx *ctx, const char *wwn, unsigned tag,
 		    json_t **auth);
+/* Initiator address ACLs (issue 21): nets is n CIDR strings ("10.1.0.0/16",
+ * "::1/128", "10.1.2.3"); n = 0 lets every address in. A bad entry fails
+ * with -32602 and changes nothing. get: *nets is {"allowed_networks": [..]}. */
+int ut_tpg_set_allowed_networks(struct ut_ctx *ctx, const char *wwn,
+				unsigned tag, const char *const *nets, size_t n);
+int ut_tpg_get_allowed_networks(struct ut_ctx *ctx, const char *wwn,
+				unsigned tag, json_t **nets);
+int ut_acl_set_allowed_networks(struct ut_ctx *ctx, const char *wwn,
+				unsigned tag, const char *node_wwn,
+				const char *const *nets, size_t n);
+int ut_acl_get_allowed_networks(struct ut_ctx *ctx, const char *wwn,
+				unsigned tag, const char *node_wwn,
+				json_t **nets);
 /* enable: 0, 1 or UT_DEFAULT (unchanged). */
 int ut_discovery_auth_set(struct ut_ctx *ctx, int enable,
 			  const struct ut_auth *auth);

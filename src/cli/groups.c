@@ -1,5 +1,6 @@
 /* utargetcli's configuration groups: `get` and `set` on attribute,
  * parameter, auth, discovery_auth and global (targetcli's words; the
+ * netacl group, initiator address ACLs, is ours: issue 21; the
  * values and their descriptions come from the daemon's describe tables). */
 #include <errno.h>
 #include <limits.h>
@@ -22,6 +23,7 @@ size_t node_groups(struct node *n, const char **out, size_t max)
 	case N_ACL:
 		out[k++] = "attribute";
 		out[k++] = "auth";
+		out[k++] = "netacl";
 		out[k++] = "parameter";
 		break;
 	case N_ISCSI:
@@ -137,6 +139,28 @@ static const char *param_name(const char *group, const char *key)
 	return key;
 }
 
+static json_t *netacl_params(struct node *n)
+{
+	return n->type == N_TPG ?
+		json_pack("{s:s?, s:i}", "wwn", n->wwn, "tag", (int)n->tag) :
+		json_pack("{s:s?, s:i, s:s?}", "wwn", n->wwn, "tag",
+			  (int)n->tag, "node_wwn", n->node_wwn);
+}
+
+/* "a,b, c" -> ["a", "b", "c"]; "" and "none" -> []. */
+static json_t *netacl_list(const char *v)
+{
+	json_t *arr = json_array();
+	char *copy = strdup(v ? v : ""), *save = NULL, *tok;
+
+	if (copy && strcmp(copy, "none"))
+		for (tok = strtok_r(copy, ", ", &save); tok;
+		     tok = strtok_r(NULL, ", ", &save))
+			json_array_append_new(arr, json_string(tok));
+	free(copy);
+	return arr;
+}
+
 /* Loads the definitions (and values when want_values) of a group. */
 static int group_load(struct shell *sh, struct node *n, const char *group,
 		      bool want_values, struct gset *g)
@@ -205,6 +229,36 @@ static int group_load(struct shell *sh, struct node *n, const char *group,
 					json_object_get(vals, g->p[i].name));
 			}
 		}
+		goto out;
+	}
+	if (!strcmp(group, "netacl")) {
+		/* allowed_networks, shown and set as one comma-separated
+		 * list ("" or "none": everyone) */
+		json_t *p = netacl_params(n), *arr;
+		char buf[4096] = "";
+		size_t len = 0;
+
+		gset_add(g, "allowed_networks", "string",
+			 "Initiator source networks (CIDRs, comma-separated) "
+			 "that may log in; empty: every address.", false);
+		if (!want_values) {
+			json_decref(p);
+			return 0;
+		}
+		ret = ut_call(sh->ut, n->type == N_TPG ?
+			      "tpg.get_allowed_networks" :
+			      "acl.get_allowed_networks", p, &vals);
+		json_decref(p);
+		if (ret)
+			goto out;
+		arr = json_object_get(vals, "allowed_networks");
+		json_array_foreach(arr, i, e)
+			len += (size_t)snprintf(buf + len, len < sizeof(buf) ?
+						sizeof(buf) - len : 0, "%s%s",
+						i ? "," : "",
+						json_string_value(e) ?
+						json_string_value(e) : "");
+		g->p[0].value = strdup(buf);
 		goto out;
 	}
 	if (!strcmp(group, "alua") && n->type == N_LUN) {
@@ -536,7 +590,8 @@ int cli_cmd_set(struct shell *sh, struct node *n, struct cli_args *a)
 			   !strcmp(group, "alua")) {
 			json_object_set_new(obj, kv->key,
 					    json_string(kv->value));
-		} else if (!strcmp(group, "global")) {
+		} else if (!strcmp(group, "global") ||
+			   !strcmp(group, "netacl")) {
 			/* checked when stored */
 		} else if (!strcmp(kv->key, "enable")) {
 			enable = cli_parse_bool(kv->value);
@@ -589,6 +644,17 @@ int cli_cmd_set(struct shell *sh, struct node *n, struct cli_args *a)
 				      n->name, "attributes", obj);
 		ret = ut_call(sh->ut, n->type == N_LUN ? "lun.set_alua" :
 			      "alua.set_attributes", p, &r);
+		json_decref(p);
+		json_decref(r);
+	} else if (!strcmp(group, "netacl")) {
+		json_t *p = netacl_params(n), *r = NULL;
+
+		for (size_t i = 0; i < a->nkw; i++)
+			json_object_set_new(p, "allowed_networks",
+					    netacl_list(a->kw[i]->value));
+		ret = ut_call(sh->ut, n->type == N_TPG ?
+			      "tpg.set_allowed_networks" :
+			      "acl.set_allowed_networks", p, &r);
 		json_decref(p);
 		json_decref(r);
 	} else if (!strcmp(group, "parameter")) {

@@ -652,5 +652,18 @@ void node_summary(struct shell *sh, struct node *n, char *buf, size_t len,
 	case N_TYPES:
 		break;
 	}
-	(void)v;
+	/* initiator address ACLs (issue 21): "..., networks: 127.0.0.0/8" */
+	if ((n->type == N_TPG || n->type == N_ACL) &&
+	    json_array_size(json_object_get(o, "allowed_networks"))) {
+		size_t i, l = strlen(buf);
+
+		json_array_foreach(json_object_get(o, "allowed_networks"), i, v) {
+			if (l + 1 >= len)
+				break;
+			snprintf(buf + l, len - l, "%s%s", i ? "," :
+				 l ? ", networks: " : "networks: ",
+				 json_string_value(v) ? json_string_value(v) : "");
+			l = strlen(buf);
+		}
+	}
 }

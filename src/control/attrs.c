@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "iscsi/target.h"
 #include "scsi/scsi.h"
 
@@ -120,4 +122,48 @@ int ctl_attr_set(const struct ctl_attr *a, void *obj, long long v,
 	else
 		*(uint32_t *)(void *)p = (uint32_t)v;
 	return 0;
+}
+
+int ctl_netlist_from_json(json_t *arr, struct ut_netlist *out, char *err,
+			  size_t errlen)
+{
+	struct ut_netlist copy;
+	size_t i;
+	json_t *v;
+
+	memset(&copy, 0, sizeof(copy));
+	if (!json_is_array(arr)) {
+		snprintf(err, errlen, "allowed_networks must be a list of "
+			 "CIDR strings");
+		return -1;
+	}
+	if (json_array_size(arr) > UT_NETLIST_MAX) {
+		snprintf(err, errlen, "allowed_networks: at most %d entries",
+			 UT_NETLIST_MAX);
+		return -1;
+	}
+	json_array_foreach(arr, i, v) {
+		const char *s = json_string_value(v);
+
+		if (!s || ut_cidr_parse(s, &copy.v[copy.n])) {
+			snprintf(err, errlen,
+				 "allowed_networks: invalid CIDR '%.64s' "
+				 "(expected e.g. 127.0.0.0/8, ::1/128, 10.1.2.3)",
+				 s ? s : "(not a string)");
+			return -1;
+		}
+		copy.n++;
+	}
+	*out = copy;
+	return 0;
+}
+
+json_t *ctl_netlist_to_json(const struct ut_netlist *l)
+{
+	json_t *a = json_array();
+	unsigned i;
+
+	for (i = 0; i < l->n; i++)
+		json_array_append_new(a, json_string(l->v[i].text));
+	return a;
 }

@@ -232,6 +232,23 @@ static void load_so(struct restore *r, json_t *j)
 		r->failed = true;
 }
 
+/* "allowed_networks" (issue 21, absent in LIO's files: everyone). */
+static int load_networks(struct restore *r, json_t *j, struct ut_netlist *out,
+			 const char *what)
+{
+	json_t *v = json_object_get(j, "allowed_networks");
+	char e[160];
+
+	memset(out, 0, sizeof(*out));
+	if (!v || json_is_null(v))
+		return 0;
+	if (ctl_netlist_from_json(v, out, e, sizeof(e))) {
+		skip(r, "%s: %s", what, e);
+		return -1;
+	}
+	return 0;
+}
+
 static void load_acl(struct restore *r, struct iscsi_tpg *tpg, json_t *j,
 		     const char *tpgname)
 {
@@ -240,6 +257,7 @@ static void load_acl(struct restore *r, struct iscsi_tpg *tpg, json_t *j,
 	json_t *m;
 	size_t i;
 	char what[768], norm[ISCSI_NAME_MAX];
+	struct ut_netlist nets;
 
 	if (!wwn) {
 		skip(r, "%s: node ACL without node_wwn", tpgname);
@@ -255,11 +273,16 @@ static void load_acl(struct restore *r, struct iscsi_tpg *tpg, json_t *j,
 		skip(r, "%s: defined twice", what);
 		return;
 	}
+	/* a bad allowed_networks entry skips the whole ACL: restoring it
+	 * open to every address would fail open (issue 21) */
+	if (load_networks(r, j, &nets, what))
+		return;
 	acl = iscsi_acl_new(tpg, wwn);
 	if (!acl) {
 		skip(r, "%s: out of memory", what);
 		return;
 	}
+	acl->allowed_networks = nets;
 	if (jstr(j, "tag"))
 		snprintf(acl->tag, sizeof(acl->tag), "%s", jstr(j, "tag"));
 	load_auth(j, &acl->auth, "chap_");
@@ -297,6 +320,7 @@ static void load_tpg(struct restore *r, struct iscsi_target *t, json_t *j)
 	const char *k;
 	size_t i;
 	char what[300];
+	struct ut_netlist nets;
 
 	if (json_object_get(j, "tag") && jnum(json_object_get(j, "tag"), &tag)) {
 		skip(r, "Target %s: TPG tag is not a number", t->wwn);
@@ -312,11 +336,15 @@ static void load_tpg(struct restore *r, struct iscsi_target *t, json_t *j)
 		skip(r, "%s: defined twice", what);
 		return;
 	}
+	/* as for ACLs: a bad allowed_networks entry skips the TPG */
+	if (load_networks(r, j, &nets, what))
+		return;
 	tpg = iscsi_tpg_new(t, (uint16_t)tag);
 	if (!tpg) {
 		skip(r, "%s: out of memory", what);
 		return;
 	}
+	tpg->allowed_networks = nets;
 	apply_attrs(r, json_object_get(j, "attributes"), ctl_tpg_attrs,
 		    &tpg->attrs, what);
 	params = json_object_get(j, "parameters");

@@ -1222,6 +1222,57 @@ static json_t *m_tpg_get_auth(json_t *p, struct rpc_error *e)
 	return tpg ? auth_get(&tpg->auth) : NULL;
 }
 
+/* allowed_networks (issue 21): replaces the list; a bad entry changes
+ * nothing. Sessions already logged in are not dropped: the list is
+ * checked at login and in SendTargets (docs/control-api.md). */
+static json_t *netlist_set(struct ut_netlist *l, json_t *p,
+			   struct rpc_error *e)
+{
+	json_t *v = json_object_get(p, "allowed_networks");
+
+	if (!v)
+		return fail(e, RPC_INVALID_PARAMS,
+			    "missing parameter allowed_networks");
+	if (ctl_netlist_from_json(v, l, e->message, sizeof(e->message))) {
+		e->code = RPC_INVALID_PARAMS;
+		return NULL;
+	}
+	iscsi_fabric.generation++;
+	return json_object();
+}
+
+static json_t *m_tpg_set_networks(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_tpg *tpg = get_tpg(p, e);
+
+	return tpg ? netlist_set(&tpg->allowed_networks, p, e) : NULL;
+}
+
+static json_t *m_tpg_get_networks(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_tpg *tpg = get_tpg(p, e);
+
+	return tpg ? json_pack("{s:o}", "allowed_networks",
+			       ctl_netlist_to_json(&tpg->allowed_networks))
+		   : NULL;
+}
+
+static json_t *m_acl_set_networks(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_acl *acl = get_acl(p, NULL, e);
+
+	return acl ? netlist_set(&acl->allowed_networks, p, e) : NULL;
+}
+
+static json_t *m_acl_get_networks(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_acl *acl = get_acl(p, NULL, e);
+
+	return acl ? json_pack("{s:o}", "allowed_networks",
+			       ctl_netlist_to_json(&acl->allowed_networks))
+		   : NULL;
+}
+
 static json_t *m_disc_set(json_t *p, struct rpc_error *e)
 {
 	bool bad = false;
@@ -1790,6 +1841,8 @@ const struct rpc_method ctl_methods[] = {
 	{ "tpg.get_parameters", m_tpg_get_params, true },
 	{ "tpg.set_auth", m_tpg_set_auth, false },
 	{ "tpg.get_auth", m_tpg_get_auth, true },
+	{ "tpg.set_allowed_networks", m_tpg_set_networks, false },
+	{ "tpg.get_allowed_networks", m_tpg_get_networks, true },
 	{ "discovery_auth.set", m_disc_set, false },
 	{ "discovery_auth.get", m_disc_get, true },
 	{ "lun.create", m_lun_create, false },
@@ -1807,6 +1860,8 @@ const struct rpc_method ctl_methods[] = {
 	{ "acl.get_attributes", m_acl_get_attrs, true },
 	{ "acl.set_auth", m_acl_set_auth, false },
 	{ "acl.get_auth", m_acl_get_auth, true },
+	{ "acl.set_allowed_networks", m_acl_set_networks, false },
+	{ "acl.get_allowed_networks", m_acl_get_networks, true },
 	{ "acl.set_tag", m_acl_set_tag, false },
 	{ "mapped_lun.create", m_mlun_create, false },
 	{ "mapped_lun.delete", m_mlun_delete, false },

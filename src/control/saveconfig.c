@@ -92,6 +92,10 @@ static json_t *tpg_json(const struct iscsi_tpg *tpg)
 				    json_string(tpg->params.val[k]));
 	json_object_set_new(o, "parameters", params);
 	auth_json(o, &tpg->auth, "chap_");
+	/* issue 21; only when set, so files without it stay LIO's */
+	if (tpg->allowed_networks.n)
+		json_object_set_new(o, "allowed_networks",
+				    ctl_netlist_to_json(&tpg->allowed_networks));
 	list_for_each_entry(l, &tpg->luns, link) {
 		const struct scsi_alua_gp *gp = atomic_load(&l->alua->gp);
 
@@ -116,6 +120,9 @@ static json_t *tpg_json(const struct iscsi_tpg *tpg)
 		if (a->tag[0])
 			json_object_set_new(ao, "tag", json_string(a->tag));
 		auth_json(ao, &a->auth, "chap_");
+		if (a->allowed_networks.n)
+			json_object_set_new(ao, "allowed_networks",
+				ctl_netlist_to_json(&a->allowed_networks));
 		list_for_each_entry(m, &a->mapped_luns, link)
 			json_array_append_new(ml, json_pack("{s:i, s:i, s:b, s:s}",
 				"index", (int)m->index, "tpg_lun", (int)m->tpg_lun,

@@ -1039,6 +1039,7 @@ void iscsi_conn_start(int fd, struct io_loop *loop, struct iscsi_listener *ls)
 	rx_reset(c);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		c->peer_addr = ss;
 		sockaddr_str(&ss, ip, sizeof(ip), &port);
 		snprintf(c->peer, sizeof(c->peer),
 			 ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,

@@ -140,6 +140,7 @@ struct iscsi_conn {
 	struct iscsi_listener *listener; /* counted in its connections */
 	uint16_t cid;
 	char peer[64];     /* "ip:port" */
+	struct sockaddr_storage peer_addr; /* allowed_networks checks */
 	char local_ip[64];
 	uint16_t local_port;
 	int local_family;

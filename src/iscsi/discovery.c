@@ -12,9 +12,15 @@
 
 /* May this initiator log in to tpg? (what LIO's SendTargets filter uses:
  * an explicit ACL, or demo mode with demo_mode_discovery) */
-static bool tpg_visible(const struct iscsi_tpg *tpg, const char *initiator)
+static bool tpg_visible(const struct iscsi_tpg *tpg, const char *initiator,
+			const struct sockaddr_storage *peer)
 {
 	if (!tpg->enable && tpg->attrs.tpg_enabled_sendtargets)
+		return false;
+	/* a TPG that would refuse this source address (allowed_networks,
+	 * issue 21) is not offered (RFC 7143 §13.3 / Appendix C: targets
+	 * the initiator may access) */
+	if (!iscsi_tpg_addr_allowed((struct iscsi_tpg *)tpg, initiator, peer))
 		return false;
 	if (iscsi_acl_find((struct iscsi_tpg *)tpg, initiator))
 		return true;
@@ -66,7 +72,7 @@ int iscsi_sendtargets(struct iscsi_conn *c, const char *what,
 		list_for_each_entry(tpg, &t->tpgs, link) {
 			struct iscsi_portal *p;
 
-			if (!tpg_visible(tpg, s->initiator_name))
+			if (!tpg_visible(tpg, s->initiator_name, &c->peer_addr))
 				continue;
 			if (!named) {
 				iscsi_text_add(out, "TargetName", t->wwn);

@@ -348,6 +348,17 @@ static uint16_t resolve(struct iscsi_conn *c)
 		pthread_mutex_unlock(&iscsi_fabric.lock);
 		return ISCSI_LOGIN_NOT_FOUND;
 	}
+	/* Initiator address ACLs (issue 21): once the initiator name is
+	 * known, a source address outside the TPG's or the initiator's ACL's
+	 * allowed_networks is refused as "Initiator not authorized" —
+	 * status class 02, detail 02 (RFC 7143 §11.13.5). */
+	if (!iscsi_tpg_addr_allowed(tpg, l->initiator, &c->peer_addr)) {
+		pthread_mutex_unlock(&iscsi_fabric.lock);
+		iscsi_conn_log(c, UT_LOG_INFO,
+			       "login refused: source address not in "
+			       "allowed_networks");
+		return ISCSI_LOGIN_FORBIDDEN;
+	}
 	l->map = iscsi_tpg_build_map(tpg, l->initiator, &denied);
 	if (!l->map) {
 		pthread_mutex_unlock(&iscsi_fabric.lock);

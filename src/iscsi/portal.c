@@ -1,8 +1,10 @@
 /* Network portals and their listening sockets. Portals of several TPGs on
- * one address share one listener; a specific address whose port already
- * has a wildcard listener of its family rides on that listener (LIO users
- * trip over EADDRINUSE there). Accepted connections go to the least-loaded
- * worker. */
+ * one address share one listener; when a wildcard of a family and port is
+ * configured there is one listener for that (port, family) and the specific
+ * addresses ride on it, whichever was created first (LIO users trip over
+ * EADDRINUSE there). Each connection is routed by its local address
+ * (getsockname) to the most specific matching portal: iscsi_tpg_for_addr.
+ * Accepted connections go to the least-loaded worker. */
 #include "iscsi/conn.h"
 
 #include <arpa/inet.h>
@@ -92,6 +94,11 @@ static void unmap_v4(const struct sockaddr_storage *in,
 		s4->sin_port = port;
 		s4->sin_addr = a4;
 	}
+}
+
+bool iscsi_portal_is_wildcard(const struct iscsi_portal *p)
+{
+	return is_wildcard(&p->addr);
 }
 
 bool iscsi_portal_matches(const struct iscsi_portal *p,
@@ -280,6 +287,98 @@ fail:
 	return rc;
 }
 
+/* Stop listening on ls (ls_lock held): connections accepted on it carry on
+ * and still point at it; it is freed when the last of them ends. */
+static void listener_close(struct iscsi_listener *ls)
+{
+	if (ls->h.fd >= 0) {
+		if (accept_loop)
+			io_loop_del(accept_loop, &ls->h);
+		io_timer_cancel(&ls->resume);
+		close(ls->h.fd);
+	}
+	list_del(&ls->link);
+	ls->dead = true;
+	if (ls->conns == 0)
+		free(ls);
+}
+
+/* Every portal using from uses to instead (iscsi_fabric.lock held). */
+static void move_portals(struct iscsi_listener *from, struct iscsi_listener *to)
+{
+	struct iscsi_target *t;
+	struct iscsi_tpg *tpg;
+	struct iscsi_portal *p;
+
+	list_for_each_entry(t, &iscsi_fabric.targets, link)
+		list_for_each_entry(tpg, &t->tpgs, link)
+			list_for_each_entry(p, &tpg->portals, link)
+				if (p->listener == from) {
+					p->listener = to;
+					to->refs++;
+				}
+	from->refs = 0;
+}
+
+/* A wildcard portal on a port where specific addresses of its family
+ * already listen: bind() would fail with EADDRINUSE (what LIO users hit),
+ * so the specific listeners close, one wildcard listener opens and their
+ * portals move onto it. Connections are then routed by their local address
+ * to the most specific portal (iscsi_tpg_for_addr). If the wildcard cannot
+ * be opened the specific listeners are opened again. Caller holds
+ * iscsi_fabric.lock and ls_lock. */
+static int wildcard_open(struct iscsi_portal *np, struct iscsi_listener **out,
+			 char *err, size_t errlen)
+{
+	struct iscsi_listener *ls, *tmp, *nl;
+	struct list_head old = LIST_HEAD_INIT(old);
+	int rc;
+
+	list_for_each_entry_safe(ls, tmp, &listeners, link)
+		if (ls->addr.ss_family == np->addr.ss_family &&
+		    addr_port(&ls->addr) == addr_port(&np->addr)) {
+			list_del(&ls->link);
+			list_add_tail(&ls->link, &old);
+			if (accept_loop)
+				io_loop_del(accept_loop, &ls->h);
+			io_timer_cancel(&ls->resume);
+			close(ls->h.fd);
+			ls->h.fd = -1;
+		}
+	rc = listener_open(&np->addr, np->addrlen, &nl, err, errlen);
+	if (rc) {
+		/* put the specific listeners back as they were */
+		list_for_each_entry_safe(ls, tmp, &old, link) {
+			struct iscsi_listener *re;
+			char e2[128];
+
+			list_del(&ls->link);
+			if (listener_open(&ls->addr, ls->addrlen, &re, e2,
+					  sizeof(e2))) {
+				/* stays, deaf, until its portals go */
+				log_err("portal: could not listen again on a "
+					"specific address: %s", e2);
+				list_add_tail(&ls->link, &listeners);
+				continue;
+			}
+			move_portals(ls, re);
+			ls->dead = true;
+			if (ls->conns == 0)
+				free(ls);
+		}
+		return rc;
+	}
+	list_for_each_entry_safe(ls, tmp, &old, link) {
+		list_del(&ls->link);
+		move_portals(ls, nl);
+		ls->dead = true;
+		if (ls->conns == 0)
+			free(ls);
+	}
+	*out = nl;
+	return 0;
+}
+
 int iscsi_portal_new(struct iscsi_tpg *tpg, const char *ip, uint16_t port,
 		     struct iscsi_portal **out, char *err, size_t errlen)
 {
@@ -313,13 +412,16 @@ int iscsi_portal_new(struct iscsi_tpg *tpg, const char *ip, uint16_t port,
 	p->tpg = tpg;
 	pthread_mutex_lock(&ls_lock);
 	ls = listener_find(&p->addr);
-	if (!ls) {
+	if (!ls && is_wildcard(&p->addr))
+		rc = wildcard_open(p, &ls, err, errlen);
+	else if (!ls)
 		rc = listener_open(&p->addr, p->addrlen, &ls, err, errlen);
-		if (rc) {
-			pthread_mutex_unlock(&ls_lock);
-			free(p);
-			return rc;
-		}
+	else
+		rc = 0;
+	if (rc) {
+		pthread_mutex_unlock(&ls_lock);
+		free(p);
+		return rc;
 	}
 	ls->refs++;
 	pthread_mutex_unlock(&ls_lock);
@@ -335,19 +437,11 @@ void iscsi_portal_free(struct iscsi_portal *p)
 	struct iscsi_listener *ls = p->listener;
 
 	pthread_mutex_lock(&ls_lock);
-	if (ls && --ls->refs == 0) {
-		/* A deleted portal closes its listener; connections already
-		 * accepted carry on. */
-		if (accept_loop)
-			io_loop_del(accept_loop, &ls->h);
-		io_timer_cancel(&ls->resume);
-		close(ls->h.fd);
-		list_del(&ls->link);
-		/* connections accepted on it carry on and still point at it */
-		ls->dead = true;
-		if (ls->conns == 0)
-			free(ls);
-	}
+	/* The last portal using a listener (shared by a wildcard and the
+	 * specific addresses riding on it, or by the same address in
+	 * several TPGs) closes it; connections already accepted carry on. */
+	if (ls && --ls->refs == 0)
+		listener_close(ls);
 	pthread_mutex_unlock(&ls_lock);
 	list_del(&p->link);
 	iscsi_fabric.generation++;

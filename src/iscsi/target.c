@@ -233,17 +233,45 @@ struct iscsi_tpg_lun *iscsi_tpg_lun_find(struct iscsi_tpg *tpg, uint32_t index)
 	return NULL;
 }
 
+/* Is there an enabled TPG with a portal on exactly la's address and port? */
+bool iscsi_fabric_has_exact_portal(const struct sockaddr_storage *la)
+{
+	struct iscsi_target *t;
+	struct iscsi_tpg *tpg;
+	struct iscsi_portal *p;
+
+	list_for_each_entry(t, &iscsi_fabric.targets, link)
+		list_for_each_entry(tpg, &t->tpgs, link) {
+			if (!tpg->enable)
+				continue;
+			list_for_each_entry(p, &tpg->portals, link)
+				if (!iscsi_portal_is_wildcard(p) &&
+				    iscsi_portal_matches(p, la))
+					return true;
+		}
+	return false;
+}
+
+/* A connection belongs to the most specific portal matching its local
+ * address: a portal on exactly that address beats a wildcard of the same
+ * port (and with it the TPGs having it), so 0.0.0.0:P in one target and
+ * 127.0.0.1:P in another split the connections between them. A target
+ * without a portal at that level is not reachable through this
+ * connection (the login answers 0203, "target not found" as for a TPG
+ * without a matching portal, RFC 7143 §11.13.5). */
 struct iscsi_tpg *iscsi_tpg_for_addr(struct iscsi_target *t,
 				     const struct sockaddr_storage *la)
 {
 	struct iscsi_tpg *tpg;
 	struct iscsi_portal *p;
+	bool exact = iscsi_fabric_has_exact_portal(la);
 
 	list_for_each_entry(tpg, &t->tpgs, link) {
 		if (!tpg->enable)
 			continue;
 		list_for_each_entry(p, &tpg->portals, link)
-			if (iscsi_portal_matches(p, la))
+			if (iscsi_portal_matches(p, la) &&
+			    (!exact || !iscsi_portal_is_wildcard(p)))
 				return tpg;
 	}
 	return NULL;
@@ -322,4 +350,15 @@ void iscsi_fabric_clear(void)
 	       sizeof(iscsi_fabric.discovery_auth));
 	iscsi_fabric.discovery_enable_auth = false;
 	pthread_mutex_unlock(&iscsi_fabric.lock);
+}
+
+bool iscsi_tpg_addr_allowed(struct iscsi_tpg *tpg, const char *initiator,
+			    const struct sockaddr_storage *peer)
+{
+	struct iscsi_acl *acl;
+
+	if (!ut_netlist_allows(&tpg->allowed_networks, peer))
+		return false;
+	acl = initiator ? iscsi_acl_find(tpg, initiator) : NULL;
+	return !acl || ut_netlist_allows(&acl->allowed_networks, peer);
 }

@@ -13,6 +13,7 @@
 
 #include "iscsi/params.h"
 #include "scsi/scsi.h"
+#include "util/cidr.h"
 #include "util/list.h"
 
 #define ISCSI_NAME_MAX 224 /* RFC 7143 §4.2.7.1: 223 bytes + NUL */
@@ -91,6 +92,7 @@ struct iscsi_acl {
 	char tag[64];
 	struct iscsi_acl_attrs attrs;
 	struct iscsi_auth auth;
+	struct ut_netlist allowed_networks; /* issue 21; empty: everyone */
 	struct list_head mapped_luns;
 };
 
@@ -104,6 +106,7 @@ struct iscsi_tpg {
 	struct iscsi_tpg_attrs attrs;
 	struct iscsi_tpg_params params;
 	struct iscsi_auth auth;
+	struct ut_netlist allowed_networks; /* issue 21; empty: everyone */
 	struct list_head luns;
 	struct list_head portals;
 	struct list_head acls;
@@ -155,7 +158,10 @@ struct iscsi_tpg_lun *iscsi_tpg_lun_find(struct iscsi_tpg *tpg, uint32_t index);
  * same address and port, or p is the wildcard of la's family and port)? */
 bool iscsi_portal_matches(const struct iscsi_portal *p,
 			  const struct sockaddr_storage *la);
-/* The enabled TPG of t with a portal matching la, or NULL. */
+bool iscsi_portal_is_wildcard(const struct iscsi_portal *p);
+bool iscsi_fabric_has_exact_portal(const struct sockaddr_storage *la);
+/* The enabled TPG of t with the most specific portal matching la (an exact
+ * address beats a wildcard fabric-wide), or NULL. */
 struct iscsi_tpg *iscsi_tpg_for_addr(struct iscsi_target *t,
 				     const struct sockaddr_storage *la);
 
@@ -165,6 +171,13 @@ struct iscsi_tpg *iscsi_tpg_for_addr(struct iscsi_target *t,
  * and sets *denied when the initiator may not log in. */
 struct scsi_lun_map *iscsi_tpg_build_map(struct iscsi_tpg *tpg,
 					 const char *initiator, bool *denied);
+
+/* Initiator address ACLs (issue 21): may a connection from peer log in
+ * to tpg as initiator? The TPG's list and, when the initiator has an
+ * explicit ACL, the ACL's list must both allow it (an empty list allows
+ * everyone). Caller holds the lock. */
+bool iscsi_tpg_addr_allowed(struct iscsi_tpg *tpg, const char *initiator,
+			    const struct sockaddr_storage *peer);
 
 /* Tear down every object (shutdown = "apply the empty config"). */
 void iscsi_fabric_clear(void);

@@ -399,6 +399,54 @@ int ut_tpg_get_auth(struct ut_ctx *ctx, const char *wwn, unsigned tag,
 	return call(ctx, "tpg.get_auth", tpg_params(wwn, tag), auth);
 }
 
+static json_t *with_nets(json_t *p, const char *const *nets, size_t n)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; a && i < n; i++)
+		if (json_array_append_new(a, json_string(nets[i]))) {
+			json_decref(a);
+			a = NULL;
+		}
+	if (!p || !a || json_object_set_new(p, "allowed_networks", a)) {
+		if (p && a)
+			json_decref(a);
+		json_decref(p);
+		return NULL;
+	}
+	return p;
+}
+
+int ut_tpg_set_allowed_networks(struct ut_ctx *ctx, const char *wwn,
+				unsigned tag, const char *const *nets, size_t n)
+{
+	return call(ctx, "tpg.set_allowed_networks",
+		    with_nets(tpg_params(wwn, tag), nets, n), NULL);
+}
+
+int ut_tpg_get_allowed_networks(struct ut_ctx *ctx, const char *wwn,
+				unsigned tag, json_t **nets)
+{
+	return call(ctx, "tpg.get_allowed_networks", tpg_params(wwn, tag), nets);
+}
+
+int ut_acl_set_allowed_networks(struct ut_ctx *ctx, const char *wwn,
+				unsigned tag, const char *node_wwn,
+				const char *const *nets, size_t n)
+{
+	return call(ctx, "acl.set_allowed_networks",
+		    with_nets(acl_params(wwn, tag, node_wwn), nets, n), NULL);
+}
+
+int ut_acl_get_allowed_networks(struct ut_ctx *ctx, const char *wwn,
+				unsigned tag, const char *node_wwn,
+				json_t **nets)
+{
+	return call(ctx, "acl.get_allowed_networks",
+		    acl_params(wwn, tag, node_wwn), nets);
+}
+
 int ut_discovery_auth_set(struct ut_ctx *ctx, int enable,
 			  const struct ut_auth *auth)
 {

@@ -191,8 +191,14 @@ def test_portal_already_in_use(api):
         busy = s.getsockname()[1]
         refused(rpc, "portal.create", REFUSED, ["in use"], ip_address="127.0.0.1",
                 port=busy, **T)
-    # the wildcard on our own portal's port while 127.0.0.1 is bound (LIO's EADDRINUSE)
-    refused(rpc, "portal.create", REFUSED, ["in use"], ip_address="0.0.0.0", port=d.port, **T)
+        # the wildcard too, when another program holds an address of that port
+        refused(rpc, "portal.create", REFUSED, ["in use"], ip_address="0.0.0.0",
+                port=busy, **T)
+    # the wildcard on our own portal's port while 127.0.0.1 is ours (LIO's EADDRINUSE) is
+    # accepted since issue 21: one listener, connections routed to the most specific
+    # portal (tests/integration/test_portals_netacl.py)
+    assert rpc.call("portal.create", ip_address="0.0.0.0", port=d.port, **T) == \
+        {"ip_address": "0.0.0.0", "port": d.port}
 
 
 def test_ipv6_portal(api):

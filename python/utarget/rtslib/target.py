@@ -20,6 +20,22 @@ def _mode(mode):
     return mode if mode == BOUND else check_mode(mode)
 
 
+def _allowed_networks(prefix):
+    """utarget's initiator address ACL (issue 21; not in LIO): a list of CIDR strings,
+    [] = every address. Set with a list (or a comma-separated string)."""
+    def get(self):
+        return list(self._call(prefix + ".get_allowed_networks",
+                               **self._ident())["allowed_networks"])
+
+    def set_(self, value):
+        if isinstance(value, str):
+            value = [v for v in value.replace(" ", ",").split(",") if v]
+        self._call(prefix + ".set_allowed_networks",
+                   allowed_networks=[str(v) for v in (value or [])], **self._ident())
+    return property(get, set_, doc=_allowed_networks.__doc__)
+
+
+
 class FabricModule(CFSNode):
     """FabricModule('iscsi'). utargetd serves iSCSI only."""
 
@@ -265,6 +281,8 @@ class TPG(CFSNode):
         self._call("tpg.enable", enable=bool(boolean), **self._ident())
 
     enable = property(_get_enable, _set_enable, doc="True when the TPG is enabled")
+
+    allowed_networks = _allowed_networks("tpg")
 
     def has_enable(self):
         return True
@@ -517,6 +535,8 @@ class NodeACL(CFSNode):
         self._call("acl.set_tag", acl_tag=tag, **self._ident())
 
     tag = property(_get_tag, _set_tag, doc="The ACL's tag (None: untagged)")
+
+    allowed_networks = _allowed_networks("acl")
 
     @property
     def authenticate_target(self):
