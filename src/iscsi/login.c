@@ -3,6 +3,7 @@
  * ACL resolution, TSIH allocation and session reinstatement. Operational
  * keys go to the negotiation table in params.c. */
 #include "iscsi/conn.h"
+#include "iscsi/mgmt.h"
 #include "iscsi/chap.h"
 
 #include <errno.h>
@@ -124,6 +125,7 @@ static void login_fail(struct iscsi_conn *c, uint16_t status, const char *why)
 		       l->discovery ? ", discovery session" :
 				      l->target[0] ? " to " : "",
 		       l->discovery ? "" : l->target, why);
+	iscsi_stats_login(l->target, l->discovery, status);
 	iscsi_text_reset(&c->login->out);
 	login_respond(c, false, 0, status, 0);
 }
@@ -475,6 +477,7 @@ static void login_finish(struct iscsi_conn *c)
 	/* The final response goes out without digests; everything after it
 	 * uses the negotiated ones (§13.1). */
 	login_respond(c, true, STAGE_FFP, ISCSI_LOGIN_OK, c->sess->tsih);
+	iscsi_stats_login(l->target, l->discovery, ISCSI_LOGIN_OK);
 	c->hdigest = sp->header_digest;
 	c->ddigest = sp->data_digest;
 	c->max_recv_dsl = sp->max_recv_dsl;
