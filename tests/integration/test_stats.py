@@ -289,3 +289,36 @@ def test_bad_metrics_listen_refused(config, utarget, workdir):
                         "-f", "-o", "metrics_listen=nonsense"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode != 0 and "metrics_listen" in r.stderr, r.stderr
+
+
+def test_cli_sessions_detail_and_stats(config, utarget, workdir):
+    from test_cli import _cli_path
+    rd = config.ramdisk("rd0", size=16 * MiB)
+    config.target(IQN).tpg().lun(0, rd)
+    d, _ = start(utarget, config, workdir, metrics=False)
+    env = {"UTARGET_SOCKET": d.sock, "UTARGETCLI_HOME": os.path.join(str(workdir), "h"),
+           "TERM": "dumb", "ASAN_OPTIONS": "detect_leaks=1"}
+
+    def cli(*args):
+        res = ut.run([_cli_path()] + list(args), env=env, timeout=60)
+        assert res.returncode == 0 and "runtime error:" not in res.stderr, ut.describe(res, d)
+        return res.stdout
+
+    workload(d)
+    out = cli("stats")
+    assert "ramdisk/rd0: commands: " in out and "write 256" in out, out
+    assert "written: %d bytes" % MiB in out and "last 1 s: IOPS: 0 " in out, out
+    assert "no storage object" in ut.run([_cli_path(), "stats", "nope"], env=env).stderr
+
+    proc = ut.qemu_io(d.image_opts(0), ["read 0 64k", "sleep 4000"], popen=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not [s for s in stats(d)["sessions"] if s["type"] == "Normal"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        out = cli("sessions", "detail")
+        assert "negotiated parameters:" in out and "MaxBurstLength=" in out, out
+        assert "HeaderDigest=None" in out and "rates (last 1 s): IOPS:" in out, out
+        assert "totals: commands: " in out, out
+    finally:
+        proc.wait(timeout=60)
