@@ -36,6 +36,7 @@ struct iscsi_login_state {
 	bool auth_negotiated;   /* AuthMethod answered */
 	bool auth_none;         /* AuthMethod=None agreed */
 	bool auth_required;
+	bool target_known;      /* l->target names a configured target (stats) */
 	bool chap_on;           /* AuthMethod=CHAP agreed */
 	bool authenticated;     /* CHAP completed */
 	bool auth_progress;     /* this request moved authentication on */
@@ -125,7 +126,8 @@ static void login_fail(struct iscsi_conn *c, uint16_t status, const char *why)
 		       l->discovery ? ", discovery session" :
 				      l->target[0] ? " to " : "",
 		       l->discovery ? "" : l->target, why);
-	iscsi_stats_login(l->target, l->discovery, status);
+	/* names an initiator made up count under "" (iscsi/stats.c) */
+	iscsi_stats_login(l->target_known ? l->target : "", l->discovery, status);
 	iscsi_text_reset(&c->login->out);
 	login_respond(c, false, 0, status, 0);
 }
@@ -350,6 +352,7 @@ static uint16_t resolve(struct iscsi_conn *c)
 		pthread_mutex_unlock(&iscsi_fabric.lock);
 		return ISCSI_LOGIN_NOT_FOUND;
 	}
+	l->target_known = true;
 	l->map = iscsi_tpg_build_map(tpg, l->initiator, &denied);
 	if (!l->map) {
 		pthread_mutex_unlock(&iscsi_fabric.lock);
