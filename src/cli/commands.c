@@ -564,8 +564,55 @@ static int c_clearconfig(struct shell *sh, struct node *n, struct cli_args *a)
 	return 0;
 }
 
+/* Rates (issue 20): two `stats.get` samples RATE_MS apart. */
+#define RATE_MS 1000
+
+static json_t *stats_sample(struct shell *sh)
+{
+	json_t *r = NULL;
+
+	if (ut_call(sh->ut, "stats.get", NULL, &r))
+		return NULL;
+	return r;
+}
+
+static json_t *find_by(json_t *arr, const char *key, json_t *like)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(arr, i, v)
+		if (json_equal(json_object_get(v, key), json_object_get(like, key)))
+			return v;
+	return NULL;
+}
+
+static double dnum(json_t *a, json_t *b, const char *key)
+{
+	return (double)(json_num(b, key, 0) - (a ? json_num(a, key, 0) : 0));
+}
+
+static void session_rates(json_t *s0, json_t *s1, json_t *s)
+{
+	json_t *a = find_by(json_object_get(s0, "sessions"), "tsih", s);
+	json_t *b = find_by(json_object_get(s1, "sessions"), "tsih", s);
+	double secs = RATE_MS / 1000.0;
+
+	if (!b)
+		return;
+	printf("    rates (last %.0f s): IOPS: %.0f  read: %.2f MB/s  write: %.2f MB/s\n",
+	       secs, dnum(a, b, "cmd_pdus") / secs,
+	       dnum(a, b, "tx_data_octets") / secs / 1e6,
+	       dnum(a, b, "rx_data_octets") / secs / 1e6);
+	printf("    totals: commands: %lld  read bytes: %lld  write bytes: %lld  "
+	       "digest errors: %lld\n", json_num(b, "cmd_pdus", 0),
+	       json_num(b, "tx_data_octets", 0), json_num(b, "rx_data_octets", 0),
+	       json_num(b, "digest_errors", 0));
+}
+
 static int c_sessions(struct shell *sh, struct node *n, struct cli_args *a)
 {
+	json_t *s0 = NULL, *s1 = NULL;
 	const char *action = a->v[0] ? a->v[0] : "list";
 	json_t *ss, *s, *v;
 	long sid = -1;
@@ -582,8 +629,19 @@ static int c_sessions(struct shell *sh, struct node *n, struct cli_args *a)
 			return cli_error(sh, "sid must be a number, '%s' given",
 					 a->v[1]);
 	}
-	if (ut_sessions(sh->ut, &ss))
+	if (!strcmp(action, "detail")) {
+		s0 = stats_sample(sh);
+		if (s0 && json_array_size(json_object_get(s0, "sessions"))) {
+			fflush(stdout);
+			usleep(RATE_MS * 1000);
+			s1 = stats_sample(sh);
+		}
+	}
+	if (ut_sessions(sh->ut, &ss)) {
+		json_decref(s0);
+		json_decref(s1);
 		return cli_ut_error(sh);
+	}
 	json_array_foreach(ss, i, s) {
 		if (sid >= 0 && json_num(s, "sid", -1) != sid)
 			continue;
@@ -612,14 +670,94 @@ static int c_sessions(struct shell *sh, struct node *n, struct cli_args *a)
 			       json_str(v, "address") ?: "",
 			       json_num(v, "cid", 0),
 			       json_str(v, "state") ?: "");
+		{
+			const char *k;
+			json_t *pv;
+
+			printf("    negotiated parameters:\n");
+			json_object_foreach(json_object_get(s, "parameters"), k, pv) {
+				if (json_is_string(pv))
+					printf("        %s=%s\n", k, json_string_value(pv));
+				else
+					printf("        %s=%lld\n", k,
+					       (long long)json_integer_value(pv));
+			}
+		}
+		if (s1)
+			session_rates(s0, s1, s);
 	}
 	json_decref(ss);
+	json_decref(s0);
+	json_decref(s1);
 	if (!shown) {
 		if (sid >= 0)
 			return cli_error(sh, "no session found with sid %ld",
 					 sid);
 		printf("(no open sessions)\n");
 	}
+	return 0;
+}
+
+/* stats [storage_object]: per storage object totals, and rates and mean
+ * latency over the last second (two samples of stats.get). */
+static void lat_mean(json_t *a, json_t *b, const char *dir, char *out, size_t n)
+{
+	json_t *ha = json_object_get(json_object_get(a, "latency"), dir);
+	json_t *hb = json_object_get(json_object_get(b, "latency"), dir);
+	double c = dnum(ha, hb, "count");
+
+	if (c > 0)
+		snprintf(out, n, "%.0f us", dnum(ha, hb, "sum_us") / c);
+	else
+		snprintf(out, n, "-");
+}
+
+static int c_stats(struct shell *sh, struct node *n, struct cli_args *a)
+{
+	json_t *s0 = stats_sample(sh), *s1, *l;
+	double secs = RATE_MS / 1000.0;
+	size_t i, shown = 0;
+
+	(void)n;
+	if (!s0)
+		return cli_ut_error(sh);
+	fflush(stdout);
+	usleep(RATE_MS * 1000);
+	s1 = stats_sample(sh);
+	if (!s1) {
+		json_decref(s0);
+		return cli_ut_error(sh);
+	}
+	json_array_foreach(json_object_get(s1, "luns"), i, l) {
+		json_t *p = find_by(json_object_get(s0, "luns"), "storage_object", l);
+		char lr[32], lw[32];
+
+		if (a->v[0] && strcmp(a->v[0], json_str(l, "name") ?: "") &&
+		    strcmp(a->v[0], json_str(l, "storage_object") ?: ""))
+			continue;
+		shown++;
+		lat_mean(p, l, "read", lr, sizeof(lr));
+		lat_mean(p, l, "write", lw, sizeof(lw));
+		printf("%s: commands: %lld (read %lld, write %lld, other %lld)  "
+		       "read: %lld bytes  written: %lld bytes  errors: %lld  "
+		       "task management: %lld\n", json_str(l, "storage_object") ?: "",
+		       json_num(l, "commands", 0), json_num(l, "read_commands", 0),
+		       json_num(l, "write_commands", 0),
+		       json_num(l, "other_commands", 0), json_num(l, "read_bytes", 0),
+		       json_num(l, "write_bytes", 0), json_num(l, "errors", 0),
+		       json_num(l, "task_management", 0));
+		printf("    last %.0f s: IOPS: %.0f  read: %.2f MB/s  write: %.2f MB/s  "
+		       "mean latency: read %s, write %s\n", secs,
+		       dnum(p, l, "commands") / secs,
+		       dnum(p, l, "read_bytes") / secs / 1e6,
+		       dnum(p, l, "write_bytes") / secs / 1e6, lr, lw);
+	}
+	json_decref(s0);
+	json_decref(s1);
+	if (!shown && a->v[0])
+		return cli_error(sh, "no storage object named %s", a->v[0]);
+	if (!shown)
+		printf("(no storage objects)\n");
 	return 0;
 }
 
@@ -1359,7 +1497,11 @@ static const struct command commands[] = {
 	{ "clearconfig", T(N_ROOT), NULL, SIG(0, "confirm"), c_clearconfig,
 	  "Remove the whole configuration: clearconfig confirm=True" },
 	{ "sessions", T(N_ROOT), NULL, SIG(0, "action", "sid"), c_sessions,
-	  "Display the open sessions: sessions [list|detail] [sid]." },
+	  "Display the open sessions: sessions [list|detail] [sid]; detail adds\n"
+	  "the negotiated parameters and the rates over the last second." },
+	{ "stats", T(N_ROOT), NULL, SIG(0, "storage_object"), c_stats,
+	  "Per storage object counters, IOPS, MB/s and mean latency over the\n"
+	  "last second: stats [storage_object]." },
 	{ "version", T(N_ROOT), NULL, SIG(0, NULL), c_version,
 	  "Display the version of utargetcli." },
 	{ "create", T(N_PLUGIN), "fileio",

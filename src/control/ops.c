@@ -23,6 +23,7 @@
 #include "control/plugins.h"
 #include "control/rpc.h"
 #include "control/saveconfig.h"
+#include "control/stats.h"
 #include "iscsi/iscsi.h"
 #include "iscsi/mgmt.h"
 #include "iscsi/target.h"
@@ -795,6 +796,16 @@ static json_t *m_stats(json_t *p, struct rpc_error *e)
 			 "tasks", iscsi_task_count(),
 			 "fds", (json_int_t)count_fds(),
 			 "rss_kib", (json_int_t)rss_kib());
+}
+
+/* issue 20: live counters, docs/control-api.md "Statistics" */
+static json_t *m_stats_get(json_t *p, struct rpc_error *e)
+{
+	json_t *r;
+
+	(void)p;
+	r = ctl_stats_json();
+	return r ? r : fail(e, RPC_REFUSED, "out of memory");
 }
 
 /* ---- storage objects ---- */
@@ -1824,6 +1835,7 @@ const struct rpc_method ctl_methods[] = {
 	{ "clear_config", m_clear_config, false },
 	{ "sessions", m_sessions, true },
 	{ "stats", m_stats, true },
+	{ "stats.get", m_stats_get, true },
 	{ "describe", m_describe, true },
 	{ "backstore.create", m_bs_create, false },
 	{ "backstore.delete", m_bs_delete, false },

@@ -17,6 +17,7 @@
 
 #include "control/model.h"
 #include "control/rpc.h"
+#include "daemon/metrics_http.h"
 #include "daemon/notify.h"
 #include "io/loop.h"
 #include "io/workers.h"
@@ -71,6 +72,8 @@ static void usage(FILE *f)
 		"             max_connections_per_portal (4096),\n"
 		"             max_connection_buffers (bytes of task buffers per\n"
 		"             connection, 268435456)\n"
+		"  -o metrics_listen=IP:PORT  serve Prometheus metrics on\n"
+		"             http://IP:PORT/metrics (off by default)\n"
 		"  -v         more log (debug); -q less (warnings; -qq errors only)\n"
 		"  -V         print the version\n"
 		"Signals: SIGHUP re-reads the configuration file and applies what changed\n"
@@ -79,6 +82,8 @@ static void usage(FILE *f)
 }
 
 /* -o NAME=VALUE: resource limits (docs/reliability.md, "Limits"). */
+static const char *metrics_listen; /* -o metrics_listen=ADDR:PORT */
+
 static int set_limit(const char *arg)
 {
 	char name[64];
@@ -90,6 +95,10 @@ static int set_limit(const char *arg)
 		goto bad;
 	memcpy(name, arg, (size_t)(eq - arg));
 	name[eq - arg] = 0;
+	if (!strcmp(name, "metrics_listen")) {
+		metrics_listen = eq + 1; /* checked when it starts */
+		return 0;
+	}
 	errno = 0;
 	v = strtoull(eq + 1, &end, 0);
 	if (errno || *end || v == 0)
@@ -382,6 +391,16 @@ int main(int argc, char **argv)
 		close(d.sig.fd);
 		return 1;
 	}
+	if (metrics_listen &&
+	    metrics_http_start(d.loop, metrics_listen, err, sizeof(err))) {
+		log_err("%s", err);
+		ctl_rpc_stop();
+		ctl_config_clear();
+		io_workers_stop();
+		io_loop_destroy(d.loop);
+		close(d.sig.fd);
+		return 1;
+	}
 	log_info("utargetd %s: %ld workers, configuration %s, control socket %s",
 		 UTARGET_VERSION, workers, cfg, sock);
 	if (!foreground) {
@@ -396,6 +415,7 @@ int main(int argc, char **argv)
 	ut_sd_notify("READY=1\nMAINPID=%ld\nSTATUS=serving %s", (long)getpid(), cfg);
 	io_loop_run(d.loop);
 	ut_sd_notify("STOPPING=1");
+	metrics_http_stop();
 	ctl_rpc_stop();
 	shutdown_all();
 	close(d.sig.fd);

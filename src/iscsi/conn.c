@@ -3,6 +3,7 @@
  * the batched send queue, PDU dispatch, NOP-In pings and connection
  * teardown. A connection lives on one worker for life. */
 #include "iscsi/conn.h"
+#include "iscsi/mgmt.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -407,6 +408,9 @@ void iscsi_conn_close(struct iscsi_conn *c, const char *why)
 	if (c->closing)
 		return;
 	c->closing = true;
+	/* RFC 4544 iscsiInstSsnFailures: a session ended without Logout */
+	if (c->state == CONN_FFP && c->sess && !c->sess->discovery)
+		iscsi_stats_session_failure(c->sess->target_name);
 	if (why)
 		iscsi_conn_log(c, UT_LOG_INFO, "connection closed: %s", why);
 	else
@@ -532,6 +536,16 @@ static void handle_nop_out(struct iscsi_conn *c)
 	iscsi_conn_send_simple(c, r, c->dlen ? c->scratch : NULL, c->dlen, true);
 }
 
+/* RFC 4544 iscsiSsnDigestErrors / iscsiInstSsnDigestErrors */
+static void count_digest_error(struct iscsi_conn *c)
+{
+	if (!c->sess)
+		return;
+	atomic_fetch_add_explicit(&c->sess->st.digest_errors, 1,
+				  memory_order_relaxed);
+	iscsi_stats_digest_error(c->sess->discovery ? "" : c->sess->target_name);
+}
+
 static void handle_logout(struct iscsi_conn *c)
 {
 	const uint8_t *h = c->hdr;
@@ -568,6 +582,9 @@ static void handle_logout(struct iscsi_conn *c)
 		e->close_after = true;
 		c->state = CONN_LOGOUT;
 		iscsi_conn_log(c, UT_LOG_INFO, "logout (reason %u)", reason);
+		/* RFC 4544 iscsiTgtLogoutNormals: reason 0 (close the session) */
+		if (!c->sess->discovery)
+			iscsi_stats_logout(c->sess->target_name, reason == 0);
 		/* Commands sent before the Logout are answered first: the
 		 * response waits until the ones in progress finish. A write
 		 * still waiting for its Data-Out will never get it. */
@@ -677,6 +694,7 @@ static int header_done(struct iscsi_conn *c)
 		if (iscsi_crc32c(c->hdr, ISCSI_BHS_LEN + ahs) != want) {
 			/* §7.8: with ERL 0 a header digest error ends the
 			 * connection (the PDU's length cannot be trusted). */
+			count_digest_error(c);
 			iscsi_conn_close(c, "header digest error");
 			return -1;
 		}
@@ -901,6 +919,7 @@ static void conn_rx(struct iscsi_conn *c)
 						c, ISCSI_REJECT_DATA_DIGEST,
 						c->hdr);
 					conn_flush(c);
+					count_digest_error(c);
 					iscsi_conn_close(c, "data digest error");
 					return;
 				}

@@ -108,6 +108,16 @@ struct iscsi_session {
 	struct list_head tasks;
 	struct list_head task_hash[ISCSI_TASK_HASH];
 	atomic_bool closing;
+	/* RFC 4544 iscsiSsnStatsTable: written by the session's worker only,
+	 * read by the control thread (relaxed atomics, no lock) */
+	struct iscsi_sess_stats {
+		_Atomic uint64_t cmd_pdus;        /* iscsiSsnCmdPDUs */
+		_Atomic uint64_t rsp_pdus;        /* iscsiSsnRspPDUs */
+		_Atomic uint64_t tx_data_octets;  /* iscsiSsnTxDataOctets */
+		_Atomic uint64_t rx_data_octets;  /* iscsiSsnRxDataOctets */
+		_Atomic uint64_t digest_errors;   /* iscsiSsnDigestErrors */
+		_Atomic uint64_t tmf;
+	} st;
 	/* fixed at login, read by the `sessions` listing */
 	bool authenticated;
 	uint16_t cid;

@@ -3,6 +3,7 @@
  * ACL resolution, TSIH allocation and session reinstatement. Operational
  * keys go to the negotiation table in params.c. */
 #include "iscsi/conn.h"
+#include "iscsi/mgmt.h"
 #include "iscsi/chap.h"
 
 #include <errno.h>
@@ -35,6 +36,7 @@ struct iscsi_login_state {
 	bool auth_negotiated;   /* AuthMethod answered */
 	bool auth_none;         /* AuthMethod=None agreed */
 	bool auth_required;
+	bool target_known;      /* l->target names a configured target (stats) */
 	bool chap_on;           /* AuthMethod=CHAP agreed */
 	bool authenticated;     /* CHAP completed */
 	bool auth_progress;     /* this request moved authentication on */
@@ -124,6 +126,8 @@ static void login_fail(struct iscsi_conn *c, uint16_t status, const char *why)
 		       l->discovery ? ", discovery session" :
 				      l->target[0] ? " to " : "",
 		       l->discovery ? "" : l->target, why);
+	/* names an initiator made up count under "" (iscsi/stats.c) */
+	iscsi_stats_login(l->target_known ? l->target : "", l->discovery, status);
 	iscsi_text_reset(&c->login->out);
 	login_respond(c, false, 0, status, 0);
 }
@@ -348,6 +352,7 @@ static uint16_t resolve(struct iscsi_conn *c)
 		pthread_mutex_unlock(&iscsi_fabric.lock);
 		return ISCSI_LOGIN_NOT_FOUND;
 	}
+	l->target_known = true;
 	/* Initiator address ACLs (issue 21): once the initiator name is
 	 * known, a source address outside the TPG's or the initiator's ACL's
 	 * allowed_networks is refused as "Initiator not authorized" —
@@ -486,6 +491,7 @@ static void login_finish(struct iscsi_conn *c)
 	/* The final response goes out without digests; everything after it
 	 * uses the negotiated ones (§13.1). */
 	login_respond(c, true, STAGE_FFP, ISCSI_LOGIN_OK, c->sess->tsih);
+	iscsi_stats_login(l->target, l->discovery, ISCSI_LOGIN_OK);
 	c->hdigest = sp->header_digest;
 	c->ddigest = sp->data_digest;
 	c->max_recv_dsl = sp->max_recv_dsl;

@@ -26,7 +26,35 @@ struct iscsi_sess_ref {
 	char local[64];
 	bool authenticated;
 	struct iscsi_sess_params params;
+	/* counters (RFC 4544 iscsiSsnStatsTable), a snapshot */
+	uint64_t cmd_pdus, rsp_pdus, tx_data_octets, rx_data_octets;
+	uint64_t digest_errors, tmf;
 };
+
+/* Per-target login / logout counters (RFC 4544 iscsiTgtLoginStatsTable,
+ * iscsiTgtLogoutStatsTable), kept across sessions. Logins refused before
+ * a target was named or for a target that does not exist, and discovery
+ * sessions, count under target "" (so names an initiator invents cannot
+ * grow the table). */
+struct iscsi_tgt_stats {
+	char target[ISCSI_NAME_MAX];
+	uint64_t login_accepts;            /* iscsiTgtLoginAccepts */
+	uint64_t login_authenticate_fails; /* iscsiTgtLoginAuthenticateFails */
+	uint64_t login_authorize_fails;    /* iscsiTgtLoginAuthorizeFails */
+	uint64_t login_not_found;          /* status 0203 */
+	uint64_t login_other_fails;        /* iscsiTgtLoginOtherFails */
+	uint64_t logout_normals;           /* iscsiTgtLogoutNormals */
+	uint64_t logout_others;            /* iscsiTgtLogoutOthers */
+	uint64_t digest_errors;            /* iscsiInstSsnDigestErrors by target */
+	uint64_t session_failures;         /* iscsiInstSsnFailures by target */
+};
+
+/* Login status (RFC 7143 §11.13.5) of a finished login. */
+void iscsi_stats_login(const char *target, bool discovery, uint16_t status);
+void iscsi_stats_logout(const char *target, bool normal);
+void iscsi_stats_digest_error(const char *target);
+void iscsi_stats_session_failure(const char *target);
+size_t iscsi_stats_targets(struct iscsi_tgt_stats *out, size_t max);
 
 /* Copies up to max sessions (after skipping `skip`); returns the count. */
 size_t iscsi_session_refs(struct iscsi_sess_ref *out, size_t max, size_t skip);

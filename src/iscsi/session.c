@@ -216,6 +216,14 @@ size_t iscsi_session_refs(struct iscsi_sess_ref *out, size_t max, size_t skip)
 		r->cid = s->cid;
 		snprintf(r->peer, sizeof(r->peer), "%s", s->peer);
 		snprintf(r->local, sizeof(r->local), "%s", s->local);
+#define LD(f) atomic_load_explicit(&s->st.f, memory_order_relaxed)
+		r->cmd_pdus = LD(cmd_pdus);
+		r->rsp_pdus = LD(rsp_pdus);
+		r->tx_data_octets = LD(tx_data_octets);
+		r->rx_data_octets = LD(rx_data_octets);
+		r->digest_errors = LD(digest_errors);
+		r->tmf = LD(tmf);
+#undef LD
 	}
 	pthread_mutex_unlock(&sess_lock);
 	return n;

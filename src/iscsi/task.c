@@ -2,6 +2,7 @@
  * unsolicited data, R2T / Data-Out, Data-In with the status in the last
  * Data-In, SCSI Response with sense and residual counts. */
 #include "iscsi/conn.h"
+#include "iscsi/mgmt.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -324,11 +325,23 @@ static void task_complete(struct iscsi_task *t)
 		t->flags &= (uint8_t)~ISCSI_FLAG_CMD_READ;
 	}
 	if (!t->aborted && !c->closing) {
+		struct iscsi_sess_stats *st = &c->sess->st;
+
+		/* RFC 4544 iscsiSsnRspPDUs / TxDataOctets / RxDataOctets
+		 * (one writer: this worker; relaxed for the control reader) */
+		atomic_fetch_add_explicit(&st->rsp_pdus, 1, memory_order_relaxed);
+		if (t->cmd.dir == SCSI_DIR_WRITE)
+			atomic_fetch_add_explicit(&st->rx_data_octets,
+						  t->data_got, memory_order_relaxed);
 		if ((t->flags & ISCSI_FLAG_CMD_READ) && t->cmd.data_len &&
-		    t->edtl)
+		    t->edtl) {
+			atomic_fetch_add_explicit(&st->tx_data_octets,
+				t->cmd.data_len < t->edtl ? t->cmd.data_len : t->edtl,
+				memory_order_relaxed);
 			send_data_in(t);
-		else
+		} else {
 			send_response(t);
+		}
 	}
 	iscsi_task_put(t);
 }
@@ -497,6 +510,7 @@ void iscsi_scsi_cmd_rx_hdr(struct iscsi_conn *c)
 		iscsi_conn_close(c, "out of memory");
 		return;
 	}
+	atomic_fetch_add_explicit(&s->st.cmd_pdus, 1, memory_order_relaxed);
 	t->edtl = edtl;
 	t->flags = h[1];
 	t->immediate = immediate;

@@ -55,6 +55,10 @@ void iscsi_tmf_rx(struct iscsi_conn *c)
 	}
 	iscsi_conn_log(c, UT_LOG_INFO, "task management function %u on LUN %llu",
 		       fn, (unsigned long long)lun);
+	atomic_fetch_add_explicit(&s->st.tmf, 1, memory_order_relaxed);
+	ent = scsi_nexus_lookup(&s->nexus, lun);
+	if (ent)
+		scsi_lu_count_tmf(ent->lu);
 	switch (fn) {
 	case ISCSI_TMF_ABORT_TASK:
 		/* §11.5.1: RefCmdSN / RTT name the task; a task we do not

@@ -1,6 +1,7 @@
 /* Command dispatch: the opcode table, LUN lookup, unit attention reporting
  * and completion. The per-opcode work lives in spc.c and sbc.c. */
 #include <string.h>
+#include <time.h>
 
 #include "scsi/scsi_int.h"
 #include "util/log.h"
@@ -185,6 +186,93 @@ void scsi_data_in(struct scsi_cmd *cmd, const void *data, size_t len)
 	cmd->data_len = (uint32_t)n;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* One shard per thread (see struct scsi_lu_shard), picked at first use. */
+static atomic_uint next_shard;
+static _Thread_local int my_shard = -1;
+
+static inline struct scsi_lu_shard *lu_shard(struct scsi_lu *lu)
+{
+	if (my_shard < 0)
+		my_shard = (int)(atomic_fetch_add_explicit(&next_shard, 1,
+				memory_order_relaxed) % SCSI_STATS_SHARDS);
+	return &lu->stats[my_shard];
+}
+
+#define ST_ADD(field, v) \
+	atomic_fetch_add_explicit(&(field), (v), memory_order_relaxed)
+
+/* Account a command that ran on the LU. Reads and writes are the
+ * commands that move blocks (nblk set by the SBC prepare); the rest
+ * (INQUIRY, READ CAPACITY, SYNCHRONIZE CACHE, ...) are "other". */
+static void lu_account(struct scsi_lu *lu, struct scsi_cmd *cmd)
+{
+	struct scsi_lu_shard *sh = lu_shard(lu);
+	enum scsi_io_class c = SCSI_IO_OTHER;
+	uint64_t us = (mono_ns() - cmd->t_exec_ns) / 1000;
+	unsigned b = 0;
+
+	if (cmd->nblk && cmd->dir == SCSI_DIR_READ)
+		c = SCSI_IO_READ;
+	else if (cmd->nblk && cmd->dir == SCSI_DIR_WRITE)
+		c = SCSI_IO_WRITE;
+	ST_ADD(sh->cmds[c], 1);
+	if (cmd->status == SAM_STAT_GOOD) {
+		if (c == SCSI_IO_READ)
+			ST_ADD(sh->read_bytes, cmd->data_len);
+		else if (c == SCSI_IO_WRITE)
+			ST_ADD(sh->write_bytes,
+			       cmd->xfer_len);
+	} else {
+		ST_ADD(sh->errors, 1);
+		if (cmd->status == SAM_STAT_CHECK_CONDITION && cmd->sense_len > 2)
+			ST_ADD(sh->sense_keys[cmd->sense[2] & 0xf], 1);
+	}
+	/* log2 buckets: bucket i counts latencies <= 2^i us */
+	while (b < SCSI_LAT_BUCKETS - 1 && us > (1ull << b))
+		b++;
+	ST_ADD(sh->lat[c][b], 1);
+	ST_ADD(sh->lat_sum_us[c], us);
+}
+
+void scsi_lu_count_tmf(struct scsi_lu *lu)
+{
+	if (lu)
+		ST_ADD(lu_shard(lu)->tmf, 1);
+}
+
+void scsi_lu_stats_read(struct scsi_lu *lu, struct scsi_lu_stats *out)
+{
+	unsigned i, k, b;
+
+	memset(out, 0, sizeof(*out));
+#define LD(f) atomic_load_explicit(&(f), memory_order_relaxed)
+	for (i = 0; i < SCSI_STATS_SHARDS; i++) {
+		struct scsi_lu_shard *sh = &lu->stats[i];
+
+		for (k = 0; k < SCSI_IO_N; k++) {
+			out->cmds[k] += LD(sh->cmds[k]);
+			out->lat_sum_us[k] += LD(sh->lat_sum_us[k]);
+			for (b = 0; b < SCSI_LAT_BUCKETS; b++)
+				out->lat[k][b] += LD(sh->lat[k][b]);
+		}
+		for (k = 0; k < 16; k++)
+			out->sense_keys[k] += LD(sh->sense_keys[k]);
+		out->read_bytes += LD(sh->read_bytes);
+		out->write_bytes += LD(sh->write_bytes);
+		out->errors += LD(sh->errors);
+		out->tmf += LD(sh->tmf);
+	}
+#undef LD
+}
+
 void scsi_cmd_complete(struct scsi_cmd *cmd)
 {
 	struct scsi_lu *lu = cmd->lu;
@@ -193,6 +281,8 @@ void scsi_cmd_complete(struct scsi_cmd *cmd)
 	/* Only a read that succeeded returns data. */
 	if (cmd->status != SAM_STAT_GOOD || cmd->dir != SCSI_DIR_READ)
 		cmd->data_len = 0;
+	if (lu)
+		lu_account(lu, cmd);
 	cmd->lu = NULL;
 	cmd->done(cmd); /* cmd may be gone after this */
 	scsi_lu_put_on(lu, loop);
@@ -305,6 +395,7 @@ void scsi_cmd_exec(struct scsi_cmd *cmd)
 		}
 		cmd->ent = ent;
 		scsi_lu_get(cmd->lu);
+		cmd->t_exec_ns = mono_ns();
 	}
 	scsi_ops[cmd->cdb[0]].exec(cmd);
 }

@@ -49,6 +49,16 @@ void scsi_lu_attrs_default(struct scsi_lu_attrs *a, const struct bs_dev *bs)
 static pthread_mutex_t lu_reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct list_head lu_registry = { &lu_registry, &lu_registry };
 
+void scsi_lu_foreach(void (*fn)(struct scsi_lu *lu, void *arg), void *arg)
+{
+	struct scsi_lu *lu;
+
+	pthread_mutex_lock(&lu_reg_lock);
+	list_for_each_entry(lu, &lu_registry, reg_link)
+		fn(lu, arg);
+	pthread_mutex_unlock(&lu_reg_lock);
+}
+
 struct scsi_lu *scsi_lu_find_naa(const uint8_t naa[16])
 {
 	struct scsi_lu *lu, *found = NULL;

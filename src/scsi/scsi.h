@@ -119,6 +119,37 @@ struct scsi_lu_attrs {
 	uint32_t queue_depth;
 };
 
+/* Per-LU statistics (issue 20). The data path never locks: each worker
+ * thread adds into its own shard with relaxed atomic adds (a shard is
+ * picked once per thread; with more threads than shards two threads share
+ * one, which the atomic add keeps correct). Readers on the control thread
+ * sum the shards with relaxed loads: counters are monotonic, a read is a
+ * snapshot that may be a few commands behind. */
+#define SCSI_STATS_SHARDS 8
+#define SCSI_LAT_BUCKETS 26 /* <= 2^0 .. 2^24 us (~16.8 s), then +Inf */
+enum scsi_io_class { SCSI_IO_READ, SCSI_IO_WRITE, SCSI_IO_OTHER, SCSI_IO_N };
+
+struct scsi_lu_shard {
+	_Atomic uint64_t cmds[SCSI_IO_N];
+	_Atomic uint64_t read_bytes, write_bytes;
+	_Atomic uint64_t sense_keys[16]; /* CHECK CONDITION by sense key */
+	_Atomic uint64_t errors;         /* status other than GOOD */
+	_Atomic uint64_t tmf;            /* task management calls on the LU */
+	_Atomic uint64_t lat[SCSI_IO_N][SCSI_LAT_BUCKETS];
+	_Atomic uint64_t lat_sum_us[SCSI_IO_N];
+	char pad[64];                    /* keep shards off each other's lines */
+};
+
+struct scsi_lu_stats {
+	uint64_t cmds[SCSI_IO_N];
+	uint64_t read_bytes, write_bytes;
+	uint64_t sense_keys[16];
+	uint64_t errors;
+	uint64_t tmf;
+	uint64_t lat[SCSI_IO_N][SCSI_LAT_BUCKETS]; /* per bucket, not cumulative */
+	uint64_t lat_sum_us[SCSI_IO_N];
+};
+
 /* A logical unit: one per storage object, shared by every TPG LUN and
  * session that maps it (possibly on several workers at once). */
 struct scsi_lu {
@@ -145,6 +176,7 @@ struct scsi_lu {
 	 * lock; neither is freed before the LU (map entries point at them) */
 	struct list_head alua_gps;   /* struct scsi_alua_gp.link, by id */
 	struct list_head alua_ports; /* struct scsi_alua_port.link */
+	struct scsi_lu_shard stats[SCSI_STATS_SHARDS];
 };
 
 /* Target port as SPC-4 names it, for VPD 0x83 and PR. */
@@ -272,6 +304,7 @@ struct scsi_cmd {
 	uint64_t lba;
 	uint32_t nblk;
 	struct scsi_lu *lu;          /* referenced from exec to done */
+	uint64_t t_exec_ns;          /* CLOCK_MONOTONIC at exec (latency) */
 };
 
 /* Parse and check the CDB: LUN lookup, unit attentions, opcode support, CDB
@@ -296,6 +329,14 @@ static inline void scsi_set_good(struct scsi_cmd *cmd)
 	cmd->status = SAM_STAT_GOOD;
 	cmd->sense_len = 0;
 }
+
+/* Statistics: the sum of the LU's shards; a task management function
+ * that concerns the LU (LUN RESET, ABORT TASK...). */
+void scsi_lu_stats_read(struct scsi_lu *lu, struct scsi_lu_stats *out);
+void scsi_lu_count_tmf(struct scsi_lu *lu);
+/* Calls fn for every live LU, under the LU registry lock (fn must not
+ * create or drop LUs). */
+void scsi_lu_foreach(void (*fn)(struct scsi_lu *lu, void *arg), void *arg);
 
 /* Logical units */
 struct scsi_lu *scsi_lu_create(struct bs_dev *bs, const char *name,
