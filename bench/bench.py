@@ -154,11 +154,14 @@ class Target:
 class Utargetd(Target):
     name = "utargetd"
 
-    def __init__(self, workdir, binary, one_target=False):
+    def __init__(self, workdir, binary, one_target=False, extra=(), name=None):
         self.binary = binary
         self.one_target = one_target
+        self.extra = list(extra)
         if one_target:
             self.name = "utargetd-1t"
+        if name:
+            self.name = name
         super().__init__(workdir)
 
     def config(self):
@@ -194,7 +197,8 @@ class Utargetd(Target):
         cfg = os.path.join(self.dir, "saveconfig.json")
         with open(cfg, "w") as f:
             json.dump(self.config(), f, indent=1)
-        self.popen([self.binary, "-c", cfg, "-s", os.path.join(self.dir, "ctl.sock"), "-f"])
+        self.popen([self.binary, "-c", cfg, "-s", os.path.join(self.dir, "ctl.sock"), "-f"]
+                   + self.extra)
         wait_port(self.port, self.proc)
         self.eps = {"file": (self.port, UT_IQN, 0)}
         if not self.one_target:
@@ -817,7 +821,9 @@ def main():
     ap.add_argument("--duration", type=int, default=5, help="seconds per run (default 5)")
     ap.add_argument("--quick", action="store_true", help="1 round of 2 s runs")
     ap.add_argument("--targets", default="utargetd,tgt,istgt",
-                    help="comma list out of utargetd,tgt,istgt")
+                    help="comma list out of utargetd,tgt,istgt,utargetd-nostats (the same "
+                    "daemon with -o stats=off: the utargetd/utargetd-nostats column is "
+                    "the cost of the statistics counters)")
     ap.add_argument("--only", default="", help="comma list of load keys (%s), or "
                     "'ddperf' for all the ddperf loads" % ",".join(l["key"] for l in LOADS))
     ap.add_argument("--utargetd", default=os.path.join(
@@ -871,7 +877,9 @@ def main():
 
     names = [n for n in a.targets.split(",") if n]
     classes = {"utargetd": lambda: Utargetd(work, binary), "tgt": lambda: Tgt(work),
-               "istgt": lambda: Istgt(work)}
+               "istgt": lambda: Istgt(work),
+               "utargetd-nostats": lambda: Utargetd(work, binary, extra=["-o", "stats=off"],
+                                                    name="utargetd-nostats")}
     targets = []
     info = machine_info()
     mem = {}

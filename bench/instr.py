@@ -89,7 +89,7 @@ def qemu(port, iqn, lun, write, size, digest, count):
 
 
 class Callgrind:
-    def __init__(self, binary, workdir):
+    def __init__(self, binary, workdir, extra=()):
         self.dir = workdir
         self.port = free_port()
         backing = os.path.join("/dev/shm", "utarget-instr-%d.img" % os.getpid())
@@ -104,7 +104,7 @@ class Callgrind:
         self.out = os.path.join(workdir, "callgrind.out")
         argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + self.out,
                 "--dump-instr=no", "--compress-strings=no", "--compress-pos=no",
-                binary, "-c", cfg, "-s", os.path.join(workdir, "ctl.sock"), "-f"]
+                binary, "-c", cfg, "-s", os.path.join(workdir, "ctl.sock"), "-f"] + list(extra)
         self.log = open(os.path.join(workdir, "valgrind.log"), "wb")
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=workdir)
@@ -157,6 +157,9 @@ def main():
     ap.add_argument("--only", help="comma-separated keys: " +
                     ",".join(l[0] for l in LOADS))
     ap.add_argument("--out", help="keep the callgrind dumps in this directory")
+    ap.add_argument("--daemon-arg", action="append", default=[],
+                    help="extra utargetd argument (repeat): --daemon-arg=-o "
+                    "--daemon-arg=stats=off measures without the statistics counters")
     a = ap.parse_args()
     if a.n2 <= a.n1:
         ap.error("--n2 must be larger than --n1")
@@ -171,7 +174,7 @@ def main():
     os.makedirs(workdir, exist_ok=True)
     git = subprocess.run(["git", "-C", root, "describe", "--always", "--dirty"],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    cg = Callgrind(a.binary, workdir)
+    cg = Callgrind(a.binary, workdir, a.daemon_arg)
     rows = []
     try:
         for key, label, iqn, lun, write, size, digest in loads:
@@ -187,9 +190,11 @@ def main():
         cg.stop()
         if not a.out:
             shutil.rmtree(workdir, ignore_errors=True)
-    print("utargetd %s, valgrind --tool=callgrind, user-space instructions of all "
+    print("utargetd %s%s, valgrind --tool=callgrind, user-space instructions of all "
           "daemon threads; (Ir(N2) - Ir(N1)) / (N2 - N1) with N1=%d, N2=%d "
-          "(1 MiB: N/50)" % (git.stdout.decode().strip() or "?", a.n1, a.n2))
+          "(1 MiB: N/50)" % (git.stdout.decode().strip() or "?",
+                             (" " + " ".join(a.daemon_arg)) if a.daemon_arg else "",
+                             a.n1, a.n2))
     print()
     print("| load | instructions / command | per KiB |")
     print("|---|---|---|")

@@ -600,14 +600,25 @@ static void session_rates(json_t *s0, json_t *s1, json_t *s)
 
 	if (!b)
 		return;
-	printf("    rates (last %.0f s): IOPS: %.0f  read: %.2f MB/s  write: %.2f MB/s\n",
+	double timed = dnum(a, b, "timed_commands");
+	double all = (double)json_num(b, "timed_commands", 0);
+	char now[32] = "-", ever[32] = "-";
+
+	if (timed > 0)
+		snprintf(now, sizeof(now), "%.0f us",
+			 dnum(a, b, "latency_sum_us") / timed);
+	if (all > 0)
+		snprintf(ever, sizeof(ever), "%.0f us",
+			 (double)json_num(b, "latency_sum_us", 0) / all);
+	printf("    rates (last %.0f s): IOPS: %.0f  read: %.2f MB/s  write: %.2f MB/s"
+	       "  mean latency: %s\n",
 	       secs, dnum(a, b, "cmd_pdus") / secs,
 	       dnum(a, b, "tx_data_octets") / secs / 1e6,
-	       dnum(a, b, "rx_data_octets") / secs / 1e6);
+	       dnum(a, b, "rx_data_octets") / secs / 1e6, now);
 	printf("    totals: commands: %lld  read bytes: %lld  write bytes: %lld  "
-	       "digest errors: %lld\n", json_num(b, "cmd_pdus", 0),
+	       "mean latency: %s  digest errors: %lld\n", json_num(b, "cmd_pdus", 0),
 	       json_num(b, "tx_data_octets", 0), json_num(b, "rx_data_octets", 0),
-	       json_num(b, "digest_errors", 0));
+	       ever, json_num(b, "digest_errors", 0));
 }
 
 static int c_sessions(struct shell *sh, struct node *n, struct cli_args *a)
@@ -712,6 +723,21 @@ static void lat_mean(json_t *a, json_t *b, const char *dir, char *out, size_t n)
 		snprintf(out, n, "-");
 }
 
+/* The entry of the same TPG LUN (target, tpg, lun) in an earlier sample. */
+static json_t *lun_sample(json_t *arr, json_t *like)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(arr, i, v)
+		if (json_equal(json_object_get(v, "target"),
+			       json_object_get(like, "target")) &&
+		    json_equal(json_object_get(v, "tpg"), json_object_get(like, "tpg")) &&
+		    json_equal(json_object_get(v, "lun"), json_object_get(like, "lun")))
+			return v;
+	return NULL;
+}
+
 static int c_stats(struct shell *sh, struct node *n, struct cli_args *a)
 {
 	json_t *s0 = stats_sample(sh), *s1, *l;
@@ -728,9 +754,12 @@ static int c_stats(struct shell *sh, struct node *n, struct cli_args *a)
 		json_decref(s0);
 		return cli_ut_error(sh);
 	}
-	json_array_foreach(json_object_get(s1, "luns"), i, l) {
-		json_t *p = find_by(json_object_get(s0, "luns"), "storage_object", l);
+	json_array_foreach(json_object_get(s1, "storage_objects"), i, l) {
+		json_t *p = find_by(json_object_get(s0, "storage_objects"),
+				    "storage_object", l);
 		char lr[32], lw[32];
+		json_t *tl;
+		size_t j;
 
 		if (a->v[0] && strcmp(a->v[0], json_str(l, "name") ?: "") &&
 		    strcmp(a->v[0], json_str(l, "storage_object") ?: ""))
@@ -751,6 +780,22 @@ static int c_stats(struct shell *sh, struct node *n, struct cli_args *a)
 		       dnum(p, l, "commands") / secs,
 		       dnum(p, l, "read_bytes") / secs / 1e6,
 		       dnum(p, l, "write_bytes") / secs / 1e6, lr, lw);
+		/* the same through each TPG LUN that exports it */
+		json_array_foreach(json_object_get(s1, "luns"), j, tl) {
+			if (!json_equal(json_object_get(tl, "storage_object"),
+					json_object_get(l, "storage_object")))
+				continue;
+			p = lun_sample(json_object_get(s0, "luns"), tl);
+			printf("    /iscsi/%s/tpg%lld/luns/lun%lld: commands: %lld  "
+			       "read: %lld bytes  written: %lld bytes  errors: %lld  "
+			       "IOPS: %.0f\n", json_str(tl, "target") ?: "",
+			       json_num(tl, "tpg", 0), json_num(tl, "lun", 0),
+			       json_num(tl, "commands", 0),
+			       json_num(tl, "read_bytes", 0),
+			       json_num(tl, "write_bytes", 0),
+			       json_num(tl, "errors", 0),
+			       dnum(p, tl, "commands") / secs);
+		}
 	}
 	json_decref(s0);
 	json_decref(s1);

@@ -2,6 +2,7 @@
  * (src/scsi per LU, src/iscsi per session and per target), as JSON for
  * `stats.get` and as Prometheus text for the metrics listener. Names
  * follow RFC 4544 (iSCSI MIB) where it has one. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "control/stats.h"
 #include "iscsi/iscsi.h"
 #include "iscsi/mgmt.h"
+#include "iscsi/target.h"
 #include "scsi/scsi.h"
 
 static const char *const sense_names[16] = {
@@ -19,6 +21,14 @@ static const char *const sense_names[16] = {
 	"RESERVED_C", "VOLUME_OVERFLOW", "MISCOMPARE", "COMPLETED",
 };
 static const char *const dir_names[SCSI_IO_N] = { "read", "write", "other" };
+
+/* Adds x's members to o and drops x. */
+static json_t *merge(json_t *o, json_t *x)
+{
+	json_object_update(o, x);
+	json_decref(x);
+	return o;
+}
 
 static json_t *lat_json(const struct scsi_lu_stats *st, int k)
 {
@@ -38,32 +48,73 @@ static json_t *lat_json(const struct scsi_lu_stats *st, int k)
 			 "count", (json_int_t)cum);
 }
 
-static void lu_cb(struct scsi_lu *lu, void *arg)
+/* The I/O counters of a storage object or a LUN, added to o. */
+static json_t *io_json(json_t *o, const struct scsi_lu *lu,
+		       const struct scsi_lu_stats *st)
 {
-	json_t *arr = arg, *sk = json_object(), *lat = json_object();
-	struct scsi_lu_stats st;
+	json_t *sk = json_object(), *lat = json_object();
 	char so[96];
 	int k;
 
-	scsi_lu_stats_read(lu, &st);
 	for (k = 0; k < 16; k++)
 		json_object_set_new(sk, sense_names[k],
-				    json_integer((json_int_t)st.sense_keys[k]));
+				    json_integer((json_int_t)st->sense_keys[k]));
 	for (k = 0; k < SCSI_IO_N; k++)
-		json_object_set_new(lat, dir_names[k], lat_json(&st, k));
+		json_object_set_new(lat, dir_names[k], lat_json(st, k));
 	snprintf(so, sizeof(so), "%s/%s", lu->plugin, lu->name);
-	json_array_append_new(arr, json_pack(
+	return merge(o, json_pack(
 		"{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
 		"storage_object", so, "plugin", lu->plugin, "name", lu->name,
-		"commands", (json_int_t)(st.cmds[0] + st.cmds[1] + st.cmds[2]),
-		"read_commands", (json_int_t)st.cmds[SCSI_IO_READ],
-		"write_commands", (json_int_t)st.cmds[SCSI_IO_WRITE],
-		"other_commands", (json_int_t)st.cmds[SCSI_IO_OTHER],
-		"read_bytes", (json_int_t)st.read_bytes,
-		"write_bytes", (json_int_t)st.write_bytes,
-		"errors", (json_int_t)st.errors,
-		"task_management", (json_int_t)st.tmf,
+		"commands", (json_int_t)(st->cmds[0] + st->cmds[1] + st->cmds[2]),
+		"read_commands", (json_int_t)st->cmds[SCSI_IO_READ],
+		"write_commands", (json_int_t)st->cmds[SCSI_IO_WRITE],
+		"other_commands", (json_int_t)st->cmds[SCSI_IO_OTHER],
+		"read_bytes", (json_int_t)st->read_bytes,
+		"write_bytes", (json_int_t)st->write_bytes,
+		"errors", (json_int_t)st->errors,
+		"task_management", (json_int_t)st->tmf,
 		"sense_keys", sk, "latency", lat));
+}
+
+static void lu_cb(struct scsi_lu *lu, void *arg)
+{
+	struct scsi_lu_stats st;
+
+	scsi_lu_stats_read(lu, &st);
+	json_array_append_new(arg, io_json(json_object(), lu, &st));
+}
+
+/* Every TPG LUN (LIO's se_lun, the LU seen through one target port):
+ * the commands that came through it. Caller holds iscsi_fabric.lock. */
+static json_t *tpg_luns_json(void)
+{
+	json_t *arr = json_array();
+	struct iscsi_target *t;
+	struct iscsi_tpg *tpg;
+	struct iscsi_tpg_lun *l;
+
+	list_for_each_entry(t, &iscsi_fabric.targets, link)
+		list_for_each_entry(tpg, &t->tpgs, link)
+			list_for_each_entry(l, &tpg->luns, link) {
+				struct scsi_lu_stats st;
+
+				scsi_port_stats_read(l->alua, &st);
+				json_array_append_new(arr, io_json(json_pack(
+					"{s:s, s:i, s:I}", "target", t->wwn,
+					"tpg", tpg->tag, "lun",
+					(json_int_t)l->index), l->lu, &st));
+			}
+	return arr;
+}
+
+static json_t *login_json(json_t *o, const struct iscsi_login_counts *c)
+{
+	return merge(o, json_pack("{s:I, s:I, s:I, s:I, s:I}",
+		"login_accepts", (json_int_t)c->accepts,
+		"login_authenticate_fails", (json_int_t)c->authenticate_fails,
+		"login_authorize_fails", (json_int_t)c->authorize_fails,
+		"login_not_found", (json_int_t)c->not_found,
+		"login_other_fails", (json_int_t)c->other_fails));
 }
 
 json_t *ctl_stats_json(void)
@@ -71,26 +122,30 @@ json_t *ctl_stats_json(void)
 	enum { MAXS = 4096, MAXT = 256 };
 	struct iscsi_sess_ref *refs = calloc(MAXS, sizeof(*refs));
 	struct iscsi_tgt_stats *ts = calloc(MAXT, sizeof(*ts));
-	json_t *sessions = json_array(), *targets = json_array();
-	json_t *luns = json_array(), *inst;
+	struct iscsi_portal_stats *ps = calloc(ISCSI_PORTAL_STATS_MAX,
+					       sizeof(*ps));
+	json_t *sessions, *targets, *portals, *sos, *inst;
 	struct iscsi_tgt_stats sum = { .target = "" };
-	size_t ns = 0, nt, i, j;
+	size_t ns = 0, nt, np, i, j;
 
-	if (!refs || !ts) {
+	if (!refs || !ts || !ps) {
 		free(refs);
 		free(ts);
-		json_decref(sessions);
-		json_decref(targets);
-		json_decref(luns);
+		free(ps);
 		return NULL;
 	}
+	sessions = json_array();
+	targets = json_array();
+	portals = json_array();
+	sos = json_array();
 	ns = iscsi_session_refs(refs, MAXS, 0);
 	nt = iscsi_stats_targets(ts, MAXT);
+	np = iscsi_stats_portals(ps, ISCSI_PORTAL_STATS_MAX);
 	for (i = 0; i < ns; i++) {
 		const struct iscsi_sess_ref *r = &refs[i];
 
 		json_array_append_new(sessions, json_pack(
-			"{s:i, s:s, s:s, s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:I}",
+			"{s:i, s:s, s:s, s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 			"tsih", r->tsih, "initiator", r->initiator,
 			"target", r->discovery ? "" : r->target, "tpg", r->tpgt,
 			"type", r->discovery ? "Discovery" : "Normal",
@@ -99,7 +154,9 @@ json_t *ctl_stats_json(void)
 			"tx_data_octets", (json_int_t)r->tx_data_octets,
 			"rx_data_octets", (json_int_t)r->rx_data_octets,
 			"digest_errors", (json_int_t)r->digest_errors,
-			"task_management", (json_int_t)r->tmf));
+			"task_management", (json_int_t)r->tmf,
+			"timed_commands", (json_int_t)r->timed_cmds,
+			"latency_sum_us", (json_int_t)r->lat_sum_us));
 	}
 	for (i = 0; i < nt; i++) {
 		const struct iscsi_tgt_stats *t = &ts[i];
@@ -109,46 +166,43 @@ json_t *ctl_stats_json(void)
 			if (!strcmp(refs[j].discovery ? "" : refs[j].target,
 				    t->target))
 				nsess++;
-		sum.login_accepts += t->login_accepts;
-		sum.login_authenticate_fails += t->login_authenticate_fails;
-		sum.login_authorize_fails += t->login_authorize_fails;
-		sum.login_not_found += t->login_not_found;
-		sum.login_other_fails += t->login_other_fails;
+		sum.login.accepts += t->login.accepts;
+		sum.login.authenticate_fails += t->login.authenticate_fails;
+		sum.login.authorize_fails += t->login.authorize_fails;
+		sum.login.not_found += t->login.not_found;
+		sum.login.other_fails += t->login.other_fails;
 		sum.logout_normals += t->logout_normals;
 		sum.logout_others += t->logout_others;
 		sum.digest_errors += t->digest_errors;
 		sum.session_failures += t->session_failures;
-		json_array_append_new(targets, json_pack(
-			"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:i}",
+		/* one connection per session: MC/S is not offered */
+		json_array_append_new(targets, login_json(json_pack(
+			"{s:s, s:I, s:I, s:I, s:I, s:i, s:i}",
 			"target", t->target,
-			"login_accepts", (json_int_t)t->login_accepts,
-			"login_authenticate_fails",
-			(json_int_t)t->login_authenticate_fails,
-			"login_authorize_fails", (json_int_t)t->login_authorize_fails,
-			"login_not_found", (json_int_t)t->login_not_found,
-			"login_other_fails", (json_int_t)t->login_other_fails,
 			"logout_normals", (json_int_t)t->logout_normals,
 			"logout_others", (json_int_t)t->logout_others,
 			"digest_errors", (json_int_t)t->digest_errors,
 			"session_failures", (json_int_t)t->session_failures,
-			"sessions", nsess, "connections", nsess));
+			"sessions", nsess, "connections", nsess), &t->login));
 	}
-	scsi_lu_foreach(lu_cb, luns);
-	inst = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i}",
-		"login_accepts", (json_int_t)sum.login_accepts,
-		"login_authenticate_fails", (json_int_t)sum.login_authenticate_fails,
-		"login_authorize_fails", (json_int_t)sum.login_authorize_fails,
-		"login_not_found", (json_int_t)sum.login_not_found,
-		"login_other_fails", (json_int_t)sum.login_other_fails,
+	for (i = 0; i < np; i++)
+		json_array_append_new(portals, login_json(json_pack(
+			"{s:s}", "portal", ps[i].portal), &ps[i].login));
+	scsi_lu_foreach(lu_cb, sos);
+	inst = login_json(json_pack("{s:I, s:I, s:I, s:I, s:I, s:i, s:b}",
 		"logout_normals", (json_int_t)sum.logout_normals,
 		"logout_others", (json_int_t)sum.logout_others,
 		"digest_errors", (json_int_t)sum.digest_errors,
 		"session_failures", (json_int_t)sum.session_failures,
-		"sessions", (json_int_t)ns, "connections", iscsi_conn_count());
+		"sessions", (json_int_t)ns, "connections", iscsi_conn_count(),
+		"io_counters", scsi_stats_enabled()), &sum.login);
 	free(refs);
 	free(ts);
-	return json_pack("{s:o, s:o, s:o, s:o}", "instance", inst,
-			 "targets", targets, "luns", luns, "sessions", sessions);
+	free(ps);
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "instance", inst,
+			 "targets", targets, "portals", portals,
+			 "storage_objects", sos, "luns", tpg_luns_json(),
+			 "sessions", sessions);
 }
 
 /* ---- Prometheus text exposition (format 0.0.4) ---- */
@@ -224,92 +278,89 @@ static json_int_t ji(json_t *o, const char *k)
 	return json_integer_value(json_object_get(o, k));
 }
 
-static void lun_counter(struct buf *b, json_t *luns, const char *name,
-			const char *help, const char *key)
+static const char *js(json_t *o, const char *k)
 {
-	size_t i;
-	json_t *l;
-	char e1[256], e2[256];
+	const char *v = json_string_value(json_object_get(o, k));
 
-	head(b, name, "counter", help);
-	json_array_foreach(luns, i, l)
-		put(b, "%s{backstore=\"%s\",name=\"%s\"} %lld\n", name,
-		    esc(json_string_value(json_object_get(l, "plugin")), e1, sizeof(e1)),
-		    esc(json_string_value(json_object_get(l, "name")), e2, sizeof(e2)),
-		    (long long)ji(l, key));
+	return v ? v : "";
 }
 
-static void tgt_metric(struct buf *b, json_t *tg, const char *name,
-		       const char *type, const char *help, const char *key)
+/* The label set of a storage object or LUN entry, without braces:
+ * backstore="fileio",name="d" (plus target, tpg, lun for a LUN). */
+static void io_labels(json_t *l, bool lun, char *out, size_t n)
 {
-	size_t i;
-	json_t *t;
-	char e[1024];
-
-	head(b, name, type, help);
-	json_array_foreach(tg, i, t)
-		put(b, "%s{target=\"%s\"} %lld\n", name,
-		    esc(json_string_value(json_object_get(t, "target")), e, sizeof(e)),
-		    (long long)ji(t, key));
-}
-
-char *ctl_metrics_text(size_t *len)
-{
-	json_t *doc = ctl_stats_json(), *luns, *tg, *l, *t, *inst;
-	struct buf b = { 0 };
 	char e1[256], e2[256], e3[1024];
-	size_t i;
+
+	esc(js(l, "plugin"), e1, sizeof(e1));
+	esc(js(l, "name"), e2, sizeof(e2));
+	if (lun)
+		snprintf(out, n, "target=\"%s\",tpg=\"%lld\",lun=\"%lld\",backstore=\"%s\",name=\"%s\"",
+			 esc(js(l, "target"), e3, sizeof(e3)),
+			 (long long)ji(l, "tpg"), (long long)ji(l, "lun"), e1, e2);
+	else
+		snprintf(out, n, "backstore=\"%s\",name=\"%s\"", e1, e2);
+}
+
+/* One family of I/O metrics: fam is "utarget_lun" (per TPG LUN, the
+ * commands through that target port) or "utarget_storage_object" (the
+ * device's own, whatever port they came through). */
+static void io_metrics(struct buf *b, json_t *arr, const char *fam, bool lun,
+		       const char *what)
+{
+	static const struct { const char *name, *key, *help; } ctr[] = {
+		{ "read_bytes_total", "read_bytes",
+		  "Bytes read by READ commands that succeeded" },
+		{ "write_bytes_total", "write_bytes",
+		  "Bytes written by WRITE commands that succeeded" },
+		{ "errors_total", "errors",
+		  "Commands that ended with a status other than GOOD" },
+		{ "task_management_total", "task_management",
+		  "Task management functions addressed to the LUN" },
+	};
+	char lab[2048];
+	size_t i, c;
+	json_t *l;
 	int k, n;
 
-	if (!doc)
-		return NULL;
-	luns = json_object_get(doc, "luns");
-	tg = json_object_get(doc, "targets");
-	inst = json_object_get(doc, "instance");
-
-	lun_counter(&b, luns, "utarget_lun_read_bytes_total",
-		    "Bytes read by READ commands that succeeded.", "read_bytes");
-	lun_counter(&b, luns, "utarget_lun_write_bytes_total",
-		    "Bytes written by WRITE commands that succeeded.", "write_bytes");
-	lun_counter(&b, luns, "utarget_lun_errors_total",
-		    "Commands that ended with a status other than GOOD.", "errors");
-	lun_counter(&b, luns, "utarget_lun_task_management_total",
-		    "Task management functions addressed to the LUN.",
-		    "task_management");
-	head(&b, "utarget_lun_commands_total", "counter",
-	     "SCSI commands executed, by direction (read/write move blocks).");
-	json_array_foreach(luns, i, l)
+	for (c = 0; c < sizeof(ctr) / sizeof(ctr[0]); c++) {
+		put(b, "# HELP %s_%s %s, %s.\n# TYPE %s_%s counter\n", fam,
+		    ctr[c].name, ctr[c].help, what, fam, ctr[c].name);
+		json_array_foreach(arr, i, l) {
+			io_labels(l, lun, lab, sizeof(lab));
+			put(b, "%s_%s{%s} %lld\n", fam, ctr[c].name, lab,
+			    (long long)ji(l, ctr[c].key));
+		}
+	}
+	put(b, "# HELP %s_commands_total SCSI commands executed by direction (read/write move blocks), %s.\n# TYPE %s_commands_total counter\n",
+	    fam, what, fam);
+	json_array_foreach(arr, i, l) {
+		io_labels(l, lun, lab, sizeof(lab));
 		for (k = 0; k < SCSI_IO_N; k++) {
 			char key[32];
 
 			snprintf(key, sizeof(key), "%s_commands", dir_names[k]);
-			put(&b, "utarget_lun_commands_total{backstore=\"%s\",name=\"%s\",direction=\"%s\"} %lld\n",
-			    esc(json_string_value(json_object_get(l, "plugin")), e1, sizeof(e1)),
-			    esc(json_string_value(json_object_get(l, "name")), e2, sizeof(e2)),
-			    dir_names[k], (long long)ji(l, key));
-		}
-	head(&b, "utarget_lun_check_conditions_total", "counter",
-	     "CHECK CONDITION status, by sense key.");
-	json_array_foreach(luns, i, l) {
-		json_t *sk = json_object_get(l, "sense_keys");
-
-		for (k = 0; k < 16; k++) {
-			json_int_t v = json_integer_value(
-				json_object_get(sk, sense_names[k]));
-
-			if (!v)
-				continue;
-			put(&b, "utarget_lun_check_conditions_total{backstore=\"%s\",name=\"%s\",sense_key=\"%s\"} %lld\n",
-			    esc(json_string_value(json_object_get(l, "plugin")), e1, sizeof(e1)),
-			    esc(json_string_value(json_object_get(l, "name")), e2, sizeof(e2)),
-			    sense_names[k], (long long)v);
+			put(b, "%s_commands_total{%s,direction=\"%s\"} %lld\n",
+			    fam, lab, dir_names[k], (long long)ji(l, key));
 		}
 	}
-	head(&b, "utarget_lun_latency_seconds", "histogram",
-	     "Command latency from execution to completion, by direction.");
-	json_array_foreach(luns, i, l) {
-		esc(json_string_value(json_object_get(l, "plugin")), e1, sizeof(e1));
-		esc(json_string_value(json_object_get(l, "name")), e2, sizeof(e2));
+	put(b, "# HELP %s_check_conditions_total CHECK CONDITION status by sense key, %s.\n# TYPE %s_check_conditions_total counter\n",
+	    fam, what, fam);
+	json_array_foreach(arr, i, l) {
+		json_t *sk = json_object_get(l, "sense_keys");
+
+		io_labels(l, lun, lab, sizeof(lab));
+		for (k = 0; k < 16; k++) {
+			json_int_t v = ji(sk, sense_names[k]);
+
+			if (v)
+				put(b, "%s_check_conditions_total{%s,sense_key=\"%s\"} %lld\n",
+				    fam, lab, sense_names[k], (long long)v);
+		}
+	}
+	put(b, "# HELP %s_latency_seconds Command latency from execution to completion by direction, %s.\n# TYPE %s_latency_seconds histogram\n",
+	    fam, what, fam);
+	json_array_foreach(arr, i, l) {
+		io_labels(l, lun, lab, sizeof(lab));
 		for (k = 0; k < SCSI_IO_N; k++) {
 			json_t *h = json_object_get(json_object_get(l, "latency"),
 						    dir_names[k]);
@@ -324,36 +375,80 @@ char *ctl_metrics_text(size_t *len)
 					snprintf(les, sizeof(les), "+Inf");
 				else
 					snprintf(les, sizeof(les), "%.6g", (double)le / 1e6);
-				put(&b, "utarget_lun_latency_seconds_bucket{backstore=\"%s\",name=\"%s\",direction=\"%s\",le=\"%s\"} %lld\n",
-				    e1, e2, dir_names[k], les,
+				put(b, "%s_latency_seconds_bucket{%s,direction=\"%s\",le=\"%s\"} %lld\n",
+				    fam, lab, dir_names[k], les,
 				    (long long)json_integer_value(json_array_get(p, 1)));
 			}
-			put(&b, "utarget_lun_latency_seconds_sum{backstore=\"%s\",name=\"%s\",direction=\"%s\"} %.6f\n",
-			    e1, e2, dir_names[k], (double)ji(h, "sum_us") / 1e6);
-			put(&b, "utarget_lun_latency_seconds_count{backstore=\"%s\",name=\"%s\",direction=\"%s\"} %lld\n",
-			    e1, e2, dir_names[k], (long long)ji(h, "count"));
+			put(b, "%s_latency_seconds_sum{%s,direction=\"%s\"} %.6f\n",
+			    fam, lab, dir_names[k], (double)ji(h, "sum_us") / 1e6);
+			put(b, "%s_latency_seconds_count{%s,direction=\"%s\"} %lld\n",
+			    fam, lab, dir_names[k], (long long)ji(h, "count"));
 		}
 	}
+}
+
+static void tgt_metric(struct buf *b, json_t *tg, const char *name,
+		       const char *type, const char *help, const char *key)
+{
+	size_t i;
+	json_t *t;
+	char e[1024];
+
+	head(b, name, type, help);
+	json_array_foreach(tg, i, t)
+		put(b, "%s{target=\"%s\"} %lld\n", name,
+		    esc(js(t, "target"), e, sizeof(e)), (long long)ji(t, key));
+}
+
+static const char *const login_res[][2] = {
+	{ "accepted", "login_accepts" },
+	{ "authenticate_failed", "login_authenticate_fails" },
+	{ "authorize_failed", "login_authorize_fails" },
+	{ "target_not_found", "login_not_found" },
+	{ "other_failure", "login_other_fails" },
+};
+
+char *ctl_metrics_text(size_t *len)
+{
+	json_t *doc, *tg, *pt, *t, *inst;
+	struct buf b = { 0 };
+	char e3[1024];
+	size_t i;
+	int k;
+
+	pthread_mutex_lock(&iscsi_fabric.lock);
+	doc = ctl_stats_json();
+	pthread_mutex_unlock(&iscsi_fabric.lock);
+	if (!doc)
+		return NULL;
+	tg = json_object_get(doc, "targets");
+	pt = json_object_get(doc, "portals");
+	inst = json_object_get(doc, "instance");
+
+	io_metrics(&b, json_object_get(doc, "luns"), "utarget_lun", true,
+		   "through this target port");
+	io_metrics(&b, json_object_get(doc, "storage_objects"),
+		   "utarget_storage_object", false, "through every port");
 	head(&b, "utarget_logins_total", "counter",
 	     "Logins by result (RFC 4544 iscsiTgtLoginStatsTable); target \"\": discovery, unknown targets.");
 	json_array_foreach(tg, i, t) {
-		static const char *const res[][2] = {
-			{ "accepted", "login_accepts" },
-			{ "authenticate_failed", "login_authenticate_fails" },
-			{ "authorize_failed", "login_authorize_fails" },
-			{ "target_not_found", "login_not_found" },
-			{ "other_failure", "login_other_fails" },
-		};
-
-		esc(json_string_value(json_object_get(t, "target")), e3, sizeof(e3));
+		esc(js(t, "target"), e3, sizeof(e3));
 		for (k = 0; k < 5; k++)
 			put(&b, "utarget_logins_total{target=\"%s\",result=\"%s\"} %lld\n",
-			    e3, res[k][0], (long long)ji(t, res[k][1]));
+			    e3, login_res[k][0], (long long)ji(t, login_res[k][1]));
+	}
+	head(&b, "utarget_portal_logins_total", "counter",
+	     "Logins by result and by the network portal (address:port) the initiator reached.");
+	json_array_foreach(pt, i, t) {
+		esc(js(t, "portal"), e3, sizeof(e3));
+		for (k = 0; k < 5; k++)
+			put(&b, "utarget_portal_logins_total{portal=\"%s\",result=\"%s\"} %lld\n",
+			    e3, login_res[k][0], (long long)ji(t, login_res[k][1]));
 	}
 	head(&b, "utarget_logouts_total", "counter",
 	     "Logout requests by reason (RFC 4544 iscsiTgtLogoutNormals / Others).");
 	json_array_foreach(tg, i, t) {
-		esc(json_string_value(json_object_get(t, "target")), e3, sizeof(e3));
+		esc(js(t, "target"), e3, sizeof(e3));
 		put(&b, "utarget_logouts_total{target=\"%s\",reason=\"normal\"} %lld\n",
 		    e3, (long long)ji(t, "logout_normals"));
 		put(&b, "utarget_logouts_total{target=\"%s\",reason=\"other\"} %lld\n",

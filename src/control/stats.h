@@ -6,7 +6,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
-/* docs/control-api.md, `stats.get` */
+/* docs/control-api.md, `stats.get`; caller holds iscsi_fabric.lock (the
+ * LUN list walks the fabric). */
 json_t *ctl_stats_json(void);
 /* Prometheus text format 0.0.4 of the same counters; malloc'ed, NUL
  * terminated, *len its length. NULL when out of memory. */

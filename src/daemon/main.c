@@ -74,6 +74,8 @@ static void usage(FILE *f)
 		"             connection, 268435456)\n"
 		"  -o metrics_listen=IP:PORT  serve Prometheus metrics on\n"
 		"             http://IP:PORT/metrics (off by default)\n"
+		"  -o stats=off  no I/O counters or latency clock on the data path\n"
+		"             (LUNs, storage objects, sessions; logins still count)\n"
 		"  -v         more log (debug); -q less (warnings; -qq errors only)\n"
 		"  -V         print the version\n"
 		"Signals: SIGHUP re-reads the configuration file and applies what changed\n"
@@ -99,6 +101,12 @@ static int set_limit(const char *arg)
 		metrics_listen = eq + 1; /* checked when it starts */
 		return 0;
 	}
+	if (!strcmp(name, "stats")) {
+		if (strcmp(eq + 1, "on") && strcmp(eq + 1, "off"))
+			goto bad;
+		scsi_stats_enable(!strcmp(eq + 1, "on"));
+		return 0;
+	}
 	errno = 0;
 	v = strtoull(eq + 1, &end, 0);
 	if (errno || *end || v == 0)
@@ -114,7 +122,8 @@ static int set_limit(const char *arg)
 	return 0;
 bad:
 	fprintf(stderr, "utargetd: bad limit '%s' (max_sessions_per_target=1..65535, "
-		"max_connections_per_portal=1..1000000, max_connection_buffers>=1048576)\n",
+		"max_connections_per_portal=1..1000000, max_connection_buffers>=1048576, "
+		"metrics_listen=IP:PORT, stats=on|off)\n",
 		arg);
 	return -1;
 }

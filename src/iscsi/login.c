@@ -116,6 +116,19 @@ static void login_respond(struct iscsi_conn *c, bool transit, int nsg,
 
 /* The reason goes to the log with the initiator's name (the connection
  * log adds its address); secrets never do. */
+/* Login statistics (iscsi/stats.c) by target and by the network portal
+ * the initiator reached. */
+static void count_login(struct iscsi_conn *c, const char *target,
+			uint16_t status)
+{
+	char portal[80];
+
+	snprintf(portal, sizeof(portal),
+		 c->local_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+		 c->local_ip, c->local_port);
+	iscsi_stats_login(target, portal, c->login->discovery, status);
+}
+
 static void login_fail(struct iscsi_conn *c, uint16_t status, const char *why)
 {
 	struct iscsi_login_state *l = c->login;
@@ -127,7 +140,7 @@ static void login_fail(struct iscsi_conn *c, uint16_t status, const char *why)
 				      l->target[0] ? " to " : "",
 		       l->discovery ? "" : l->target, why);
 	/* names an initiator made up count under "" (iscsi/stats.c) */
-	iscsi_stats_login(l->target_known ? l->target : "", l->discovery, status);
+	count_login(c, l->target_known ? l->target : "", status);
 	iscsi_text_reset(&c->login->out);
 	login_respond(c, false, 0, status, 0);
 }
@@ -491,7 +504,7 @@ static void login_finish(struct iscsi_conn *c)
 	/* The final response goes out without digests; everything after it
 	 * uses the negotiated ones (§13.1). */
 	login_respond(c, true, STAGE_FFP, ISCSI_LOGIN_OK, c->sess->tsih);
-	iscsi_stats_login(l->target, l->discovery, ISCSI_LOGIN_OK);
+	count_login(c, l->target, ISCSI_LOGIN_OK);
 	c->hdigest = sp->header_digest;
 	c->ddigest = sp->data_digest;
 	c->max_recv_dsl = sp->max_recv_dsl;

@@ -13,6 +13,8 @@
 static pthread_mutex_t st_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct iscsi_tgt_stats st_tab[TGT_STATS_MAX];
 static size_t st_n;
+static struct iscsi_portal_stats pt_tab[ISCSI_PORTAL_STATS_MAX];
+static size_t pt_n;
 
 /* Entry for target (NULL or unknown: ""); called under st_lock. When the
  * table is full, counts go to "". */
@@ -32,30 +34,53 @@ static struct iscsi_tgt_stats *entry(const char *target)
 	return &st_tab[st_n++];
 }
 
-void iscsi_stats_login(const char *target, bool discovery, uint16_t status)
+/* Portal entry; called under st_lock. The last slot is "other". */
+static struct iscsi_portal_stats *portal_entry(const char *portal)
 {
-	struct iscsi_tgt_stats *e;
+	size_t i;
 
-	pthread_mutex_lock(&st_lock);
-	/* a target that does not exist is not given an entry of its own */
-	e = entry(discovery || status == ISCSI_LOGIN_NOT_FOUND ? "" : target);
+	if (!portal || !portal[0])
+		portal = "other";
+	for (i = 0; i < pt_n; i++)
+		if (!strcmp(pt_tab[i].portal, portal))
+			return &pt_tab[i];
+	if (pt_n == ISCSI_PORTAL_STATS_MAX - 1 && strcmp(portal, "other"))
+		return portal_entry("other");
+	memset(&pt_tab[pt_n], 0, sizeof(pt_tab[0]));
+	snprintf(pt_tab[pt_n].portal, sizeof(pt_tab[0].portal), "%s", portal);
+	return &pt_tab[pt_n++];
+}
+
+static void count(struct iscsi_login_counts *lc, uint16_t status)
+{
 	switch (status) {
 	case ISCSI_LOGIN_OK:
-		e->login_accepts++;
+		lc->accepts++;
 		break;
 	case ISCSI_LOGIN_AUTH_FAILED:
-		e->login_authenticate_fails++;
+		lc->authenticate_fails++;
 		break;
 	case ISCSI_LOGIN_FORBIDDEN:
-		e->login_authorize_fails++;
+		lc->authorize_fails++;
 		break;
 	case ISCSI_LOGIN_NOT_FOUND:
 	case ISCSI_LOGIN_TARGET_REMOVED:
-		e->login_not_found++;
+		lc->not_found++;
 		break;
 	default:
-		e->login_other_fails++;
+		lc->other_fails++;
 	}
+}
+
+void iscsi_stats_login(const char *target, const char *portal, bool discovery,
+		       uint16_t status)
+{
+	pthread_mutex_lock(&st_lock);
+	/* a target that does not exist is not given an entry of its own */
+	count(&entry(discovery || status == ISCSI_LOGIN_NOT_FOUND ? "" :
+							target)->login,
+	      status);
+	count(&portal_entry(portal)->login, status);
 	pthread_mutex_unlock(&st_lock);
 }
 
@@ -90,6 +115,17 @@ size_t iscsi_stats_targets(struct iscsi_tgt_stats *out, size_t max)
 	pthread_mutex_lock(&st_lock);
 	n = st_n < max ? st_n : max;
 	memcpy(out, st_tab, n * sizeof(*out));
+	pthread_mutex_unlock(&st_lock);
+	return n;
+}
+
+size_t iscsi_stats_portals(struct iscsi_portal_stats *out, size_t max)
+{
+	size_t n;
+
+	pthread_mutex_lock(&st_lock);
+	n = pt_n < max ? pt_n : max;
+	memcpy(out, pt_tab, n * sizeof(*out));
 	pthread_mutex_unlock(&st_lock);
 	return n;
 }

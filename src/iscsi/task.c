@@ -178,6 +178,28 @@ void iscsi_task_abort(struct iscsi_task *t)
 	task_finish(t);
 }
 
+/* RFC 4544 iscsiSsnRspPDUs / TxDataOctets / RxDataOctets, and the
+ * session's latency sum (one writer: this worker; relaxed atomics for the
+ * control thread's reader). */
+static void count_response(struct iscsi_sess_stats *st,
+			   const struct iscsi_task *t)
+{
+	atomic_fetch_add_explicit(&st->rsp_pdus, 1, memory_order_relaxed);
+	if (t->cmd.timed) {
+		atomic_fetch_add_explicit(&st->timed_cmds, 1,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&st->lat_sum_us, t->cmd.lat_us,
+					  memory_order_relaxed);
+	}
+	if (t->cmd.dir == SCSI_DIR_WRITE)
+		atomic_fetch_add_explicit(&st->rx_data_octets, t->data_got,
+					  memory_order_relaxed);
+	if ((t->flags & ISCSI_FLAG_CMD_READ) && t->cmd.data_len && t->edtl)
+		atomic_fetch_add_explicit(&st->tx_data_octets,
+			t->cmd.data_len < t->edtl ? t->cmd.data_len : t->edtl,
+			memory_order_relaxed);
+}
+
 static void task_complete(struct iscsi_task *t);
 
 void iscsi_task_abort_tas(struct iscsi_task *t, bool tas)
@@ -325,19 +347,10 @@ static void task_complete(struct iscsi_task *t)
 		t->flags &= (uint8_t)~ISCSI_FLAG_CMD_READ;
 	}
 	if (!t->aborted && !c->closing) {
-		struct iscsi_sess_stats *st = &c->sess->st;
-
-		/* RFC 4544 iscsiSsnRspPDUs / TxDataOctets / RxDataOctets
-		 * (one writer: this worker; relaxed for the control reader) */
-		atomic_fetch_add_explicit(&st->rsp_pdus, 1, memory_order_relaxed);
-		if (t->cmd.dir == SCSI_DIR_WRITE)
-			atomic_fetch_add_explicit(&st->rx_data_octets,
-						  t->data_got, memory_order_relaxed);
+		if (scsi_stats_enabled())
+			count_response(&c->sess->st, t);
 		if ((t->flags & ISCSI_FLAG_CMD_READ) && t->cmd.data_len &&
 		    t->edtl) {
-			atomic_fetch_add_explicit(&st->tx_data_octets,
-				t->cmd.data_len < t->edtl ? t->cmd.data_len : t->edtl,
-				memory_order_relaxed);
 			send_data_in(t);
 		} else {
 			send_response(t);
@@ -510,7 +523,9 @@ void iscsi_scsi_cmd_rx_hdr(struct iscsi_conn *c)
 		iscsi_conn_close(c, "out of memory");
 		return;
 	}
-	atomic_fetch_add_explicit(&s->st.cmd_pdus, 1, memory_order_relaxed);
+	if (scsi_stats_enabled())
+		atomic_fetch_add_explicit(&s->st.cmd_pdus, 1,
+					  memory_order_relaxed);
 	t->edtl = edtl;
 	t->flags = h[1];
 	t->immediate = immediate;

@@ -197,24 +197,53 @@ static uint64_t mono_ns(void)
 /* One shard per thread (see struct scsi_lu_shard), picked at first use. */
 static atomic_uint next_shard;
 static _Thread_local int my_shard = -1;
+static atomic_bool stats_on = true;
 
-static inline struct scsi_lu_shard *lu_shard(struct scsi_lu *lu)
+void scsi_stats_enable(bool on)
+{
+	atomic_store(&stats_on, on);
+}
+
+bool scsi_stats_enabled(void)
+{
+	return atomic_load_explicit(&stats_on, memory_order_relaxed);
+}
+
+static inline struct scsi_lu_shard *shard_of(struct scsi_lu_shard *arr)
 {
 	if (my_shard < 0)
 		my_shard = (int)(atomic_fetch_add_explicit(&next_shard, 1,
 				memory_order_relaxed) % SCSI_STATS_SHARDS);
-	return &lu->stats[my_shard];
+	return &arr[my_shard];
 }
 
 #define ST_ADD(field, v) \
 	atomic_fetch_add_explicit(&(field), (v), memory_order_relaxed)
 
-/* Account a command that ran on the LU. Reads and writes are the
- * commands that move blocks (nblk set by the SBC prepare); the rest
- * (INQUIRY, READ CAPACITY, SYNCHRONIZE CACHE, ...) are "other". */
+static void shard_add(struct scsi_lu_shard *sh, const struct scsi_cmd *cmd,
+		      enum scsi_io_class c, unsigned b, uint64_t us)
+{
+	ST_ADD(sh->cmds[c], 1);
+	if (cmd->status == SAM_STAT_GOOD) {
+		if (c == SCSI_IO_READ)
+			ST_ADD(sh->read_bytes, cmd->data_len);
+		else if (c == SCSI_IO_WRITE)
+			ST_ADD(sh->write_bytes, cmd->xfer_len);
+	} else {
+		ST_ADD(sh->errors, 1);
+		if (cmd->status == SAM_STAT_CHECK_CONDITION && cmd->sense_len > 2)
+			ST_ADD(sh->sense_keys[cmd->sense[2] & 0xf], 1);
+	}
+	ST_ADD(sh->lat[c][b], 1);
+	ST_ADD(sh->lat_sum_us[c], us);
+}
+
+/* Account a command that ran on the LU, on the LU and on the target port
+ * it came through. Reads and writes are the commands that move blocks
+ * (nblk set by the SBC prepare); the rest (INQUIRY, READ CAPACITY,
+ * SYNCHRONIZE CACHE, ...) are "other". */
 static void lu_account(struct scsi_lu *lu, struct scsi_cmd *cmd)
 {
-	struct scsi_lu_shard *sh = lu_shard(lu);
 	enum scsi_io_class c = SCSI_IO_OTHER;
 	uint64_t us = (mono_ns() - cmd->t_exec_ns) / 1000;
 	unsigned b = 0;
@@ -223,39 +252,34 @@ static void lu_account(struct scsi_lu *lu, struct scsi_cmd *cmd)
 		c = SCSI_IO_READ;
 	else if (cmd->nblk && cmd->dir == SCSI_DIR_WRITE)
 		c = SCSI_IO_WRITE;
-	ST_ADD(sh->cmds[c], 1);
-	if (cmd->status == SAM_STAT_GOOD) {
-		if (c == SCSI_IO_READ)
-			ST_ADD(sh->read_bytes, cmd->data_len);
-		else if (c == SCSI_IO_WRITE)
-			ST_ADD(sh->write_bytes,
-			       cmd->xfer_len);
-	} else {
-		ST_ADD(sh->errors, 1);
-		if (cmd->status == SAM_STAT_CHECK_CONDITION && cmd->sense_len > 2)
-			ST_ADD(sh->sense_keys[cmd->sense[2] & 0xf], 1);
-	}
 	/* log2 buckets: bucket i counts latencies <= 2^i us */
 	while (b < SCSI_LAT_BUCKETS - 1 && us > (1ull << b))
 		b++;
-	ST_ADD(sh->lat[c][b], 1);
-	ST_ADD(sh->lat_sum_us[c], us);
+	shard_add(shard_of(lu->stats), cmd, c, b, us);
+	if (cmd->port)
+		shard_add(shard_of(cmd->port->stats), cmd, c, b, us);
+	cmd->timed = true;
+	cmd->lat_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
 
-void scsi_lu_count_tmf(struct scsi_lu *lu)
+void scsi_lu_count_tmf(struct scsi_lu *lu, struct scsi_alua_port *port)
 {
+	if (!scsi_stats_enabled())
+		return;
 	if (lu)
-		ST_ADD(lu_shard(lu)->tmf, 1);
+		ST_ADD(shard_of(lu->stats)->tmf, 1);
+	if (port)
+		ST_ADD(shard_of(port->stats)->tmf, 1);
 }
 
-void scsi_lu_stats_read(struct scsi_lu *lu, struct scsi_lu_stats *out)
+static void shards_read(struct scsi_lu_shard *arr, struct scsi_lu_stats *out)
 {
 	unsigned i, k, b;
 
 	memset(out, 0, sizeof(*out));
 #define LD(f) atomic_load_explicit(&(f), memory_order_relaxed)
 	for (i = 0; i < SCSI_STATS_SHARDS; i++) {
-		struct scsi_lu_shard *sh = &lu->stats[i];
+		struct scsi_lu_shard *sh = &arr[i];
 
 		for (k = 0; k < SCSI_IO_N; k++) {
 			out->cmds[k] += LD(sh->cmds[k]);
@@ -273,6 +297,17 @@ void scsi_lu_stats_read(struct scsi_lu *lu, struct scsi_lu_stats *out)
 #undef LD
 }
 
+void scsi_lu_stats_read(struct scsi_lu *lu, struct scsi_lu_stats *out)
+{
+	shards_read(lu->stats, out);
+}
+
+void scsi_port_stats_read(struct scsi_alua_port *port,
+			  struct scsi_lu_stats *out)
+{
+	shards_read(port->stats, out);
+}
+
 void scsi_cmd_complete(struct scsi_cmd *cmd)
 {
 	struct scsi_lu *lu = cmd->lu;
@@ -281,9 +316,10 @@ void scsi_cmd_complete(struct scsi_cmd *cmd)
 	/* Only a read that succeeded returns data. */
 	if (cmd->status != SAM_STAT_GOOD || cmd->dir != SCSI_DIR_READ)
 		cmd->data_len = 0;
-	if (lu)
+	if (lu && cmd->t_exec_ns)
 		lu_account(lu, cmd);
 	cmd->lu = NULL;
+	cmd->port = NULL;
 	cmd->done(cmd); /* cmd may be gone after this */
 	scsi_lu_put_on(lu, loop);
 }
@@ -318,6 +354,10 @@ int scsi_cmd_prepare(struct scsi_cmd *cmd)
 	cmd->lba = 0;
 	cmd->nblk = 0;
 	cmd->lu = NULL;
+	cmd->port = NULL;
+	cmd->t_exec_ns = 0;
+	cmd->timed = false;
+	cmd->lat_us = 0;
 	cmd->delay_ms = 0;
 	memset(&cmd->bio, 0, sizeof(cmd->bio));
 
@@ -394,8 +434,10 @@ void scsi_cmd_exec(struct scsi_cmd *cmd)
 			return;
 		}
 		cmd->ent = ent;
+		cmd->port = ent->port;
 		scsi_lu_get(cmd->lu);
-		cmd->t_exec_ns = mono_ns();
+		/* 0: not timed (statistics off), so not accounted */
+		cmd->t_exec_ns = scsi_stats_enabled() ? mono_ns() | 1 : 0;
 	}
 	scsi_ops[cmd->cdb[0]].exec(cmd);
 }

@@ -237,12 +237,16 @@ struct scsi_alua_gp {
 
 #define SCSI_ALUA_NONE 0xff
 
-/* One target port's view of the LU (LIO's se_lun): which group it is in. */
+/* One target port's view of the LU (LIO's se_lun): which group it is in,
+ * and the statistics of the commands that came through it (LIO's
+ * statistics/scsi_tgt_port, RFC 4455 scsiTgtPortStatsTable; the LU keeps
+ * the device's own, scsiLuStatsTable). */
 struct scsi_alua_port {
 	struct list_head link;
 	uint16_t rtpi;                /* relative target port identifier */
 	bool deleted;
 	struct scsi_alua_gp *_Atomic gp;
+	struct scsi_lu_shard stats[SCSI_STATS_SHARDS];
 };
 
 /* One LUN as a nexus sees it. */
@@ -304,7 +308,12 @@ struct scsi_cmd {
 	uint64_t lba;
 	uint32_t nblk;
 	struct scsi_lu *lu;          /* referenced from exec to done */
+	struct scsi_alua_port *port; /* lives as long as lu */
 	uint64_t t_exec_ns;          /* CLOCK_MONOTONIC at exec (latency) */
+	/* --- set at completion when statistics are on: the command ran
+	 * (exec) and took lat_us from exec to completion --- */
+	bool timed;
+	uint32_t lat_us;
 };
 
 /* Parse and check the CDB: LUN lookup, unit attentions, opcode support, CDB
@@ -333,7 +342,15 @@ static inline void scsi_set_good(struct scsi_cmd *cmd)
 /* Statistics: the sum of the LU's shards; a task management function
  * that concerns the LU (LUN RESET, ABORT TASK...). */
 void scsi_lu_stats_read(struct scsi_lu *lu, struct scsi_lu_stats *out);
-void scsi_lu_count_tmf(struct scsi_lu *lu);
+/* The same for one LUN (the commands that came through that target port). */
+void scsi_port_stats_read(struct scsi_alua_port *port,
+			  struct scsi_lu_stats *out);
+void scsi_lu_count_tmf(struct scsi_lu *lu, struct scsi_alua_port *port);
+/* Statistics on (the default) or off (`utargetd -o stats=off`): off, the
+ * data path takes no clock reading and adds to no counter. Set before the
+ * workers start; read relaxed. */
+void scsi_stats_enable(bool on);
+bool scsi_stats_enabled(void);
 /* Calls fn for every live LU, under the LU registry lock (fn must not
  * create or drop LUs). */
 void scsi_lu_foreach(void (*fn)(struct scsi_lu *lu, void *arg), void *arg);

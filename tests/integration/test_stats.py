@@ -6,6 +6,7 @@ not a GET of /metrics (malformed, oversized, slow, too many connections) while i
 keeps working, and nothing listens for metrics unless asked."""
 
 import os
+import re
 import socket
 import subprocess
 import time
@@ -44,7 +45,14 @@ def stats(d):
 
 
 def lun(st, name):
-    return next(l for l in st["luns"] if l["name"] == name)
+    """The storage object's own counters (every port)."""
+    return next(l for l in st["storage_objects"] if l["name"] == name)
+
+
+def tpg_lun(st, wwn, tpg, index):
+    """One TPG LUN's counters (the commands through that target port)."""
+    return next(l for l in st["luns"]
+                if (l["target"], l["tpg"], l["lun"]) == (wwn, tpg, index))
 
 
 def target(st, wwn):
@@ -136,18 +144,29 @@ def test_counters_match_workload(config, utarget, workdir, tmp_path):
 
     # the same numbers in /metrics, and promtool accepts the exposition
     text = get_metrics(mport)
-    L = {"backstore": "ramdisk", "name": "rd0"}
-    assert sample(text, "utarget_lun_write_bytes_total", **L) == s2["write_bytes"]
-    assert sample(text, "utarget_lun_read_bytes_total", **L) == s2["read_bytes"]
-    assert sample(text, "utarget_lun_commands_total", direction="write", **L) == \
-        s2["write_commands"]
-    assert sample(text, "utarget_lun_latency_seconds_count", direction="write", **L) == \
-        s2["write_commands"]
-    assert sample(text, "utarget_lun_latency_seconds_bucket", direction="write",
-                  le="+Inf", **L) == s2["write_commands"]
+    S = {"backstore": "ramdisk", "name": "rd0"}
+    L = dict(S, target=IQN, tpg=1, lun=0)
+    # the only LUN of the storage object: its counters are the object's
+    tl = tpg_lun(st, IQN, 1, 0)
+    for k in ("commands", "read_commands", "write_commands", "read_bytes",
+              "write_bytes", "errors"):
+        assert tl[k] == lun(st, "rd0")[k] == s2[k], (k, tl, s2)
+    assert tl["latency"] == s2["latency"] and tl["storage_object"] == "ramdisk/rd0"
+    for fam, lab in (("utarget_lun", L), ("utarget_storage_object", S)):
+        assert sample(text, fam + "_write_bytes_total", **lab) == s2["write_bytes"]
+        assert sample(text, fam + "_read_bytes_total", **lab) == s2["read_bytes"]
+        assert sample(text, fam + "_commands_total", direction="write", **lab) == \
+            s2["write_commands"]
+        assert sample(text, fam + "_latency_seconds_count", direction="write", **lab) == \
+            s2["write_commands"]
+        assert sample(text, fam + "_latency_seconds_bucket", direction="write",
+                      le="+Inf", **lab) == s2["write_commands"]
     assert sample(text, "utarget_logins_total", target=IQN, result="accepted") == 2
     assert sample(text, "utarget_sessions") == 0
     assert "# TYPE utarget_lun_latency_seconds histogram" in text
+    assert "# TYPE utarget_storage_object_latency_seconds histogram" in text
+    assert sample(text, "utarget_portal_logins_total", portal="127.0.0.1:%d" % d.port,
+                  result="accepted") == 2
     p = tmp_path / "metrics.txt"
     p.write_text(text)
     with open(p) as f:
@@ -165,6 +184,9 @@ def test_counters_match_workload(config, utarget, workdir, tmp_path):
                 break
             time.sleep(0.2)
         assert ss and ss[0]["tx_data_octets"] >= 64 * KiB and ss[0]["cmd_pdus"] >= 1, ss
+        # every command that ran was timed; the mean is a plausible latency
+        assert 1 <= ss[0]["timed_commands"] <= ss[0]["cmd_pdus"], ss
+        assert 0 < ss[0]["latency_sum_us"] / ss[0]["timed_commands"] < 5e6, ss
         assert target(stats(d), IQN)["sessions"] == 1
         assert sample(get_metrics(mport), "utarget_target_sessions", target=IQN) == 1
     finally:
@@ -249,7 +271,7 @@ def test_http_hardening(config, utarget, workdir):
         for s in idle:
             s.close()
     time.sleep(0.5)
-    assert sample(get_metrics(mport), "utarget_lun_write_bytes_total",
+    assert sample(get_metrics(mport), "utarget_storage_object_write_bytes_total",
                   backstore="ramdisk", name="rd0") == 64 * KiB
     assert d.alive()
 
@@ -279,7 +301,8 @@ def test_metrics_off_by_default(config, utarget, workdir):
     config.target(IQN).tpg().lun(0, rd)
     d = utarget(config)
     assert _listen_ports(d.proc.pid) == {d.port}
-    assert "luns" in stats(d)
+    st = stats(d)
+    assert "luns" in st and "storage_objects" in st and st["instance"]["io_counters"]
 
 
 def test_bad_metrics_listen_refused(config, utarget, workdir):
@@ -308,6 +331,7 @@ def test_cli_sessions_detail_and_stats(config, utarget, workdir):
     out = cli("stats")
     assert "ramdisk/rd0: commands: " in out and "write 256" in out, out
     assert "written: %d bytes" % MiB in out and "last 1 s: IOPS: 0 " in out, out
+    assert "/iscsi/%s/tpg1/luns/lun0: commands: " % IQN in out, out
     assert "no storage object" in ut.run([_cli_path(), "stats", "nope"], env=env).stderr
 
     proc = ut.qemu_io(d.image_opts(0), ["read 0 64k", "sleep 4000"], popen=True)
@@ -320,5 +344,126 @@ def test_cli_sessions_detail_and_stats(config, utarget, workdir):
         assert "negotiated parameters:" in out and "MaxBurstLength=" in out, out
         assert "HeaderDigest=None" in out and "rates (last 1 s): IOPS:" in out, out
         assert "totals: commands: " in out, out
+        m = re.search(r"totals: commands: \d+ .* mean latency: (\d+) us", out)
+        assert m and int(m.group(1)) < 5000000, out
     finally:
         proc.wait(timeout=60)
+
+
+def test_per_lun_and_per_portal(config, utarget, workdir, tmp_path):
+    """One storage object exported by two TPGs (two target ports, two portals) and
+    by a second target: each TPG LUN counts the commands that came through it,
+    the storage object counts them all; logins count per portal reached."""
+    rd = config.ramdisk("rd0", size=16 * MiB)
+    t = config.target(IQN)
+    t.tpg(1).lun(0, rd)
+    port2 = ut.free_port()
+    t.tpg(2, portals=[("127.0.0.1", port2)]).lun(3, rd)
+    iqn2 = IQN + "-b"
+    config.target(iqn2).tpg(1).lun(0, rd)
+    d, mport = start(utarget, config, workdir)
+
+    def writes(port, iqn, lun, n):
+        cmds = ["write -P 0x11 %d 4k" % (i * 4 * KiB) for i in range(n)]
+        res = ut.qemu_io(ut.image_opts(port, iqn, lun), cmds)
+        assert not ut.qemu_io_problems(res), ut.describe(res, d)
+
+    s0 = stats(d)
+    writes(d.port, IQN, 0, 5)
+    writes(port2, IQN, 3, 7)
+    writes(d.port, iqn2, 0, 11)
+    s1 = stats(d)
+
+    def dw(st0, st1, k="write_commands"):
+        return st1[k] - st0[k]
+
+    a = dw(tpg_lun(s0, IQN, 1, 0), tpg_lun(s1, IQN, 1, 0))
+    b = dw(tpg_lun(s0, IQN, 2, 3), tpg_lun(s1, IQN, 2, 3))
+    c = dw(tpg_lun(s0, iqn2, 1, 0), tpg_lun(s1, iqn2, 1, 0))
+    assert (a, b, c) == (5, 7, 11), (a, b, c)
+    assert dw(lun(s0, "rd0"), lun(s1, "rd0")) == 23
+    assert dw(lun(s0, "rd0"), lun(s1, "rd0"), "write_bytes") == 23 * 4 * KiB
+    assert dw(tpg_lun(s0, IQN, 2, 3), tpg_lun(s1, IQN, 2, 3), "write_bytes") == 7 * 4 * KiB
+
+    portals = {p["portal"]: p for p in s1["portals"]}
+    assert portals["127.0.0.1:%d" % d.port]["login_accepts"] == 2, portals
+    assert portals["127.0.0.1:%d" % port2]["login_accepts"] == 1, portals
+    # a refused login counts on the portal it came through
+    res, _ = ut.iscsi_inq("iscsi://127.0.0.1:%d/iqn.2003-01.org.example:none/0" % port2)
+    assert res.returncode != 0
+    p2 = {p["portal"]: p for p in stats(d)["portals"]}["127.0.0.1:%d" % port2]
+    assert p2["login_not_found"] == 1 and p2["login_accepts"] == 1, p2
+
+    text = get_metrics(mport)
+    assert sample(text, "utarget_lun_write_bytes_total", target=IQN, tpg=2, lun=3,
+                  backstore="ramdisk", name="rd0") == 7 * 4 * KiB
+    assert sample(text, "utarget_portal_logins_total", portal="127.0.0.1:%d" % port2,
+                  result="target_not_found") == 1
+    p = tmp_path / "metrics.txt"
+    p.write_text(text)
+    with open(p) as f:
+        r = subprocess.run(["promtool", "check", "metrics"], stdin=f,
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_task_management_and_digest_errors_counted(config, utarget, workdir):
+    """A LUN RESET counts as task management on the session, the TPG LUN and the
+    storage object; a wrong header digest counts as a digest error of the session's
+    target (and the session then fails: RFC 7143 §7.8, ERL 0)."""
+    import iscsiraw as raw
+    from test_tmf import lun_reset
+    rd = config.ramdisk("rd0", size=16 * MiB)
+    config.target(IQN).tpg(parameters={"HeaderDigest": "CRC32C,None"}).lun(0, rd)
+    d, mport = start(utarget, config, workdir)
+
+    with raw.RawConn("127.0.0.1", d.port) as c:
+        c.login(IQN, initiator="iqn.1994-05.com.example:tmf")
+        lun_reset(c)
+        st = stats(d)
+        sess = [s for s in st["sessions"] if s["type"] == "Normal"]
+        assert len(sess) == 1 and sess[0]["task_management"] == 1, sess
+        assert tpg_lun(st, IQN, 1, 0)["task_management"] == 1
+        assert lun(st, "rd0")["task_management"] == 1
+        c.logout()
+    assert sample(get_metrics(mport), "utarget_lun_task_management_total", target=IQN,
+                  tpg=1, lun=0, backstore="ramdisk", name="rd0") == 1
+
+    before = target(stats(d), IQN)
+    with raw.RawConn("127.0.0.1", d.port) as c:
+        c.login(IQN, initiator="iqn.1994-05.com.example:dig", header_digest=True)
+        assert c.hdigest
+        c.send(c.nop_out(b"x"), bad_hdigest=True)
+        assert c.closed_within(10), "a wrong header digest did not end the connection"
+    deadline = time.monotonic() + 10
+    while target(stats(d), IQN)["digest_errors"] == before["digest_errors"]:
+        assert time.monotonic() < deadline, "digest error not counted"
+        time.sleep(0.1)
+    after = target(stats(d), IQN)
+    assert after["digest_errors"] == before["digest_errors"] + 1, after
+    assert after["session_failures"] == before["session_failures"] + 1, after
+    assert stats(d)["instance"]["digest_errors"] == after["digest_errors"]
+    assert sample(get_metrics(mport), "utarget_digest_errors_total", target=IQN) == \
+        after["digest_errors"]
+
+
+def test_stats_off(config, utarget, workdir):
+    """utargetd -o stats=off: I/O works, no I/O counter moves, logins still count;
+    a value other than on/off is refused."""
+    rd = config.ramdisk("rd0", size=16 * MiB)
+    config.target(IQN).tpg().lun(0, rd)
+    cfg_path = os.path.join(str(workdir), "off.json")
+    config.write(cfg_path)
+    argv = [ut_bin(), "-c", cfg_path, "-s", os.path.join(str(workdir), "ctl.sock"), "-f",
+            "-o", "stats=off"]
+    d = utarget(config, argv=argv)
+    workload(d)
+    st = stats(d)
+    assert st["instance"]["io_counters"] is False
+    for l in (lun(st, "rd0"), tpg_lun(st, IQN, 1, 0)):
+        assert l["commands"] == 0 and l["write_bytes"] == 0, l
+        assert l["latency"]["write"]["count"] == 0, l
+    assert target(st, IQN)["login_accepts"] == 1
+    r = subprocess.run([ut_bin(), "-c", cfg_path, "-s", os.path.join(str(workdir), "s.sock"),
+                        "-f", "-o", "stats=maybe"], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "stats=on|off" in r.stderr, r.stderr
