@@ -592,6 +592,27 @@ static double dnum(json_t *a, json_t *b, const char *key)
 	return (double)(json_num(b, key, 0) - (a ? json_num(a, key, 0) : 0));
 }
 
+/* Mean latency of every command (all directions) between two samples of
+ * a counter set (a NULL: since it began). */
+static void lat_all(json_t *a, json_t *b, char *out, size_t n)
+{
+	static const char *const dirs[] = { "read", "write", "other" };
+	double sum = 0, cnt = 0;
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		json_t *ha = a ? json_object_get(json_object_get(a, "latency"), dirs[i]) : NULL;
+		json_t *hb = json_object_get(json_object_get(b, "latency"), dirs[i]);
+
+		sum += dnum(ha, hb, "sum_us");
+		cnt += dnum(ha, hb, "count");
+	}
+	if (cnt > 0)
+		snprintf(out, n, "%.0f us", sum / cnt);
+	else
+		snprintf(out, n, "-");
+}
+
 static void session_rates(json_t *s0, json_t *s1, json_t *s)
 {
 	json_t *a = find_by(json_object_get(s0, "sessions"), "tsih", s);
@@ -600,16 +621,11 @@ static void session_rates(json_t *s0, json_t *s1, json_t *s)
 
 	if (!b)
 		return;
-	double timed = dnum(a, b, "timed_commands");
-	double all = (double)json_num(b, "timed_commands", 0);
-	char now[32] = "-", ever[32] = "-";
+	char now[32], ever[32];
 
-	if (timed > 0)
-		snprintf(now, sizeof(now), "%.0f us",
-			 dnum(a, b, "latency_sum_us") / timed);
-	if (all > 0)
-		snprintf(ever, sizeof(ever), "%.0f us",
-			 (double)json_num(b, "latency_sum_us", 0) / all);
+	lat_all(a ? json_object_get(a, "io") : NULL, json_object_get(b, "io"),
+		now, sizeof(now));
+	lat_all(NULL, json_object_get(b, "io"), ever, sizeof(ever));
 	printf("    rates (last %.0f s): IOPS: %.0f  read: %.2f MB/s  write: %.2f MB/s"
 	       "  mean latency: %s\n",
 	       secs, dnum(a, b, "cmd_pdus") / secs,

@@ -48,12 +48,12 @@ static json_t *lat_json(const struct scsi_lu_stats *st, int k)
 			 "count", (json_int_t)cum);
 }
 
-/* The I/O counters of a storage object or a LUN, added to o. */
+/* The I/O counters of a storage object, a LUN or a session, added to o
+ * (lu: the storage object's names, NULL for a session). */
 static json_t *io_json(json_t *o, const struct scsi_lu *lu,
 		       const struct scsi_lu_stats *st)
 {
 	json_t *sk = json_object(), *lat = json_object();
-	char so[96];
 	int k;
 
 	for (k = 0; k < 16; k++)
@@ -61,10 +61,15 @@ static json_t *io_json(json_t *o, const struct scsi_lu *lu,
 				    json_integer((json_int_t)st->sense_keys[k]));
 	for (k = 0; k < SCSI_IO_N; k++)
 		json_object_set_new(lat, dir_names[k], lat_json(st, k));
-	snprintf(so, sizeof(so), "%s/%s", lu->plugin, lu->name);
+	if (lu) {
+		char so[96];
+
+		snprintf(so, sizeof(so), "%s/%s", lu->plugin, lu->name);
+		merge(o, json_pack("{s:s, s:s, s:s}", "storage_object", so,
+				   "plugin", lu->plugin, "name", lu->name));
+	}
 	return merge(o, json_pack(
-		"{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
-		"storage_object", so, "plugin", lu->plugin, "name", lu->name,
+		"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
 		"commands", (json_int_t)(st->cmds[0] + st->cmds[1] + st->cmds[2]),
 		"read_commands", (json_int_t)st->cmds[SCSI_IO_READ],
 		"write_commands", (json_int_t)st->cmds[SCSI_IO_WRITE],
@@ -144,8 +149,11 @@ json_t *ctl_stats_json(void)
 	for (i = 0; i < ns; i++) {
 		const struct iscsi_sess_ref *r = &refs[i];
 
+		/* the session's SCSI counters under "io" (its
+		 * task_management there counts the TMFs on a mapped LUN,
+		 * the one above every TMF request) */
 		json_array_append_new(sessions, json_pack(
-			"{s:i, s:s, s:s, s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			"{s:i, s:s, s:s, s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
 			"tsih", r->tsih, "initiator", r->initiator,
 			"target", r->discovery ? "" : r->target, "tpg", r->tpgt,
 			"type", r->discovery ? "Discovery" : "Normal",
@@ -155,8 +163,7 @@ json_t *ctl_stats_json(void)
 			"rx_data_octets", (json_int_t)r->rx_data_octets,
 			"digest_errors", (json_int_t)r->digest_errors,
 			"task_management", (json_int_t)r->tmf,
-			"timed_commands", (json_int_t)r->timed_cmds,
-			"latency_sum_us", (json_int_t)r->lat_sum_us));
+			"io", io_json(json_object(), NULL, &r->io)));
 	}
 	for (i = 0; i < nt; i++) {
 		const struct iscsi_tgt_stats *t = &ts[i];

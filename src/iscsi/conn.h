@@ -117,11 +117,6 @@ struct iscsi_session {
 		_Atomic uint64_t rx_data_octets;  /* iscsiSsnRxDataOctets */
 		_Atomic uint64_t digest_errors;   /* iscsiSsnDigestErrors */
 		_Atomic uint64_t tmf;
-		/* SCSI commands that ran, and their summed latency (exec to
-		 * completion, as the LU histograms): the mean for `sessions
-		 * detail` */
-		_Atomic uint64_t timed_cmds;
-		_Atomic uint64_t lat_sum_us;
 	} st;
 	/* fixed at login, read by the `sessions` listing */
 	bool authenticated;

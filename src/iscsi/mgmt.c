@@ -65,11 +65,12 @@ static void refresh_on_worker(void *arg)
 static void post_matching(const char *target, int tpgt, const char *initiator,
 			  bool close)
 {
-	struct iscsi_sess_ref refs[256];
+	enum { CHUNK = 32 }; /* a ref carries the session's counters: ~2 KiB */
+	struct iscsi_sess_ref refs[CHUNK];
 	size_t n, i, skip = 0;
 
 	do {
-		n = iscsi_session_refs(refs, 256, skip);
+		n = iscsi_session_refs(refs, CHUNK, skip);
 		for (i = 0; i < n; i++) {
 			struct sess_msg *m;
 
@@ -88,7 +89,7 @@ static void post_matching(const char *target, int tpgt, const char *initiator,
 				free(m);
 		}
 		skip += n;
-	} while (n == 256);
+	} while (n == CHUNK);
 }
 
 void iscsi_sessions_refresh(const char *target, int tpgt)

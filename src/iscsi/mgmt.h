@@ -8,6 +8,7 @@
 
 #include "iscsi/params.h"
 #include "iscsi/target.h"
+#include "scsi/scsi.h"
 
 struct io_loop;
 
@@ -29,7 +30,7 @@ struct iscsi_sess_ref {
 	/* counters (RFC 4544 iscsiSsnStatsTable), a snapshot */
 	uint64_t cmd_pdus, rsp_pdus, tx_data_octets, rx_data_octets;
 	uint64_t digest_errors, tmf;
-	uint64_t timed_cmds, lat_sum_us;
+	struct scsi_lu_stats io; /* the nexus' SCSI counters (scsi.h) */
 };
 
 /* Logins by result (RFC 4544 iscsiTgtLoginStatsTable). */

@@ -223,9 +223,8 @@ size_t iscsi_session_refs(struct iscsi_sess_ref *out, size_t max, size_t skip)
 		r->rx_data_octets = LD(rx_data_octets);
 		r->digest_errors = LD(digest_errors);
 		r->tmf = LD(tmf);
-		r->timed_cmds = LD(timed_cmds);
-		r->lat_sum_us = LD(lat_sum_us);
 #undef LD
+		scsi_nexus_stats_read(&s->nexus, &r->io);
 	}
 	pthread_mutex_unlock(&sess_lock);
 	return n;

@@ -178,19 +178,12 @@ void iscsi_task_abort(struct iscsi_task *t)
 	task_finish(t);
 }
 
-/* RFC 4544 iscsiSsnRspPDUs / TxDataOctets / RxDataOctets, and the
- * session's latency sum (one writer: this worker; relaxed atomics for the
- * control thread's reader). */
+/* RFC 4544 iscsiSsnRspPDUs / TxDataOctets / RxDataOctets (one writer:
+ * this worker; relaxed atomics for the control thread's reader). */
 static void count_response(struct iscsi_sess_stats *st,
 			   const struct iscsi_task *t)
 {
 	atomic_fetch_add_explicit(&st->rsp_pdus, 1, memory_order_relaxed);
-	if (t->cmd.timed) {
-		atomic_fetch_add_explicit(&st->timed_cmds, 1,
-					  memory_order_relaxed);
-		atomic_fetch_add_explicit(&st->lat_sum_us, t->cmd.lat_us,
-					  memory_order_relaxed);
-	}
 	if (t->cmd.dir == SCSI_DIR_WRITE)
 		atomic_fetch_add_explicit(&st->rx_data_octets, t->data_got,
 					  memory_order_relaxed);

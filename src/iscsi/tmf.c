@@ -58,7 +58,7 @@ void iscsi_tmf_rx(struct iscsi_conn *c)
 	atomic_fetch_add_explicit(&s->st.tmf, 1, memory_order_relaxed);
 	ent = scsi_nexus_lookup(&s->nexus, lun);
 	if (ent)
-		scsi_lu_count_tmf(ent->lu, ent->port);
+		scsi_lu_count_tmf(ent);
 	switch (fn) {
 	case ISCSI_TMF_ABORT_TASK:
 		/* §11.5.1: RefCmdSN / RTT name the task; a task we do not

@@ -258,27 +258,28 @@ static void lu_account(struct scsi_lu *lu, struct scsi_cmd *cmd)
 	shard_add(shard_of(lu->stats), cmd, c, b, us);
 	if (cmd->port)
 		shard_add(shard_of(cmd->port->stats), cmd, c, b, us);
-	cmd->timed = true;
-	cmd->lat_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+	shard_add(&cmd->nexus->stats, cmd, c, b, us);
 }
 
-void scsi_lu_count_tmf(struct scsi_lu *lu, struct scsi_alua_port *port)
+void scsi_lu_count_tmf(struct scsi_lun_ent *ent)
 {
 	if (!scsi_stats_enabled())
 		return;
-	if (lu)
-		ST_ADD(shard_of(lu->stats)->tmf, 1);
-	if (port)
-		ST_ADD(shard_of(port->stats)->tmf, 1);
+	ST_ADD(shard_of(ent->lu->stats)->tmf, 1);
+	if (ent->port)
+		ST_ADD(shard_of(ent->port->stats)->tmf, 1);
+	if (ent->nexus)
+		ST_ADD(ent->nexus->stats.tmf, 1);
 }
 
-static void shards_read(struct scsi_lu_shard *arr, struct scsi_lu_stats *out)
+static void shards_read(struct scsi_lu_shard *arr, unsigned n,
+			struct scsi_lu_stats *out)
 {
 	unsigned i, k, b;
 
 	memset(out, 0, sizeof(*out));
 #define LD(f) atomic_load_explicit(&(f), memory_order_relaxed)
-	for (i = 0; i < SCSI_STATS_SHARDS; i++) {
+	for (i = 0; i < n; i++) {
 		struct scsi_lu_shard *sh = &arr[i];
 
 		for (k = 0; k < SCSI_IO_N; k++) {
@@ -299,13 +300,18 @@ static void shards_read(struct scsi_lu_shard *arr, struct scsi_lu_stats *out)
 
 void scsi_lu_stats_read(struct scsi_lu *lu, struct scsi_lu_stats *out)
 {
-	shards_read(lu->stats, out);
+	shards_read(lu->stats, SCSI_STATS_SHARDS, out);
 }
 
 void scsi_port_stats_read(struct scsi_alua_port *port,
 			  struct scsi_lu_stats *out)
 {
-	shards_read(port->stats, out);
+	shards_read(port->stats, SCSI_STATS_SHARDS, out);
+}
+
+void scsi_nexus_stats_read(struct scsi_nexus *nx, struct scsi_lu_stats *out)
+{
+	shards_read(&nx->stats, 1, out);
 }
 
 void scsi_cmd_complete(struct scsi_cmd *cmd)
@@ -356,8 +362,6 @@ int scsi_cmd_prepare(struct scsi_cmd *cmd)
 	cmd->lu = NULL;
 	cmd->port = NULL;
 	cmd->t_exec_ns = 0;
-	cmd->timed = false;
-	cmd->lat_us = 0;
 	cmd->delay_ms = 0;
 	memset(&cmd->bio, 0, sizeof(cmd->bio));
 

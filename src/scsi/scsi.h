@@ -274,6 +274,10 @@ struct scsi_nexus {
 	struct scsi_tport tport;
 	struct scsi_lun_map *map;
 	uint32_t map_gen;  /* bumped at every map change (on the nexus' worker) */
+	/* the commands of this I_T nexus on any of its LUs (one shard: the
+	 * session's worker writes it; atomic adds all the same, as a
+	 * backstore may complete on its own thread) */
+	struct scsi_lu_shard stats;
 };
 
 struct scsi_cmd {
@@ -310,10 +314,6 @@ struct scsi_cmd {
 	struct scsi_lu *lu;          /* referenced from exec to done */
 	struct scsi_alua_port *port; /* lives as long as lu */
 	uint64_t t_exec_ns;          /* CLOCK_MONOTONIC at exec (latency) */
-	/* --- set at completion when statistics are on: the command ran
-	 * (exec) and took lat_us from exec to completion --- */
-	bool timed;
-	uint32_t lat_us;
 };
 
 /* Parse and check the CDB: LUN lookup, unit attentions, opcode support, CDB
@@ -342,10 +342,14 @@ static inline void scsi_set_good(struct scsi_cmd *cmd)
 /* Statistics: the sum of the LU's shards; a task management function
  * that concerns the LU (LUN RESET, ABORT TASK...). */
 void scsi_lu_stats_read(struct scsi_lu *lu, struct scsi_lu_stats *out);
-/* The same for one LUN (the commands that came through that target port). */
+/* The same for one LUN (the commands that came through that target port),
+ * and for one I_T nexus (its commands on every LU). */
 void scsi_port_stats_read(struct scsi_alua_port *port,
 			  struct scsi_lu_stats *out);
-void scsi_lu_count_tmf(struct scsi_lu *lu, struct scsi_alua_port *port);
+void scsi_nexus_stats_read(struct scsi_nexus *nx, struct scsi_lu_stats *out);
+/* A task management function addressed to ent's LUN: counted on the LU,
+ * the port and the nexus. */
+void scsi_lu_count_tmf(struct scsi_lun_ent *ent);
 /* Statistics on (the default) or off (`utargetd -o stats=off`): off, the
  * data path takes no clock reading and adds to no counter. Set before the
  * workers start; read relaxed. */
