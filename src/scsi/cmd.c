@@ -238,26 +238,27 @@ static void shard_add(struct scsi_lu_shard *sh, const struct scsi_cmd *cmd,
 	ST_ADD(sh->lat_sum_us[c], us);
 }
 
-/* Account a command that ran on the LU, on the LU and on the target port
- * it came through. Reads and writes are the commands that move blocks
- * (nblk set by the SBC prepare); the rest (INQUIRY, READ CAPACITY,
- * SYNCHRONIZE CACHE, ...) are "other". */
+/* Account a command that ran on the LU: on the target port it came
+ * through (the LU's totals are the sum of its ports, scsi_lu_stats_read;
+ * the LU's own shards only take a command without a port) and on the
+ * nexus. Reads and writes are the commands that move blocks (nblk set by
+ * the SBC prepare); the rest (INQUIRY, READ CAPACITY, SYNCHRONIZE CACHE,
+ * ...) are "other". */
 static void lu_account(struct scsi_lu *lu, struct scsi_cmd *cmd)
 {
 	enum scsi_io_class c = SCSI_IO_OTHER;
 	uint64_t us = (mono_ns() - cmd->t_exec_ns) / 1000;
-	unsigned b = 0;
+	/* log2 buckets: bucket i counts latencies <= 2^i us */
+	unsigned b = us <= 1 ? 0 : 64u - (unsigned)__builtin_clzll(us - 1);
 
+	if (b > SCSI_LAT_BUCKETS - 1)
+		b = SCSI_LAT_BUCKETS - 1;
 	if (cmd->nblk && cmd->dir == SCSI_DIR_READ)
 		c = SCSI_IO_READ;
 	else if (cmd->nblk && cmd->dir == SCSI_DIR_WRITE)
 		c = SCSI_IO_WRITE;
-	/* log2 buckets: bucket i counts latencies <= 2^i us */
-	while (b < SCSI_LAT_BUCKETS - 1 && us > (1ull << b))
-		b++;
-	shard_add(shard_of(lu->stats), cmd, c, b, us);
-	if (cmd->port)
-		shard_add(shard_of(cmd->port->stats), cmd, c, b, us);
+	shard_add(shard_of(cmd->port ? cmd->port->stats : lu->stats), cmd, c,
+		  b, us);
 	shard_add(&cmd->nexus->stats, cmd, c, b, us);
 }
 
@@ -265,19 +266,17 @@ void scsi_lu_count_tmf(struct scsi_lun_ent *ent)
 {
 	if (!scsi_stats_enabled())
 		return;
-	ST_ADD(shard_of(ent->lu->stats)->tmf, 1);
-	if (ent->port)
-		ST_ADD(shard_of(ent->port->stats)->tmf, 1);
+	ST_ADD(shard_of(ent->port ? ent->port->stats : ent->lu->stats)->tmf, 1);
 	if (ent->nexus)
 		ST_ADD(ent->nexus->stats.tmf, 1);
 }
 
+/* Adds n shards into out. */
 static void shards_read(struct scsi_lu_shard *arr, unsigned n,
 			struct scsi_lu_stats *out)
 {
 	unsigned i, k, b;
 
-	memset(out, 0, sizeof(*out));
 #define LD(f) atomic_load_explicit(&(f), memory_order_relaxed)
 	for (i = 0; i < n; i++) {
 		struct scsi_lu_shard *sh = &arr[i];
@@ -300,17 +299,28 @@ static void shards_read(struct scsi_lu_shard *arr, unsigned n,
 
 void scsi_lu_stats_read(struct scsi_lu *lu, struct scsi_lu_stats *out)
 {
+	struct scsi_alua_port *p;
+
+	memset(out, 0, sizeof(*out));
 	shards_read(lu->stats, SCSI_STATS_SHARDS, out);
+	/* every port ever made on the LU, deleted ones too: they live as
+	 * long as the LU, so its totals never go back */
+	pthread_mutex_lock(&lu->lock);
+	list_for_each_entry(p, &lu->alua_ports, link)
+		shards_read(p->stats, SCSI_STATS_SHARDS, out);
+	pthread_mutex_unlock(&lu->lock);
 }
 
 void scsi_port_stats_read(struct scsi_alua_port *port,
 			  struct scsi_lu_stats *out)
 {
+	memset(out, 0, sizeof(*out));
 	shards_read(port->stats, SCSI_STATS_SHARDS, out);
 }
 
 void scsi_nexus_stats_read(struct scsi_nexus *nx, struct scsi_lu_stats *out)
 {
+	memset(out, 0, sizeof(*out));
 	shards_read(&nx->stats, 1, out);
 }
 
