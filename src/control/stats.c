@@ -192,9 +192,17 @@ json_t *ctl_stats_json(void)
 			"session_failures", (json_int_t)t->session_failures,
 			"sessions", nsess, "connections", nsess), &t->login));
 	}
-	for (i = 0; i < np; i++)
+	for (i = 0; i < np; i++) {
+		unsigned nsess = 0;
+
+		/* s->local is written as the portal key is (login.c) */
+		for (j = 0; j < ns; j++)
+			if (!strcmp(refs[j].local, ps[i].portal))
+				nsess++;
 		json_array_append_new(portals, login_json(json_pack(
-			"{s:s}", "portal", ps[i].portal), &ps[i].login));
+			"{s:s, s:i}", "portal", ps[i].portal, "sessions", nsess),
+			&ps[i].login));
+	}
 	scsi_lu_foreach(lu_cb, sos);
 	inst = login_json(json_pack("{s:I, s:I, s:I, s:I, s:I, s:i, s:b}",
 		"logout_normals", (json_int_t)sum.logout_normals,
@@ -452,6 +460,11 @@ char *ctl_metrics_text(size_t *len)
 			put(&b, "utarget_portal_logins_total{portal=\"%s\",result=\"%s\"} %lld\n",
 			    e3, login_res[k][0], (long long)ji(t, login_res[k][1]));
 	}
+	head(&b, "utarget_portal_sessions", "gauge",
+	     "Sessions (Normal and Discovery) logged in through the network portal now.");
+	json_array_foreach(pt, i, t)
+		put(&b, "utarget_portal_sessions{portal=\"%s\"} %lld\n",
+		    esc(js(t, "portal"), e3, sizeof(e3)), (long long)ji(t, "sessions"));
 	head(&b, "utarget_logouts_total", "counter",
 	     "Logout requests by reason (RFC 4544 iscsiTgtLogoutNormals / Others).");
 	json_array_foreach(tg, i, t) {

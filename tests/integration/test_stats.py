@@ -190,6 +190,10 @@ def test_counters_match_workload(config, utarget, workdir, tmp_path):
         assert io["latency"]["read"]["count"] == io["read_commands"], io
         assert target(stats(d), IQN)["sessions"] == 1
         assert sample(get_metrics(mport), "utarget_target_sessions", target=IQN) == 1
+        pt = {p["portal"]: p for p in stats(d)["portals"]}["127.0.0.1:%d" % d.port]
+        assert pt["sessions"] == 1, pt
+        assert sample(get_metrics(mport), "utarget_portal_sessions",
+                      portal="127.0.0.1:%d" % d.port) == 1
     finally:
         proc.wait(timeout=60)
 
