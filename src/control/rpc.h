@@ -37,7 +37,7 @@ struct rpc_method {
  * the fabric lock. */
 extern uint64_t ctl_config_version;
 
-/* The methods (ops.c). */
+/* The methods (table in ops.c, methods in ops_KIND.c). */
 extern const struct rpc_method ctl_methods[];
 
 /* Daemon settings the methods need. */
