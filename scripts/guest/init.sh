@@ -44,6 +44,31 @@ wait_disks() {
   done
   return 1
 }
+now() { cut -d. -f1 /proc/uptime; }
+# until_true SECS WHAT CONDITION: poll the shell CONDITION every 0.2 s, at most SECS s;
+# past that fail "timed out ... WHAT" (the tests wait for what they can observe, never
+# for a fixed time)
+until_true() {
+  _t=$1; _what=$2; shift 2
+  _end=$(( $(now) + _t ))
+  while ! eval "$@"; do
+    if [ "$(now)" -ge "$_end" ]; then fail "timed out after $_t s waiting for $_what"; return 1; fi
+    sleep 0.2
+  done
+  return 0
+}
+# start_multipathd: systemd-udevd (multipathd takes path add / remove from udev's events
+# and a path's WWID from udev's database), the block devices that exist replayed to it,
+# then multipathd in the foreground of a background job, its log in /tmp/multipathd.log
+start_multipathd() {
+  mkdir -p /run/udev /etc/multipath
+  /lib/systemd/systemd-udevd --daemon --resolve-names=never 2>/tmp/udevd.err ||     { fail "systemd-udevd did not start: $(cat /tmp/udevd.err)"; return 1; }
+  udevadm trigger --action=add --subsystem-match=block
+  udevadm settle --timeout=30 || fail "udevadm settle"
+  multipathd -d -s -v3 > /tmp/multipathd.log 2>&1 &
+  MULTIPATHD=$!
+  until_true 30 "multipathd to answer on its socket"     'multipathd show daemon 2>/dev/null | grep -qE "idle|running"' ||     { tail -20 /tmp/multipathd.log; return 1; }
+}
 FAILED=0
 RC=0
 INITIATOR=$(sed -n 's/.*ut.initiator=\([^ ]*\).*/\1/p' /proc/cmdline)
