@@ -1,8 +1,9 @@
 #!/bin/sh
 # /init of the kernel-initiator test guest (scripts/guest/build_initramfs.py packs it).
 # Mounts the kernel file systems, loads the modules in /etc/modules.order, brings up
-# eth0 on qemu's user network (10.0.2.15, the host's 127.0.0.1 is 10.0.2.2), sources the
-# appended /test.sh and powers off. Everything reaches the host on the serial console;
+# eth0 on qemu's user network (10.0.2.15), sources the appended /test.sh and powers off.
+# The network is restricted (tests/integration/guest.py): the guest reaches only the
+# addresses the test forwards to the target's loopback portals (10.0.2.100:3260 ...). Everything reaches the host on the serial console;
 # lines starting with @@ are markers tests/integration/guest.py reads:
 #   @@BOOTED  @@RESULT KEY VALUE  @@FAIL WHY  @@STEP NAME  @@EXIT RC
 export PATH=/sbin:/bin
@@ -21,15 +22,14 @@ ip link set lo up
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
 ip route add default via 10.0.2.2
-HOST=10.0.2.2
 
 result() { echo "@@RESULT $*"; }
 fail() { echo "@@FAIL $*"; FAILED=1; }
 step() { echo "@@STEP $* $(cut -d' ' -f1 /proc/uptime)"; }
-# login IQN TPGT PORT [USER PASSWORD]: one kernel session through iscsistart
+# login IQN TPGT ADDR PORT [USER PASSWORD]: one kernel session through iscsistart
 login() {
-  _a="-i $INITIATOR -t $1 -g $2 -a $HOST -p $3"
-  [ -n "$4" ] && _a="$_a -u $4 -w $5"
+  _a="-i $INITIATOR -t $1 -g $2 -a $3 -p $4"
+  [ -n "$5" ] && _a="$_a -u $5 -w $6"
   # no iscsid in the guest: a connection failure must fail fast, not queue for 120 s
   iscsistart $_a -P node.session.timeo.replacement_timeout=5 \
     -P node.conn[0].timeo.noop_out_interval=0 -P node.conn[0].timeo.noop_out_timeout=0

@@ -3,11 +3,15 @@ against utargetd on the host (docs/testing-guest.md), and ALUA with dm-multipath
 (issue 17): scsi_dh_alua, multipath's alua prioritizer, failover when the host changes
 the groups' access states under running I/O.
 
-The guest reaches the host's 127.0.0.1:PORT as 10.0.2.2:PORT (qemu user networking); it
-logs in to explicit portals (the target's SendTargets would say 127.0.0.1).
+The guest's network is restricted to forwards of the target's loopback portals: it logs in
+to 10.0.2.100:3260 (TPG 1) and 10.0.2.101:3260 (TPG 2), which qemu carries to the host's
+127.0.0.1 ports of the TPGs (explicit portals: the target's SendTargets would say 127.0.0.1).
+Each test also checks that nothing else on the host is reachable from the guest.
 """
 
 import os
+import socket
+import threading
 import time
 
 import pytest
@@ -50,9 +54,64 @@ def guest_cache(tmp_path_factory):
     return tmp_path_factory.getbasetemp()
 
 
-SINGLE = MAKE_PATTERN + r"""
+PORTAL1 = ("10.0.2.100", 3260)
+PORTAL2 = ("10.0.2.101", 3260)
+
+
+class Canary:
+    """A host port listening on 127.0.0.1 that the guest must NOT reach (its network only
+    has the forwards): counts the connections it accepts and greets each with a line the
+    guest would print."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            try:
+                c.sendall(b"CANARY-REACHED\n")
+            finally:
+                c.close()
+
+    def close(self):
+        self.sock.close()
+
+
+# the guest tries the canary and the target's real portal port at 10.0.2.2, the address
+# at which qemu's unrestricted user network would carry it to the host's loopback; a
+# reachable one prints CANARY-REACHED or the target's answer and exits 0. (No probe of
+# another address: without the restriction qemu would really connect to it.)
+ISOLATION = r"""
+step isolation
+for hp in 10.0.2.2:$CANARY 10.0.2.2:$P1; do
+  echo | timeout 5 nc ${hp%:*} ${hp#*:} > /tmp/nc.out 2>&1
+  rc=$?; cat /tmp/nc.out
+  grep -q CANARY-REACHED /tmp/nc.out && rc=0
+  result reach_$(echo $hp | tr '.:' '__') $rc
+done
+"""
+
+
+def check_isolation(r, canary, p1):
+    """The guest reached none of the host's ports outside its forwards."""
+    assert canary.accepted == 0, "the guest connected to a host port it has no forward to"
+    for k in ("10_0_2_2_%d" % canary.port, "10_0_2_2_%d" % p1):
+        assert r["reach_" + k] != "0", ("the guest reached %s outside its forwards" % k, r)
+
+
+SINGLE = MAKE_PATTERN + ISOLATION + r"""
 step login-open
-login $IQN 1 $P1 || fail "login to tpg1 (no CHAP) failed"
+login $IQN 1 10.0.2.100 3260 || fail "login to tpg1 (no CHAP) failed"
 wait_disks 1 || fail "no disk after the login to tpg1"
 D1=$(ls /sys/block | grep '^sd' | head -1)
 result open_disk $D1
@@ -64,12 +123,12 @@ echo 3 > /proc/sys/vm/drop_caches
 dd if=/dev/$D1 of=/tmp/back bs=65536 skip=16 count=16 iflag=direct 2>/tmp/dd.err || fail "dd read: $(cat /tmp/dd.err)"
 cmp /tmp/pat /tmp/back && result readback ok || fail "read back differs"
 step login-chap-wrong
-login $IQN 2 $P2 $USER $WRONG > /tmp/l.out 2>&1
+login $IQN 2 10.0.2.101 3260 $USER $WRONG > /tmp/l.out 2>&1
 result chap_wrong_rc $?
 tail -3 /tmp/l.out
 result chap_wrong_disks $(ls /sys/block | grep -c '^sd')
 step login-chap
-login $IQN 2 $P2 $USER $SECRET || fail "login to tpg2 with the right CHAP secret failed"
+login $IQN 2 10.0.2.101 3260 $USER $SECRET || fail "login to tpg2 with the right CHAP secret failed"
 wait_disks 2 || fail "no second disk after the CHAP login"
 for d in $(ls /sys/block | grep '^sd'); do
   [ $d = $D1 ] || { result chap_disk $d; result chap_sectors $(cat /sys/block/$d/size); }
@@ -88,10 +147,18 @@ def test_single_path_login_chap_io(config, utarget, workdir, guest_cache):
     d = utarget(config)
     rpc = RpcClient(d.sock).connect()
     rpc.call("tpg.set_auth", wwn=IQN, tag=2, userid=USER, password=SECRET)
-    script = ("IQN=%s; P1=%d; P2=%d; USER=%s; SECRET=%s; WRONG=%s\n" %
-              (IQN, d.port, p2, USER, SECRET, WRONG)) + SINGLE
-    g = LinuxGuest(workdir, script, cache_dir=guest_cache, initiator=GUEST).run(240)
+    canary = Canary()
+    script = ("IQN=%s; P1=%d; CANARY=%d; USER=%s; SECRET=%s; WRONG=%s\n" %
+              (IQN, d.port, canary.port, USER, SECRET, WRONG)) + SINGLE
+    g = LinuxGuest(workdir, script, cache_dir=guest_cache, initiator=GUEST,
+                   forwards=[PORTAL1 + (d.port,), PORTAL2 + (p2,)]).run(240)
+    canary.close()
     r = g.check()
+    check_isolation(r, canary, d.port)
+    # one session through the first forward; the refused and the accepted CHAP login are
+    # two connections through the second
+    assert len(g.forward_connects(d.port)) == 1, g.forward_connects()
+    assert len(g.forward_connects(p2)) == 2, g.forward_connects()
     assert r["open_sectors"] == str(64 * MiB // 512), g.tail()
     assert r["open_vendor"].strip('"').strip() == "LIO-ORG", r
     assert r["readback"] == "ok"
@@ -105,8 +172,8 @@ def test_single_path_login_chap_io(config, utarget, workdir, guest_cache):
 MULTI = MAKE_PATTERN + r"""
 export DM_DISABLE_UDEV=1
 step login
-login $IQN 1 $P1 || fail "login tpg1"
-login $IQN 2 $P2 || fail "login tpg2"
+login $IQN 1 10.0.2.100 3260 || fail "login tpg1"
+login $IQN 2 10.0.2.101 3260 || fail "login tpg2"
 wait_disks 2 || fail "two disks did not appear"
 sleep 1
 for d in $(ls /sys/block | grep '^sd'); do
@@ -200,7 +267,8 @@ def test_multipath_alua_failover(config, utarget, workdir, guest_cache):
     rpc.call("alua.set_attributes", group="grpB", attributes={"alua_access_state": 1}, **so)
     iosecs = 20
     script = "IQN=%s; P1=%d; P2=%d; IOSECS=%d\n" % (IQN, d.port, p2, iosecs) + MULTI
-    g = LinuxGuest(workdir, script, cache_dir=guest_cache, initiator=GUEST).start()
+    g = LinuxGuest(workdir, script, cache_dir=guest_cache, initiator=GUEST,
+                   forwards=[PORTAL1 + (d.port,), PORTAL2 + (p2,)]).start()
     try:
         assert g.wait_line("@@STEP io", 180), g.tail()
         time.sleep(6)
