@@ -7,8 +7,9 @@ From the host's installed Debian kernel (linux-image-amd64: /boot/vmlinuz-K and
   (virtio_net), iSCSI (iscsi_tcp, libiscsi, scsi_transport_iscsi), disks (sd_mod), ALUA
   (scsi_dh_alua) and dm-multipath (dm-mod, dm-multipath, dm-round-robin, dm-service-time);
 - busybox (static) as the shell and tools;
-- iscsistart (open-iscsi), multipath, multipathd and dmsetup (multipath-tools, dmsetup) with
-  the shared libraries ldd names and multipath's checker / prioritizer plugins;
+- iscsistart, iscsid and iscsiadm (open-iscsi) with /etc/iscsi/iscsid.conf, multipath,
+  multipathd and dmsetup (multipath-tools, dmsetup) with the shared libraries ldd names and
+  multipath's checker / prioritizer plugins;
 - systemd-udevd and udevadm (Debian's udev) with the udev rules of block devices, device
   mapper and multipath and their scsi_id helper: multipathd learns of paths coming and
   going from udev's events, and finds a path's WWID (ID_SERIAL) in udev's database;
@@ -33,8 +34,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MODULES = ["virtio_pci", "virtio_net", "af_packet", "crc32c_generic", "crc32c-intel",
            "sd_mod", "scsi_dh_alua", "iscsi_tcp", "dm-mod", "dm-multipath",
            "dm-round-robin", "dm-service-time", "dm-queue-length"]
-BINARIES = ["/sbin/iscsistart", "/sbin/multipath", "/sbin/multipathd", "/sbin/dmsetup",
-            "/sbin/kpartx"]
+BINARIES = ["/sbin/iscsistart", "/sbin/iscsid", "/sbin/iscsiadm", "/sbin/multipath",
+            "/sbin/multipathd", "/sbin/dmsetup", "/sbin/kpartx"]
 PLUGIN_DIRS = ["/lib/multipath", "/usr/lib/x86_64-linux-gnu/multipath"]
 UDEVADM = "/usr/bin/udevadm"     # also systemd-udevd: it picks its role from argv[0]
 UDEV_HELPERS = ["/lib/udev/scsi_id"]
@@ -207,7 +208,8 @@ def build(out, kver):
         libs = set()
         for b in BINARIES:
             if not os.path.exists(b):
-                if b.endswith(("iscsistart", "/multipath", "dmsetup")):
+                if b.endswith(("iscsistart", "iscsid", "iscsiadm", "/multipath", "multipathd",
+                                "dmsetup")):
                     sys.exit("build_initramfs: %s missing (scripts/deps.sh test installs "
                              "open-iscsi multipath-tools)" % b)
                 continue
@@ -259,6 +261,17 @@ def build(out, kver):
 blacklist_exceptions {
     property ".*"
 }
+""", 0o644)
+        # iscsid's node defaults: a session whose connection is lost is re-established by
+        # iscsid (it retries the login for ever), and its commands fail after 5 s, not 120 s,
+        # so dm-multipath fails the path and goes on through another
+        c.file("etc/iscsi/iscsid.conf", b"""node.startup = manual
+node.session.timeo.replacement_timeout = 5
+node.conn[0].timeo.login_timeout = 5
+node.conn[0].timeo.noop_out_interval = 0
+node.conn[0].timeo.noop_out_timeout = 0
+node.session.initial_login_retry_max = 2
+node.session.scan = auto
 """, 0o644)
         c.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644)
         c.file("etc/group", b"root:x:0:\n", 0o644)

@@ -69,6 +69,24 @@ start_multipathd() {
   MULTIPATHD=$!
   until_true 30 "multipathd to answer on its socket"     'multipathd show daemon 2>/dev/null | grep -qE "idle|running"' ||     { tail -20 /tmp/multipathd.log; return 1; }
 }
+# start_iscsid: open-iscsi's daemon, for sessions that must survive a lost connection
+# (iscsistart's do not: it logs in and exits); its log in /tmp/iscsid.log
+start_iscsid() {
+  mkdir -p /etc/iscsi/nodes /etc/iscsi/send_targets /run/lock/iscsi
+  echo "InitiatorName=$INITIATOR" > /etc/iscsi/initiatorname.iscsi
+  iscsid -f > /tmp/iscsid.log 2>&1 &
+  ISCSID=$!
+  # iscsiadm exits 21 ("no sessions") once iscsid answers, 20 before
+  until_true 30 "iscsid to answer" \
+    'iscsiadm -m session > /dev/null 2>&1; _rc=$?; [ $_rc = 0 ] || [ $_rc = 21 ]' || \
+    { cat /tmp/iscsid.log; return 1; }
+}
+# node_login IQN TPGT ADDR PORT: a node record (iscsid.conf's defaults) and its session,
+# which iscsid keeps re-establishing when the connection is lost
+node_login() {
+  iscsiadm -m node -o new -T $1 -p $3:$4,$2 > /dev/null && \
+    iscsiadm -m node -T $1 -p $3:$4,$2 --login
+}
 FAILED=0
 RC=0
 INITIATOR=$(sed -n 's/.*ut.initiator=\([^ ]*\).*/\1/p' /proc/cmdline)

@@ -2,7 +2,8 @@
 against utargetd on the host (docs/testing-guest.md), and ALUA with dm-multipath
 (issue 17): scsi_dh_alua, multipathd (with systemd-udevd) and its alua prioritizer,
 failover when the host makes the optimized group unavailable under running I/O, failback
-when it comes back. The host and the guest never wait a fixed time: the guest polls what it
+when it comes back; then the same with the optimized TPG disabled and enabled again (iscsid
+re-establishes the session). The host and the guest never wait a fixed time: the guest polls what it
 can observe (sysfs, multipathd) and prints a step marker, the host waits for the marker.
 
 The guest's network is restricted to forwards of the target's loopback portals: it logs in
@@ -172,10 +173,12 @@ def test_single_path_login_chap_io(config, utarget, workdir, guest_cache):
 MULTI = MAKE_PATTERN + ISOLATION + r"""
 step multipathd
 start_multipathd || { echo "@@EXIT 1"; poweroff -f; }
+# iscsid, not iscsistart: the last phase takes A's session away and iscsid brings it back
+start_iscsid || { echo "@@EXIT 1"; poweroff -f; }
 step login
-login $IQN 1 10.0.2.100 3260 || fail "login tpg1"
+node_login $IQN 1 10.0.2.100 3260 || fail "login tpg1"
 step login2
-login $IQN 2 10.0.2.101 3260 || fail "login tpg2"
+node_login $IQN 2 10.0.2.101 3260 || fail "login tpg2"
 step disks
 until_true 60 "two SCSI disks" '[ $(ls /sys/block | grep -c "^sd") -ge 2 ]'
 for d in $(ls /sys/block | grep '^sd'); do
@@ -183,6 +186,7 @@ for d in $(ls /sys/block | grep '^sd'); do
   tpgt=$(cat /sys/class/iscsi_session/$sess/tpgt)
   result disk_tpgt$tpgt $d
   eval DISK$tpgt=$d
+  eval SESS$tpgt=$sess
 done
 DA=$DISK1; DB=$DISK2
 # state NAME: multipathd's view of a path, "DMSTATE CHECKERSTATE PRIO" (active ready 50)
@@ -218,7 +222,7 @@ io_loop() {
   i=0; errs=0
   while [ ! -e /tmp/io.stop ]; do
     # 1 MiB commands: few of them, as each one through a non-optimized port waits for
-    # the group's nonop_delay_msecs (100 ms, LIO's default)
+    # the group's nonop_delay_msecs
     seek=$(( i % 8 + 1 ))
     dd if=/tmp/pat of=$DM bs=1M seek=$seek oflag=direct conv=fsync 2>/tmp/io.err || \
       { errs=$((errs+1)); echo "@@WARN round $i write: $(cat /tmp/io.err)"; }
@@ -284,12 +288,44 @@ more_rounds 3 "three rounds after the failback"
 result a_io_back $(( $(iocount $DA) - A0 ))
 result b_io_back $(( $(iocount $DB) - B0 ))
 step failed-back
+# the host now disables TPG 1: A's session ends, iscsid tries to log in again and again
+# lost_a: A's session down, dm failed A's path (its commands failed after the 5 s
+# replacement timeout), B's group carries the I/O
+lost_a() {
+  SS=$(cat /sys/class/iscsi_session/$SESS1/state); SA=$(state $DA); PB=$(pg_of $DB)
+  [ "$SS" != LOGGED_IN ] && [ "${SA%% *}" = failed ] && [ "$PB" = active ]
+}
+until_true 90 "A's session to end and B's group to take the I/O" lost_a
+result session_a_lost "$SS"
+result state_a_lost "$SA"
+result pg_b_lost "$PB"
+more_rounds 1 "a round after A's session ended"
+A0=$(iocount $DA); B0=$(iocount $DB)
+more_rounds 3 "three rounds through B while A's portal is gone"
+result a_io_lost $(( $(iocount $DA) - A0 ))
+result b_io_lost $(( $(iocount $DB) - B0 ))
+multipathd show topology
+# the host now enables TPG 1 again: iscsid's next login gets through, the session (same
+# device) comes back, multipathd reinstates the path and fails back to it
+step portal-lost
+reconnected() { SS=$(cat /sys/class/iscsi_session/$SESS1/state); [ "$SS" = LOGGED_IN ] && failed_back; }
+until_true 120 "iscsid to re-establish A's session and multipathd to fail back" reconnected
+result session_a_again "$SS"
+result state_a_again "$SA"
+result pg_a_again "$PA"
+more_rounds 1 "a round after A came back"
+A0=$(iocount $DA); B0=$(iocount $DB)
+more_rounds 3 "three rounds after A came back"
+result a_io_again $(( $(iocount $DA) - A0 ))
+result b_io_again $(( $(iocount $DB) - B0 ))
+step portal-back
 touch /tmp/io.stop
 wait $IO
 result io_rounds $(rounds)
 result io_errors $(cut -d' ' -f2 /tmp/io.count)
 echo "rounds ended at (round@uptime): $(tr '\n' ' ' < /tmp/io.times)"
 multipathd show topology
+tail -8 /tmp/iscsid.log
 grep -iE 'reinstat|fail|switch|checker|prio' /tmp/multipathd.log | grep -v 'checker timeout' | tail -25
 dmesg | grep -iE 'alua|multipath|device-mapper' | tail -20
 """
@@ -317,9 +353,12 @@ def test_multipath_alua_failover(config, utarget, workdir, guest_cache):
     rpc.call("lun.set_alua", wwn=IQN, tag=2, lun=0, alua_tg_pt_gp_name="grpB")
     # implicit ALUA only: the target alone decides the states (scsi_dh_alua would
     # otherwise send SET TARGET PORT GROUPS to make the group it fails over to optimized)
+    # B's nonop_delay_msecs 10 instead of LIO's 100: udev's probes of B's disk (blkid reads
+    # many small blocks) and the rounds through B waited 100 ms per command, 10-15 s in all
     for grp, state in (("grpA", 0), ("grpB", 1)):
         rpc.call("alua.set_attributes", group=grp, attributes={
-            "alua_access_type": 1, "alua_access_state": state}, **so)
+            "alua_access_type": 1, "alua_access_state": state, "nonop_delay_msecs": 10},
+            **so)
     canary = Canary()
     script = "IQN=%s; P1=%d; CANARY=%d\n" % (IQN, d.port, canary.port) + MULTI
     g = LinuxGuest(workdir, script, cache_dir=guest_cache, initiator=GUEST,
@@ -335,15 +374,22 @@ def test_multipath_alua_failover(config, utarget, workdir, guest_cache):
                  **so)
         assert g.wait_line("@@STEP failed-back", 150), "no failback\n" + g.tail()
         a_back = _tpg_octets(rpc, 1)
+        # A's portal goes away under I/O: TPG 1 disabled, its session ends
+        rpc.call("tpg.enable", wwn=IQN, tag=1, enable=False)
+        assert g.wait_line("@@STEP portal-lost", 150), "A's loss not handled\n" + g.tail()
+        connects_lost = len(g.forward_connects(d.port))
+        rpc.call("tpg.enable", wwn=IQN, tag=1, enable=True)
+        assert g.wait_line("@@STEP portal-back", 180), "A did not come back\n" + g.tail()
         g.wait(120)
     finally:
         g.kill()
         canary.close()
     r = g.check()
     check_isolation(r, canary, d.port)
-    # one session per portal, each through its own forward
-    assert len(g.forward_connects(d.port)) == 1 and len(g.forward_connects(p2)) == 1, \
-        g.forward_connects()
+    # one session per portal, each through its own forward, until A's portal went away;
+    # then iscsid's logins again through the same forward, the last one accepted
+    assert connects_lost >= 1 and len(g.forward_connects(p2)) == 1, g.forward_connects()
+    assert len(g.forward_connects(d.port)) > connects_lost, g.forward_connects()
     assert r["dh_tpgt1"] == "alua" and r["dh_tpgt2"] == "alua", r
     assert r["access_tpgt1"] == "active/optimized", r
     assert r["access_tpgt2"] == "active/non-optimized", r
@@ -370,9 +416,18 @@ def test_multipath_alua_failover(config, utarget, workdir, guest_cache):
     assert int(r["a_io_back"]) > 0 and r["b_io_back"] == "0", r
     # ... which the target saw too: TPG 1's session moved data after the failback
     assert a_back - a_failed >= 3 * PAT_LEN, (a_failed, a_back)
+    # TPG 1 disabled under I/O: A's session ended, dm failed the path, B carried the I/O
+    assert r["session_a_lost"] in ("FAILED", "FREE"), r
+    assert r["state_a_lost"].split()[0] == "failed", r
+    assert r["pg_b_lost"] == "active", r
+    assert r["a_io_lost"] == "0" and int(r["b_io_lost"]) > 0, r
+    # TPG 1 back: iscsid re-established the session, multipathd reinstated A, I/O on A
+    assert r["session_a_again"] == "LOGGED_IN", r
+    assert r["state_a_again"] == "active ready 50" and r["pg_a_again"] == "active", r
+    assert int(r["a_io_again"]) > 0 and r["b_io_again"] == "0", r
     # no I/O error at any time, every round read back what it wrote
     assert r["io_errors"] == "0", g.tail()
-    assert int(r["io_rounds"]) >= 11, r   # 3 + 1 + 3 + 1 + 3 the script waits for
+    assert int(r["io_rounds"]) >= 19, r   # 3 + 4 x (1 + 3) the script waits for
     for k in range(8):   # the eight 1 MiB regions the loop wrote
         err = check_file(config.so(f0)["dev"], PAT_OFF + k * PAT_LEN, expected_pattern())
         assert err is None, err
