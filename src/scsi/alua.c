@@ -248,6 +248,13 @@ struct scsi_alua_port *scsi_alua_port_add(struct scsi_lu *lu, uint16_t rtpi)
 	return p;
 }
 
+void scsi_alua_port_set_name(struct scsi_alua_port *port, const char *target,
+			     uint16_t tpgt)
+{
+	snprintf(port->target_name, sizeof(port->target_name), "%s", target);
+	port->tpgt = tpgt;
+}
+
 void scsi_alua_port_del(struct scsi_lu *lu, struct scsi_alua_port *port)
 {
 	if (!port)

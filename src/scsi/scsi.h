@@ -244,6 +244,9 @@ struct scsi_alua_gp {
 struct scsi_alua_port {
 	struct list_head link;
 	uint16_t rtpi;                /* relative target port identifier */
+	/* the target port it names (REGISTER AND MOVE's destination) */
+	char target_name[SCSI_NAME_MAX];
+	uint16_t tpgt;
 	bool deleted;
 	struct scsi_alua_gp *_Atomic gp;
 	struct scsi_lu_shard stats[SCSI_STATS_SHARDS];
@@ -423,6 +426,9 @@ int scsi_alua_gp_set_state(struct scsi_lu *lu, struct scsi_alua_gp *gp,
 unsigned scsi_alua_gp_members(struct scsi_lu *lu, const struct scsi_alua_gp *gp);
 /* Ports: one per TPG LUN on this LU, in default_tg_pt_gp at first. */
 struct scsi_alua_port *scsi_alua_port_add(struct scsi_lu *lu, uint16_t rtpi);
+/* Which target port (target name, TPGT) rtpi is: set once after add. */
+void scsi_alua_port_set_name(struct scsi_alua_port *port, const char *target,
+			     uint16_t tpgt);
 void scsi_alua_port_del(struct scsi_lu *lu, struct scsi_alua_port *port);
 void scsi_alua_port_set_gp(struct scsi_lu *lu, struct scsi_alua_port *port,
 			   struct scsi_alua_gp *gp);
