@@ -249,6 +249,13 @@ struct scsi_alua_port {
 	uint16_t tpgt;
 	bool deleted;
 	struct scsi_alua_gp *_Atomic gp;
+	/* LIO's per-LUN secondary target port state (se_lun
+	 * lun_tg_pt_secondary_offline / _stat / _write_md; configfs
+	 * alua_tg_pt_offline, alua_tg_pt_status, alua_tg_pt_write_md):
+	 * offline refuses every command through this port (alua.c) */
+	atomic_bool offline;
+	_Atomic uint8_t sec_status;   /* 0 none, 1 by STPG, 2 implicit */
+	bool sec_write_md;            /* stored only (LIO: /var/target/alua) */
 	struct scsi_lu_shard stats[SCSI_STATS_SHARDS];
 };
 
@@ -430,6 +437,10 @@ struct scsi_alua_port *scsi_alua_port_add(struct scsi_lu *lu, uint16_t rtpi);
 void scsi_alua_port_set_name(struct scsi_alua_port *port, const char *target,
 			     uint16_t tpgt);
 void scsi_alua_port_del(struct scsi_lu *lu, struct scsi_alua_port *port);
+/* LIO's core_alua_set_tg_pt_secondary_state from configfs: the port goes
+ * offline (or back), its secondary status becomes 2 (altered implicitly). */
+void scsi_alua_port_set_offline(struct scsi_lu *lu, struct scsi_alua_port *port,
+				bool offline);
 void scsi_alua_port_set_gp(struct scsi_lu *lu, struct scsi_alua_port *port,
 			   struct scsi_alua_gp *gp);
 
