@@ -90,3 +90,24 @@ def test_cli_lun_secondary_state(config, utarget, workdir):
     res = run(lun, "set", "alua", "alua_tg_pt_offline=0")
     assert res.returncode == 0
     assert rpc.call("lun.get_alua", **LUN2)["alua_tg_pt_offline"] == 0
+
+
+def test_rtslib_lun_secondary_state(config, utarget, workdir):
+    """rtslib-fb's LUN.alua_tg_pt_offline / _status / _write_md, as a script uses them."""
+    import rtslib_testutil  # noqa: F401  (python/ on sys.path)
+    from utarget.rtslib import FabricModule, LUN, TPG, Target, set_default_socket
+    d, port2, rpc = _daemon(config, utarget, workdir)
+    set_default_socket(d.sock)
+    lun = LUN(TPG(Target(FabricModule("iscsi"), IQN), 2), 0)
+    assert lun.alua_tg_pt_offline is False and lun.alua_tg_pt_status == 0
+    lun.alua_tg_pt_offline = True
+    assert rpc.call("lun.get_alua", **LUN2)["alua_tg_pt_offline"] == 1
+    assert lun.alua_tg_pt_status == LUN.ALUA_STATUS_ALTERED_BY_IMPLICIT_ALUA
+    b = _conn(d.port, [0x80, 0, 0, 0, 0, 5])   # tpg1 still serves
+    assert _read(b).status == 0
+    b.close()
+    lun.alua_tg_pt_status = LUN.ALUA_STATUS_NONE
+    lun.alua_tg_pt_write_md = True
+    assert lun.alua_tg_pt_status == 0 and lun.alua_tg_pt_write_md is True
+    lun.alua_tg_pt_offline = False
+    assert lun.alua_tg_pt_offline is False
