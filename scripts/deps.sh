@@ -6,11 +6,11 @@ what=${1:-test}
 build_pkgs="make gcc clang pkg-config libisal-dev libssl-dev libjansson-dev liburing-dev libreadline-dev libcmocka-dev librbd-dev librados-dev"
 test_pkgs="python3 python3-pytest libiscsi-bin libiscsi-dev qemu-utils qemu-block-extra libclang-rt-14-dev util-linux tmux e2fsprogs ceph-mon ceph-osd ceph-common
  binutils man-db groff-base systemd dpkg-dev debhelper dh-python fakeroot lintian
- qemu-system-x86 linux-image-amd64 busybox-static open-iscsi multipath-tools dmsetup file prometheus"
+ qemu-system-x86 linux-image-amd64 busybox-static open-iscsi multipath-tools dmsetup udev file prometheus"
 # (ceph-*: scripts/ceph-cluster.sh for tests/integration/test_rbd.py; the second line: tests/integration/test_install.py -- nm/readelf, man -l,
 # systemd-analyze verify, dpkg-buildpackage and lintian; the third: the qemu guest of
 # tests/integration/test_kernel_initiator.py -- a kernel with its modules, busybox, iscsistart,
-# multipath-tools, docs/testing-guest.md; prometheus: promtool check metrics in
+# multipath-tools, systemd-udevd for multipathd, docs/testing-guest.md; prometheus: promtool check metrics in
 # tests/integration/test_stats.py)
 bench_pkgs="tgt istgt valgrind"
 case "$what" in

@@ -7,8 +7,12 @@ From the host's installed Debian kernel (linux-image-amd64: /boot/vmlinuz-K and
   (virtio_net), iSCSI (iscsi_tcp, libiscsi, scsi_transport_iscsi), disks (sd_mod), ALUA
   (scsi_dh_alua) and dm-multipath (dm-mod, dm-multipath, dm-round-robin, dm-service-time);
 - busybox (static) as the shell and tools;
-- iscsistart (open-iscsi), multipath and dmsetup (multipath-tools, dmsetup) with the shared
-  libraries ldd names and multipath's checker / prioritizer plugins;
+- iscsistart, iscsid and iscsiadm (open-iscsi) with /etc/iscsi/iscsid.conf, multipath,
+  multipathd and dmsetup (multipath-tools, dmsetup) with the shared libraries ldd names and
+  multipath's checker / prioritizer plugins;
+- systemd-udevd and udevadm (Debian's udev) with the udev rules of block devices, device
+  mapper and multipath and their scsi_id helper: multipathd learns of paths coming and
+  going from udev's events, and finds a path's WWID (ID_SERIAL) in udev's database;
 - /init (scripts/guest/init.sh).
 
 The test script itself is not in it: guest.py appends a second cpio holding /test.sh (the
@@ -30,9 +34,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MODULES = ["virtio_pci", "virtio_net", "af_packet", "crc32c_generic", "crc32c-intel",
            "sd_mod", "scsi_dh_alua", "iscsi_tcp", "dm-mod", "dm-multipath",
            "dm-round-robin", "dm-service-time", "dm-queue-length"]
-BINARIES = ["/sbin/iscsistart", "/sbin/multipath", "/sbin/multipathd", "/sbin/dmsetup",
-            "/sbin/kpartx"]
+BINARIES = ["/sbin/iscsistart", "/sbin/iscsid", "/sbin/iscsiadm", "/sbin/multipath",
+            "/sbin/multipathd", "/sbin/dmsetup", "/sbin/kpartx"]
 PLUGIN_DIRS = ["/lib/multipath", "/usr/lib/x86_64-linux-gnu/multipath"]
+UDEVADM = "/usr/bin/udevadm"     # also systemd-udevd: it picks its role from argv[0]
+UDEV_HELPERS = ["/lib/udev/scsi_id"]
+# only what block devices, device mapper and multipath need: every rule file more is work
+# for each uevent on an emulated CPU (no input, sound, network naming, drivers, systemd)
+UDEV_RULES = ["50-udev-default.rules", "55-dm.rules", "56-dm-mpath.rules", "60-block.rules",
+              "60-multipath.rules", "60-persistent-storage.rules",
+              "60-persistent-storage-dm.rules", "95-dm-notify.rules"]
+UDEV_RULES_DIR = "/lib/udev/rules.d"
 
 
 def kernel_version(wanted=None):
@@ -183,27 +195,48 @@ def build(out, kver):
     with open(tmp, "wb") as f:
         c = Cpio(f)
         for d in ("dev", "proc", "sys", "tmp", "run", "etc", "var/run", "mnt", "root",
-                  "etc/iscsi", "etc/multipath"):
+                  "etc/iscsi", "etc/multipath", "etc/udev/rules.d"):
             c.dir(d)
         c.host_file(busybox, "bin/busybox")
         for applet in ("sh", "mount", "insmod", "modprobe", "ip", "ifconfig", "route", "dd",
                        "cat", "ls", "sleep", "echo", "grep", "sed", "awk", "cmp", "poweroff",
                        "mkdir", "ln", "head", "tail", "tr", "wc", "md5sum", "sync", "find",
-                       "readlink", "basename", "kill", "ps", "date", "seq", "test", "["):
+                       "readlink", "basename", "kill", "ps", "date", "seq", "test", "[", "rm",
+                       "nc", "timeout", "cut", "sort", "uniq", "xargs", "pidof", "stat",
+                       "touch", "true", "false", "expr", "printf"):
             c.symlink("bin/" + applet, "busybox")
         libs = set()
         for b in BINARIES:
             if not os.path.exists(b):
-                if b.endswith(("iscsistart", "/multipath", "dmsetup")):
+                if b.endswith(("iscsistart", "iscsid", "iscsiadm", "/multipath", "multipathd",
+                                "dmsetup")):
                     sys.exit("build_initramfs: %s missing (scripts/deps.sh test installs "
                              "open-iscsi multipath-tools)" % b)
                 continue
             c.host_file(b, "sbin/" + os.path.basename(b))
             libs.update(ldd_libs(b))
+        if not os.path.exists(UDEVADM):
+            sys.exit("build_initramfs: %s missing (scripts/deps.sh test installs udev)"
+                     % UDEVADM)
+        c.host_file(UDEVADM, "bin/udevadm")
+        libs.update(ldd_libs(UDEVADM))
+        c.symlink("lib/systemd/systemd-udevd", "/bin/udevadm")
+        for h in UDEV_HELPERS:
+            c.host_file(h, "lib/udev/" + os.path.basename(h))
+            libs.update(ldd_libs(h))
+        for r in UDEV_RULES:
+            p = os.path.join(UDEV_RULES_DIR, r)
+            if not os.path.exists(p):
+                sys.exit("build_initramfs: %s missing (scripts/deps.sh test installs udev "
+                         "dmsetup multipath-tools)" % p)
+            c.host_file(p, "lib/udev/rules.d/" + r)
         for d in PLUGIN_DIRS:
             for p in glob.glob(d + "/*.so"):
                 c.host_file(p)
                 libs.update(ldd_libs(p))
+        # glibc dlopens libgcc_s for pthread_cancel, which multipathd calls when it stops
+        # its threads: ldd does not name it
+        libs.update(glob.glob("/lib/x86_64-linux-gnu/libgcc_s.so.1"))
         for lib in sorted(libs):
             c.host_file(lib)
         for m in mods:
@@ -216,12 +249,29 @@ def build(out, kver):
     path_grouping_policy group_by_prio
     prio alua
     failback immediate
-    no_path_retry queue
     path_checker tur
+    # check paths every second (at most every 2 s while they are healthy): a path that
+    # comes back is reinstated within a couple of seconds, not after the default 5-20 s
+    polling_interval 1
+    max_polling_interval 2
+    # with every path down, queue for 30 checks then fail: a lost target ends the test
+    # with I/O errors instead of hanging it
+    no_path_retry 30
 }
 blacklist_exceptions {
     property ".*"
 }
+""", 0o644)
+        # iscsid's node defaults: a session whose connection is lost is re-established by
+        # iscsid (it retries the login for ever), and its commands fail after 5 s, not 120 s,
+        # so dm-multipath fails the path and goes on through another
+        c.file("etc/iscsi/iscsid.conf", b"""node.startup = manual
+node.session.timeo.replacement_timeout = 5
+node.conn[0].timeo.login_timeout = 5
+node.conn[0].timeo.noop_out_interval = 0
+node.conn[0].timeo.noop_out_timeout = 0
+node.session.initial_login_retry_max = 2
+node.session.scan = auto
 """, 0o644)
         c.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644)
         c.file("etc/group", b"root:x:0:\n", 0o644)

@@ -104,6 +104,12 @@ struct bs_dev {
 	 * it (an RBD image resized by another client). */
 	void (*resized)(struct bs_dev *dev, uint64_t new_size, void *arg);
 	void *resized_arg;
+	/* The medium's own identity, when it has one that every process
+	 * opening it sees (an RBD image: cluster fsid, pool, image id): a
+	 * UUID the storage object takes as its unit serial when none is
+	 * given, so every gateway exporting it reports the same LU (VPD
+	 * 0x80 / 0x83). "" for media without one (a random one is made). */
+	char ident_uuid[37];
 	void *priv;
 };
 

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
 #include <rados/librados.h>
 #include <rbd/librbd.h>
 
@@ -197,6 +198,50 @@ static int conf_set(struct bs_rbd *r, const char *k, const char *v,
 	return e;
 }
 
+/* The image's identity as a name-based UUID (RFC 9562 §5.5, version 5:
+ * SHA-1 over a namespace of our own and the name), the name being the
+ * cluster's fsid, the pool id and the image's id. Every gateway that opens
+ * the image computes the same one, and it survives renames of the image
+ * or the pool; a copy or clone of the image has another id. "" when
+ * librados cannot tell (then the caller makes a random one). */
+static void image_identity(struct bs_rbd *r, char out[37])
+{
+	static const uint8_t ns[16] = { /* utarget's RBD namespace */
+		0x6f, 0x1c, 0x2e, 0x58, 0x93, 0x0b, 0x4d, 0x71,
+		0xa4, 0x35, 0x8e, 0x1d, 0x70, 0xc2, 0x4b, 0x19 };
+	char fsid[64], id[128], name[256];
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	EVP_MD_CTX *ctx;
+	int n;
+
+	out[0] = 0;
+	if (rados_cluster_fsid(r->cluster, fsid, sizeof(fsid)) < 0 ||
+	    rbd_get_id(r->image, id, sizeof(id)) < 0)
+		return;
+	n = snprintf(name, sizeof(name), "%s/%" PRId64 "/%s", fsid,
+		     rados_ioctx_get_id(r->ioctx), id);
+	if (n < 0 || (size_t)n >= sizeof(name))
+		return;
+	ctx = EVP_MD_CTX_new();
+	if (!ctx)
+		return;
+	if (EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, ns, sizeof(ns)) != 1 ||
+	    EVP_DigestUpdate(ctx, name, (size_t)n) != 1 ||
+	    EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < 16) {
+		EVP_MD_CTX_free(ctx);
+		return;
+	}
+	EVP_MD_CTX_free(ctx);
+	md[6] = (uint8_t)((md[6] & 0x0f) | 0x50); /* version 5 */
+	md[8] = (uint8_t)((md[8] & 0x3f) | 0x80); /* RFC 9562 variant */
+	snprintf(out, 37,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 md[0], md[1], md[2], md[3], md[4], md[5], md[6], md[7], md[8],
+		 md[9], md[10], md[11], md[12], md[13], md[14], md[15]);
+}
+
 static int rbd_open_dev(struct bs_dev *dev, const struct bs_config *cfg,
 			char *err, size_t errlen)
 {
@@ -241,7 +286,14 @@ static int rbd_open_dev(struct bs_dev *dev, const struct bs_config *cfg,
 	    (e = conf_set(r, "rbd_cache", "false", err, errlen)) < 0 ||
 	    /* UNMAP promises zeros on read (LBPRZ): partial-object discards
 	     * must zero, not be skipped. */
-	    (e = conf_set(r, "rbd_skip_partial_discard", "false", err, errlen)) < 0)
+	    (e = conf_set(r, "rbd_skip_partial_discard", "false", err, errlen)) < 0 ||
+	    /* librbd may write straight from the task buffer instead of
+	     * copying it (librbd's create_write_raw: with the cache off it
+	     * then holds back the completion until its last reference to the
+	     * buffer is gone). The buffer lives until the completion, so
+	     * this is safe, and it is one copy of every byte fewer. */
+	    (e = conf_set(r, "rbd_disable_zero_copy_writes", "false", err,
+			  errlen)) < 0)
 		goto fail;
 	e = rados_connect(r->cluster);
 	if (e < 0) {
@@ -319,6 +371,7 @@ static int rbd_open_dev(struct bs_dev *dev, const struct bs_config *cfg,
 	 * the granularity an initiator should align UNMAP to (SBC-3 6.6.4). */
 	dev->unmap_granularity = (uint32_t)(info.obj_size > UINT32_MAX ? 0 : info.obj_size);
 	atomic_store(&dev->write_back, false);
+	image_identity(r, dev->ident_uuid);
 	memcpy(dev->path, cfg->dev, strlen(cfg->dev) + 1);
 	dev->priv = r;
 	e = rbd_update_watch(r->image, &r->watch, update_cb, r);

@@ -161,6 +161,41 @@ static json_t *netacl_list(const char *v)
 	return arr;
 }
 
+/* The LUN's secondary target port state, LIO's configfs files beside
+ * alua_tg_pt_gp (rtslib-fb's LUN.alua_tg_pt_offline / _status /
+ * _write_md); the daemon's values (lun.get_alua), not saved. */
+static int lun_alua_secondary(struct shell *sh, struct node *n,
+			      bool want_values, struct gset *g)
+{
+	static const char *const names[] = { "alua_tg_pt_offline",
+		"alua_tg_pt_status", "alua_tg_pt_write_md" };
+	static const char *const descs[] = {
+		"1: this LUN's target port is offline (its own, secondary "
+		"state): every command through it is refused, NOT READY 04/12.",
+		"Why the port's secondary state last changed: 0 none, 1 by SET "
+		"TARGET PORT GROUPS, 2 implicitly.",
+		"LIO writes the secondary state to /var/target/alua; stored only." };
+	json_t *p, *vals = NULL;
+	size_t first = g->n;
+	int ret;
+
+	for (size_t i = 0; i < 3; i++)
+		gset_add(g, names[i], "number", descs[i], false);
+	if (!want_values)
+		return 0;
+	p = json_pack("{s:s?, s:i, s:i}", "wwn", n->wwn, "tag", (int)n->tag,
+		      "lun", (int)n->index);
+	ret = ut_call(sh->ut, "lun.get_alua", p, &vals);
+	json_decref(p);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < 3; i++)
+		g->p[first + i].value = value_text(json_object_get(vals,
+								   names[i]));
+	json_decref(vals);
+	return 0;
+}
+
 /* Loads the definitions (and values when want_values) of a group. */
 static int group_load(struct shell *sh, struct node *n, const char *group,
 		      bool want_values, struct gset *g)
@@ -271,7 +306,8 @@ static int group_load(struct shell *sh, struct node *n, const char *group,
 		gp->value = strdup(json_str(n->obj, "alua_tg_pt_gp_name") ?
 				   json_str(n->obj, "alua_tg_pt_gp_name") :
 				   "default_tg_pt_gp");
-		return 0;
+		ret = lun_alua_secondary(sh, n, want_values, g);
+		goto out;
 	}
 	if (!strcmp(group, "alua")) {
 		json_t *p = json_pack("{s:s?, s:s?, s:s}", "plugin",
@@ -632,12 +668,11 @@ int cli_cmd_set(struct shell *sh, struct node *n, struct cli_args *a)
 	} else if (!strcmp(group, "alua")) {
 		json_t *p, *r = NULL;
 
-		if (n->type == N_LUN)
-			p = json_pack("{s:s?, s:i, s:i, s:O}", "wwn", n->wwn,
-				      "tag", (int)n->tag, "lun", (int)n->index,
-				      "alua_tg_pt_gp_name",
-				      json_object_get(obj, "alua_tg_pt_gp_name"));
-		else
+		if (n->type == N_LUN) {
+			p = json_pack("{s:s?, s:i, s:i}", "wwn", n->wwn,
+				      "tag", (int)n->tag, "lun", (int)n->index);
+			json_object_update(p, obj);
+		} else
 			p = json_pack("{s:s?, s:s?, s:s, s:O}", "plugin",
 				      n->parent->parent->plugin, "name",
 				      n->parent->parent->so_name, "group",

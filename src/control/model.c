@@ -138,6 +138,8 @@ int ctl_so_create(const struct ctl_so_spec *spec, struct ctl_so **out,
 	snprintf(so->dev, sizeof(so->dev), "%s", spec->dev ? spec->dev : "");
 	if (spec->wwn && spec->wwn[0]) {
 		snprintf(so->wwn, sizeof(so->wwn), "%s", spec->wwn);
+	} else if (bs->ident_uuid[0]) {
+		snprintf(so->wwn, sizeof(so->wwn), "%s", bs->ident_uuid);
 	} else {
 		ctl_gen_uuid(uuid);
 		snprintf(so->wwn, sizeof(so->wwn), "%s", uuid);

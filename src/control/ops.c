@@ -40,6 +40,7 @@ const struct rpc_method ctl_methods[] = {
 	{ "lun.create", m_lun_create, false },
 	{ "lun.delete", m_lun_delete, false },
 	{ "lun.set_alua", m_lun_set_alua, false },
+	{ "lun.get_alua", m_lun_get_alua, true },
 	{ "alua.create", m_alua_create, false },
 	{ "alua.delete", m_alua_delete, false },
 	{ "alua.set_attributes", m_alua_set, false },

@@ -95,6 +95,7 @@ json_t *m_acl_get_networks(json_t *p, struct rpc_error *e);
 /* ops_lun.c */
 json_t *m_lun_create(json_t *p, struct rpc_error *e);
 json_t *m_lun_set_alua(json_t *p, struct rpc_error *e);
+json_t *m_lun_get_alua(json_t *p, struct rpc_error *e);
 json_t *m_lun_delete(json_t *p, struct rpc_error *e);
 /* ops_alua.c */
 json_t *m_alua_create(json_t *p, struct rpc_error *e);

@@ -94,32 +94,90 @@ json_t *m_lun_create(json_t *p, struct rpc_error *e)
 	return json_pack("{s:i, s:o}", "lun", (int)lun, "mapped", mapped);
 }
 
-/* LIO's `set alua alua_tg_pt_gp_name=NAME` on a LUN: its target port
- * joins that group of the LUN's storage object. */
-json_t *m_lun_set_alua(json_t *p, struct rpc_error *e)
+/* The LUN's ALUA settings in LIO's configfs names (tpgt_N/lun/lun_M/
+ * alua_tg_pt_gp, alua_tg_pt_offline, alua_tg_pt_status,
+ * alua_tg_pt_write_md). */
+static json_t *lun_alua_json(struct iscsi_tpg_lun *l)
+{
+	struct scsi_alua_gp *gp = atomic_load(&l->alua->gp);
+
+	return json_pack("{s:s, s:i, s:i, s:i}", "alua_tg_pt_gp_name",
+			 gp ? gp->name : "", "alua_tg_pt_offline",
+			 (int)atomic_load(&l->alua->offline), "alua_tg_pt_status",
+			 (int)atomic_load(&l->alua->sec_status),
+			 "alua_tg_pt_write_md", (int)l->alua->sec_write_md);
+}
+
+static struct iscsi_tpg_lun *lun_of(json_t *p, struct rpc_error *e)
 {
 	struct iscsi_tpg *tpg = ops_get_tpg(p, e);
 	bool bad = false;
 	long long lun;
-	const char *g;
 	struct iscsi_tpg_lun *l;
-	struct scsi_alua_gp *gp;
 
 	if (!tpg || !ops_p_int(p, "lun", &lun, true, e, &bad))
-		return NULL;
-	g = ops_p_str(p, "alua_tg_pt_gp_name", true, e, &bad);
-	if (bad)
 		return NULL;
 	l = lun >= 0 && lun <= 65535 ? iscsi_tpg_lun_find(tpg, (uint32_t)lun) :
 				       NULL;
 	if (!l)
-		return ops_fail(e, RPC_NOT_FOUND, "No LUN with index %lld", lun);
-	gp = scsi_alua_gp_find(l->lu, g);
-	if (!gp)
-		return ops_fail(e, RPC_NOT_FOUND, "No ALUA group %s on %s", g,
-			    l->so_path);
-	scsi_alua_port_set_gp(l->lu, l->alua, gp);
-	return json_pack("{s:s}", "alua_tg_pt_gp_name", gp->name);
+		ops_fail(e, RPC_NOT_FOUND, "No LUN with index %lld", lun);
+	return l;
+}
+
+/* LIO's `set alua alua_tg_pt_gp_name=NAME` on a LUN: its target port
+ * joins that group of the LUN's storage object. With it (or alone) the
+ * port's secondary state as LIO's configfs takes it
+ * (target_core_alua.c core_alua_store_offline_bit, _secondary_status,
+ * _secondary_write_metadata): alua_tg_pt_offline 0/1, alua_tg_pt_status
+ * 0/1/2, alua_tg_pt_write_md 0/1; all checked before any is set. */
+json_t *m_lun_set_alua(json_t *p, struct rpc_error *e)
+{
+	static const struct { const char *k; long long max; } sec[] = {
+		{ "alua_tg_pt_offline", 1 }, { "alua_tg_pt_status", 2 },
+		{ "alua_tg_pt_write_md", 1 },
+	};
+	bool bad = false, have[3] = { false };
+	long long v[3];
+	const char *g;
+	struct iscsi_tpg_lun *l = lun_of(p, e);
+	struct scsi_alua_gp *gp = NULL;
+
+	if (!l)
+		return NULL;
+	g = ops_p_str(p, "alua_tg_pt_gp_name", false, e, &bad);
+	for (int i = 0; i < 3 && !bad; i++) {
+		have[i] = ops_p_int(p, sec[i].k, &v[i], false, e, &bad);
+		if (have[i] && (v[i] < 0 || v[i] > sec[i].max))
+			return ops_fail(e, RPC_INVALID_PARAMS, "Illegal value "
+					"for %s: %lld (0 to %lld)", sec[i].k,
+					v[i], sec[i].max);
+	}
+	if (bad)
+		return NULL;
+	if (!g && !have[0] && !have[1] && !have[2])
+		return ops_fail(e, RPC_INVALID_PARAMS, "Missing parameter "
+				"alua_tg_pt_gp_name");
+	if (g) {
+		gp = scsi_alua_gp_find(l->lu, g);
+		if (!gp)
+			return ops_fail(e, RPC_NOT_FOUND, "No ALUA group %s on "
+					"%s", g, l->so_path);
+		scsi_alua_port_set_gp(l->lu, l->alua, gp);
+	}
+	if (have[2])
+		l->alua->sec_write_md = v[2];
+	if (have[0])	/* sets the status to 2, as LIO's does */
+		scsi_alua_port_set_offline(l->lu, l->alua, v[0]);
+	if (have[1])
+		atomic_store(&l->alua->sec_status, (uint8_t)v[1]);
+	return lun_alua_json(l);
+}
+
+json_t *m_lun_get_alua(json_t *p, struct rpc_error *e)
+{
+	struct iscsi_tpg_lun *l = lun_of(p, e);
+
+	return l ? lun_alua_json(l) : NULL;
 }
 
 json_t *m_lun_delete(json_t *p, struct rpc_error *e)

@@ -49,6 +49,7 @@ struct iscsi_login_state {
 	char target[ISCSI_NAME_MAX];
 	char alias[ISCSI_PARAM_VALUE_MAX];
 	uint16_t tpgt;
+	uint16_t rtpi;          /* the TPG's relative target port id */
 	struct iscsi_tpg_params tpg_params;
 	struct iscsi_tpg_attrs tpg_attrs;
 	struct iscsi_acl_attrs acl_attrs;
@@ -385,6 +386,7 @@ static uint16_t resolve(struct iscsi_conn *c)
 	}
 	snprintf(l->target, sizeof(l->target), "%s", t->wwn);
 	l->tpgt = tpg->tag;
+	l->rtpi = tpg->rtpi;
 	l->tpg_params = tpg->params;
 	l->tpg_attrs = tpg->attrs;
 	acl = iscsi_acl_find(tpg, l->initiator);
@@ -451,7 +453,8 @@ static int session_start(struct iscsi_conn *c)
 		snprintf(s->nexus.tport.target_name,
 			 sizeof(s->nexus.tport.target_name), "%s", l->target);
 		s->nexus.tport.tpgt = l->tpgt;
-		s->nexus.tport.rel_port_id = l->tpgt;
+		/* SPC-4 7.8.6.7: unique in the daemon (target.c), not the tag */
+		s->nexus.tport.rel_port_id = l->rtpi;
 		s->nexus.tport.proto_id = SCSI_PROTO_ISCSI;
 		iscsi_session_reinstate_find(l->initiator, l->isid, l->target,
 					     l->tpgt);

@@ -72,14 +72,55 @@ void iscsi_target_free(struct iscsi_target *t)
 	free(t);
 }
 
+/* The lowest relative target port identifier no TPG of any target has.
+ *
+ * SPC-4 7.8.6.7 / 6.35: the RTPI names a target port uniquely within the
+ * SCSI target device; the TPG tag is only unique within its target, so two
+ * targets' tpg 1 exporting one storage object would both be port 1 in
+ * VPD 0x83, REPORT TARGET PORT GROUPS and PR. Linux since 6.3 (Dmitry
+ * Bogdanov's "scsi: target: core: Add RTPI field to target port" series)
+ * does the same: target_core_tpg.c target_tpg_register_rtpi takes the
+ * lowest free id in 1..USHRT_MAX from one daemon-wide xarray (tpg_xa,
+ * xa_alloc with XA_LIMIT(1, USHRT_MAX)) and target_tpg_deregister_rtpi
+ * gives it back. LIO does it at enable and frees it at disable; here it
+ * is taken when the TPG is created and freed with it, so a disabled TPG
+ * keeps its port id. LIO's tpgt_N/rtpi (target_core_fabric_configfs.c
+ * target_fabric_tpg_base_rtpi_store, settable while disabled) is not in
+ * rtslib-fb's TPG dump, so saveconfig.json holds none: the ids follow the
+ * order the configuration creates TPGs in, the same after every restore.
+ * Caller holds iscsi_fabric.lock; 0 when all are taken. */
+static uint16_t rtpi_alloc(void)
+{
+	static uint8_t used[65536 / 8];
+	struct iscsi_target *t;
+	struct iscsi_tpg *tpg;
+
+	memset(used, 0, sizeof(used));
+	list_for_each_entry(t, &iscsi_fabric.targets, link)
+		list_for_each_entry(tpg, &t->tpgs, link)
+			used[tpg->rtpi / 8] |= (uint8_t)(1u << (tpg->rtpi % 8));
+	for (unsigned id = 1; id <= 65535; id++)
+		if (!(used[id / 8] & (1u << (id % 8))))
+			return (uint16_t)id;
+	return 0;
+}
+
 struct iscsi_tpg *iscsi_tpg_new(struct iscsi_target *t, uint16_t tag)
 {
-	struct iscsi_tpg *tpg = calloc(1, sizeof(*tpg)), *pos;
+	struct iscsi_tpg *tpg, *pos;
+	uint16_t rtpi = rtpi_alloc();
 
+	if (!rtpi) {
+		log_warn("target %s: no relative target port identifier left "
+			 "for tpg %u", t->wwn, tag);
+		return NULL;
+	}
+	tpg = calloc(1, sizeof(*tpg));
 	if (!tpg)
 		return NULL;
 	tpg->target = t;
 	tpg->tag = tag;
+	tpg->rtpi = rtpi;
 	iscsi_tpg_attrs_default(&tpg->attrs);
 	iscsi_tpg_params_default(&tpg->params);
 	list_init(&tpg->luns);
@@ -146,13 +187,14 @@ struct iscsi_tpg_lun *iscsi_tpg_lun_new(struct iscsi_tpg *tpg, uint32_t index,
 		return NULL;
 	l->index = index;
 	l->lu = lu;
-	/* the TPG is the target port; its tag its relative port id, as the
-	 * nexus reports in VPD 0x83 (login.c) */
-	l->alua = scsi_alua_port_add(lu, tpg->tag);
+	/* the TPG is the target port, named by its RTPI (iscsi_tpg_new), as
+	 * the nexus reports in VPD 0x83 (login.c) */
+	l->alua = scsi_alua_port_add(lu, tpg->rtpi);
 	if (!l->alua) {
 		free(l);
 		return NULL;
 	}
+	scsi_alua_port_set_name(l->alua, tpg->target->wwn, tpg->tag);
 	scsi_lu_get(lu);
 	copy_str(l->so_path, sizeof(l->so_path), so_path);
 	list_for_each_entry(pos, &tpg->luns, link)

@@ -102,6 +102,9 @@ struct iscsi_tpg {
 	struct list_head link; /* target->tpgs, sorted by tag */
 	struct iscsi_target *target;
 	uint16_t tag;
+	/* relative target port identifier (SPC-4 7.8.6.7): this TPG is a
+	 * target port; unique among every TPG of the daemon (target.c) */
+	uint16_t rtpi;
 	bool enable;
 	struct iscsi_tpg_attrs attrs;
 	struct iscsi_tpg_params params;
@@ -134,6 +137,7 @@ void iscsi_acl_attrs_default(struct iscsi_acl_attrs *a);
 /* Object constructors / destructors (caller holds iscsi_fabric.lock). */
 struct iscsi_target *iscsi_target_new(const char *wwn);
 void iscsi_target_free(struct iscsi_target *t);
+/* NULL also when every RTPI (1..65535) is taken. */
 struct iscsi_tpg *iscsi_tpg_new(struct iscsi_target *t, uint16_t tag);
 void iscsi_tpg_free(struct iscsi_tpg *tpg);
 struct iscsi_acl *iscsi_acl_new(struct iscsi_tpg *tpg, const char *wwn);

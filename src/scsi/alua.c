@@ -248,6 +248,28 @@ struct scsi_alua_port *scsi_alua_port_add(struct scsi_lu *lu, uint16_t rtpi)
 	return p;
 }
 
+void scsi_alua_port_set_name(struct scsi_alua_port *port, const char *target,
+			     uint16_t tpgt)
+{
+	snprintf(port->target_name, sizeof(port->target_name), "%s", target);
+	port->tpgt = tpgt;
+}
+
+void scsi_alua_port_set_offline(struct scsi_lu *lu, struct scsi_alua_port *port,
+				bool offline)
+{
+	/* LIO's core_alua_set_tg_pt_secondary_state(lun, explicit=0, offline)
+	 * as alua_tg_pt_offline's store calls it: the bit and the status
+	 * ALUA_STATUS_ALTERED_BY_IMPLICIT_ALUA, no unit attention. (LIO then
+	 * sleeps the group's trans_delay_msecs in the writer; the change is
+	 * in force at once all the same, so nothing waits here.) */
+	atomic_store(&port->offline, offline);
+	atomic_store(&port->sec_status, 2);
+	log_info("storage object %s: target port %u (%s tpgt %u) secondary "
+		 "state %s", lu->name, port->rtpi, port->target_name, port->tpgt,
+		 offline ? "offline" : "online");
+}
+
 void scsi_alua_port_del(struct scsi_lu *lu, struct scsi_alua_port *port)
 {
 	if (!port)
@@ -335,6 +357,19 @@ bool scsi_alua_check(struct scsi_cmd *cmd)
 	uint8_t state;
 	uint16_t asc;
 
+	/* The port's own (secondary) offline state first, before the group's:
+	 * LIO's target_alua_state_check answers every command through an
+	 * offline se_lun, INQUIRY and REPORT LUNS included, with
+	 * TCM_ALUA_OFFLINE: NOT READY, LOGICAL UNIT NOT ACCESSIBLE, TARGET
+	 * PORT IN OFFLINE STATE (04/12). SPC-4 5.16.2.4.6 would still let
+	 * INQUIRY, REPORT LUNS, REPORT TARGET PORT GROUPS, REQUEST SENSE
+	 * through; LIO's behaviour is kept. The other ports of the LU serve
+	 * on. */
+	if (cmd->ent->port &&
+	    atomic_load_explicit(&cmd->ent->port->offline, memory_order_relaxed)) {
+		scsi_set_sense(cmd, SK_NOT_READY, ASC_LU_NOT_ACCESSIBLE_OFFLINE);
+		return true;
+	}
 	if (!gp)
 		return false;
 	state = atomic_load_explicit(&gp->state, memory_order_relaxed);

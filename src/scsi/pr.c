@@ -920,6 +920,7 @@ static void pr_register_move(struct scsi_cmd *cmd, struct pr_reg *r,
 	char iport[INITIATOR_PORT_MAX];
 	const uint8_t *t = p + 24;
 	struct pr_reg *dst, *o;
+	struct scsi_alua_port *port, *pp;
 	size_t nlen;
 
 	if (!pr->holder || !is_holder(lu, r)) {
@@ -957,6 +958,21 @@ static void pr_register_move(struct scsi_cmd *cmd, struct pr_reg *r,
 	iport[nlen] = 0;
 	if (!aptpl_ok(cmd, aptpl))
 		return;
+	/* RELATIVE TARGET PORT IDENTIFIER (SPC-4 6.16.4, table 218): one of
+	 * the LU's ports (the RTPI is unique in the daemon, so it names the
+	 * target and TPG); LIO (target_core_pr.c
+	 * core_scsi3_emulate_register_and_move) also refuses an unknown one
+	 * with INVALID FIELD IN PARAMETER LIST */
+	port = NULL;
+	list_for_each_entry(pp, &lu->alua_ports, link)
+		if (!pp->deleted && pp->rtpi == rtpi) {
+			port = pp;
+			break;
+		}
+	if (!port) {
+		scsi_set_sense_field(cmd, false, 18, -1);
+		return;
+	}
 	/* the destination must be another I_T nexus than the source */
 	dst = NULL;
 	list_for_each_entry(o, &pr->regs, link)
@@ -982,9 +998,9 @@ static void pr_register_move(struct scsi_cmd *cmd, struct pr_reg *r,
 		comma = strchr(dst->iname, ',');
 		if (comma)
 			*comma = 0;
-		/* relative port ids are TPGTs on this target (login.c) */
-		snprintf(dst->tname, sizeof(dst->tname), "%s", r->tname);
-		dst->tpgt = rtpi;
+		snprintf(dst->tname, sizeof(dst->tname), "%s",
+			 port->target_name);
+		dst->tpgt = port->tpgt;
 		dst->rel_port_id = rtpi;
 		list_add_tail(&dst->link, &pr->regs);
 	}

@@ -244,8 +244,18 @@ struct scsi_alua_gp {
 struct scsi_alua_port {
 	struct list_head link;
 	uint16_t rtpi;                /* relative target port identifier */
+	/* the target port it names (REGISTER AND MOVE's destination) */
+	char target_name[SCSI_NAME_MAX];
+	uint16_t tpgt;
 	bool deleted;
 	struct scsi_alua_gp *_Atomic gp;
+	/* LIO's per-LUN secondary target port state (se_lun
+	 * lun_tg_pt_secondary_offline / _stat / _write_md; configfs
+	 * alua_tg_pt_offline, alua_tg_pt_status, alua_tg_pt_write_md):
+	 * offline refuses every command through this port (alua.c) */
+	atomic_bool offline;
+	_Atomic uint8_t sec_status;   /* 0 none, 1 by STPG, 2 implicit */
+	bool sec_write_md;            /* stored only (LIO: /var/target/alua) */
 	struct scsi_lu_shard stats[SCSI_STATS_SHARDS];
 };
 
@@ -423,7 +433,14 @@ int scsi_alua_gp_set_state(struct scsi_lu *lu, struct scsi_alua_gp *gp,
 unsigned scsi_alua_gp_members(struct scsi_lu *lu, const struct scsi_alua_gp *gp);
 /* Ports: one per TPG LUN on this LU, in default_tg_pt_gp at first. */
 struct scsi_alua_port *scsi_alua_port_add(struct scsi_lu *lu, uint16_t rtpi);
+/* Which target port (target name, TPGT) rtpi is: set once after add. */
+void scsi_alua_port_set_name(struct scsi_alua_port *port, const char *target,
+			     uint16_t tpgt);
 void scsi_alua_port_del(struct scsi_lu *lu, struct scsi_alua_port *port);
+/* LIO's core_alua_set_tg_pt_secondary_state from configfs: the port goes
+ * offline (or back), its secondary status becomes 2 (altered implicitly). */
+void scsi_alua_port_set_offline(struct scsi_lu *lu, struct scsi_alua_port *port,
+				bool offline);
 void scsi_alua_port_set_gp(struct scsi_lu *lu, struct scsi_alua_port *port,
 			   struct scsi_alua_gp *gp);
 

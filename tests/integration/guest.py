@@ -3,8 +3,12 @@
 LinuxGuest(workdir, script) boots /boot/vmlinuz-K with the initramfs of
 scripts/guest/build_initramfs.py (built once per pytest session) plus a small appended
 cpio holding /test.sh, under qemu-system-x86_64 (-accel kvm when /dev/kvm is usable, else
-tcg) with user-mode networking: the guest reaches the host's 127.0.0.1:PORT as
-10.0.2.2:PORT, any number of connections. The serial console is read line by line into
+tcg) with user-mode networking restricted to the test's forwards (slirp `restrict=on`): each
+`forwards` entry (GUEST_ADDR, GUEST_PORT, HOST_PORT) lets the guest reach the host's
+127.0.0.1:HOST_PORT as GUEST_ADDR:GUEST_PORT, through scripts/guest/fwd.py, which qemu
+runs once per guest connection (`guestfwd=...-cmd:`), so a forward carries any number of
+sessions and reconnects. Nothing else outside the guest answers it: not the host's other
+ports, not 10.0.2.2, not the outside world. The serial console is read line by line into
 `log` (and the file serial.log in the work dir); lines starting with @@ are the guest's
 markers (see scripts/guest/init.sh).
 """
@@ -49,12 +53,14 @@ def accel():
 
 class LinuxGuest:
     def __init__(self, workdir, script, cache_dir=None, initiator=None, memory=512,
-                 cpus=1, name="guest"):
+                 cpus=1, name="guest", forwards=()):
         self.workdir = str(workdir)
         self.script = script
         self.cache_dir = str(cache_dir or workdir)
         self.initiator = initiator or "iqn.1994-05.com.example:guest"
         self.memory, self.cpus, self.name = memory, cpus, name
+        self.forwards = list(forwards)
+        self.fwd_log = os.path.join(self.workdir, name + "-fwd.log")
         self.log_path = os.path.join(self.workdir, name + "-serial.log")
         self.lines = []
         self.proc = None
@@ -83,12 +89,34 @@ class LinuxGuest:
                "-smp", str(self.cpus), "-accel", a, "-kernel", kernel, "-initrd", initrd,
                "-append", "console=ttyS0 panic=-1 quiet loglevel=4 ut.initiator=%s"
                % self.initiator,
-               "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0",
+               "-netdev", self.netdev(), "-device", "virtio-net-pci,netdev=n0",
                "-serial", "mon:stdio", "-display", "none", "-vga", "none"]
         if a == "tcg":
             cmd[cmd.index("-accel") + 1] = "tcg,thread=single"
             cmd += ["-cpu", "max"]
         return cmd
+
+    def netdev(self):
+        """qemu's -netdev: user networking with no way out (restrict=on) except a guestfwd
+        per forward, each running fwd.py for every connection the guest opens to it."""
+        fwd = os.path.join(REPO, "scripts", "guest", "fwd.py")
+        parts = ["user", "id=n0", "restrict=on"]
+        for gaddr, gport, hport in self.forwards:
+            cmd = "%s %s 127.0.0.1 %d %s" % (sys.executable, fwd, hport, self.fwd_log)
+            # qemu's option parser takes ",," for a comma inside a value
+            parts.append("guestfwd=tcp:%s:%d-cmd:%s" % (gaddr, gport, cmd.replace(",", ",,")))
+        return ",".join(parts)
+
+    def forward_connects(self, host_port=None):
+        """Connections the guest opened through the forwards (fwd.py's log), to one host
+        port or all of them."""
+        try:
+            with open(self.fwd_log) as f:
+                lines = f.read().split("\n")
+        except OSError:
+            return []
+        return [l for l in lines if " connect " in l and
+                (host_port is None or l.endswith(" %d" % host_port))]
 
     def start(self):
         cmd = self.command()

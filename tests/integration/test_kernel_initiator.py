@@ -1,14 +1,19 @@
 """The real Linux kernel iSCSI initiator (iscsi_tcp through iscsistart) in a qemu guest
 against utargetd on the host (docs/testing-guest.md), and ALUA with dm-multipath
-(issue 17): scsi_dh_alua, multipath's alua prioritizer, failover when the host changes
-the groups' access states under running I/O.
+(issue 17): scsi_dh_alua, multipathd (with systemd-udevd) and its alua prioritizer,
+failover when the host makes the optimized group unavailable under running I/O, failback
+when it comes back; then the same with the optimized TPG disabled and enabled again (iscsid
+re-establishes the session). The host and the guest never wait a fixed time: the guest polls what it
+can observe (sysfs, multipathd) and prints a step marker, the host waits for the marker.
 
-The guest reaches the host's 127.0.0.1:PORT as 10.0.2.2:PORT (qemu user networking); it
-logs in to explicit portals (the target's SendTargets would say 127.0.0.1).
+The guest's network is restricted to forwards of the target's loopback portals: it logs in
+to 10.0.2.100:3260 (TPG 1) and 10.0.2.101:3260 (TPG 2), which qemu carries to the host's
+127.0.0.1 ports of the TPGs (explicit portals: the target's SendTargets would say 127.0.0.1).
+Each test also checks that nothing else on the host is reachable from the guest.
 """
 
-import os
-import time
+import socket
+import threading
 
 import pytest
 
@@ -50,9 +55,64 @@ def guest_cache(tmp_path_factory):
     return tmp_path_factory.getbasetemp()
 
 
-SINGLE = MAKE_PATTERN + r"""
+PORTAL1 = ("10.0.2.100", 3260)
+PORTAL2 = ("10.0.2.101", 3260)
+
+
+class Canary:
+    """A host port listening on 127.0.0.1 that the guest must NOT reach (its network only
+    has the forwards): counts the connections it accepts and greets each with a line the
+    guest would print."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            try:
+                c.sendall(b"CANARY-REACHED\n")
+            finally:
+                c.close()
+
+    def close(self):
+        self.sock.close()
+
+
+# the guest tries the canary and the target's real portal port at 10.0.2.2, the address
+# at which qemu's unrestricted user network would carry it to the host's loopback; a
+# reachable one prints CANARY-REACHED or the target's answer and exits 0. (No probe of
+# another address: without the restriction qemu would really connect to it.)
+ISOLATION = r"""
+step isolation
+for hp in 10.0.2.2:$CANARY 10.0.2.2:$P1; do
+  echo | timeout 5 nc ${hp%:*} ${hp#*:} > /tmp/nc.out 2>&1
+  rc=$?; cat /tmp/nc.out
+  grep -q CANARY-REACHED /tmp/nc.out && rc=0
+  result reach_$(echo $hp | tr '.:' '__') $rc
+done
+"""
+
+
+def check_isolation(r, canary, p1):
+    """The guest reached none of the host's ports outside its forwards."""
+    assert canary.accepted == 0, "the guest connected to a host port it has no forward to"
+    for k in ("10_0_2_2_%d" % canary.port, "10_0_2_2_%d" % p1):
+        assert r["reach_" + k] != "0", ("the guest reached %s outside its forwards" % k, r)
+
+
+SINGLE = MAKE_PATTERN + ISOLATION + r"""
 step login-open
-login $IQN 1 $P1 || fail "login to tpg1 (no CHAP) failed"
+login $IQN 1 10.0.2.100 3260 || fail "login to tpg1 (no CHAP) failed"
 wait_disks 1 || fail "no disk after the login to tpg1"
 D1=$(ls /sys/block | grep '^sd' | head -1)
 result open_disk $D1
@@ -64,12 +124,12 @@ echo 3 > /proc/sys/vm/drop_caches
 dd if=/dev/$D1 of=/tmp/back bs=65536 skip=16 count=16 iflag=direct 2>/tmp/dd.err || fail "dd read: $(cat /tmp/dd.err)"
 cmp /tmp/pat /tmp/back && result readback ok || fail "read back differs"
 step login-chap-wrong
-login $IQN 2 $P2 $USER $WRONG > /tmp/l.out 2>&1
+login $IQN 2 10.0.2.101 3260 $USER $WRONG > /tmp/l.out 2>&1
 result chap_wrong_rc $?
 tail -3 /tmp/l.out
 result chap_wrong_disks $(ls /sys/block | grep -c '^sd')
 step login-chap
-login $IQN 2 $P2 $USER $SECRET || fail "login to tpg2 with the right CHAP secret failed"
+login $IQN 2 10.0.2.101 3260 $USER $SECRET || fail "login to tpg2 with the right CHAP secret failed"
 wait_disks 2 || fail "no second disk after the CHAP login"
 for d in $(ls /sys/block | grep '^sd'); do
   [ $d = $D1 ] || { result chap_disk $d; result chap_sectors $(cat /sys/block/$d/size); }
@@ -88,10 +148,18 @@ def test_single_path_login_chap_io(config, utarget, workdir, guest_cache):
     d = utarget(config)
     rpc = RpcClient(d.sock).connect()
     rpc.call("tpg.set_auth", wwn=IQN, tag=2, userid=USER, password=SECRET)
-    script = ("IQN=%s; P1=%d; P2=%d; USER=%s; SECRET=%s; WRONG=%s\n" %
-              (IQN, d.port, p2, USER, SECRET, WRONG)) + SINGLE
-    g = LinuxGuest(workdir, script, cache_dir=guest_cache, initiator=GUEST).run(240)
+    canary = Canary()
+    script = ("IQN=%s; P1=%d; CANARY=%d; USER=%s; SECRET=%s; WRONG=%s\n" %
+              (IQN, d.port, canary.port, USER, SECRET, WRONG)) + SINGLE
+    g = LinuxGuest(workdir, script, cache_dir=guest_cache, initiator=GUEST,
+                   forwards=[PORTAL1 + (d.port,), PORTAL2 + (p2,)]).run(240)
+    canary.close()
     r = g.check()
+    check_isolation(r, canary, d.port)
+    # one session through the first forward; the refused and the accepted CHAP login are
+    # two connections through the second
+    assert len(g.forward_connects(d.port)) == 1, g.forward_connects()
+    assert len(g.forward_connects(p2)) == 2, g.forward_connects()
     assert r["open_sectors"] == str(64 * MiB // 512), g.tail()
     assert r["open_vendor"].strip('"').strip() == "LIO-ORG", r
     assert r["readback"] == "ok"
@@ -102,85 +170,172 @@ def test_single_path_login_chap_io(config, utarget, workdir, guest_cache):
     print("guest ran %.1f s" % g.elapsed)
 
 
-MULTI = MAKE_PATTERN + r"""
-export DM_DISABLE_UDEV=1
+MULTI = MAKE_PATTERN + ISOLATION + r"""
+step multipathd
+start_multipathd || { echo "@@EXIT 1"; poweroff -f; }
+# iscsid, not iscsistart: the last phase takes A's session away and iscsid brings it back
+start_iscsid || { echo "@@EXIT 1"; poweroff -f; }
 step login
-login $IQN 1 $P1 || fail "login tpg1"
-login $IQN 2 $P2 || fail "login tpg2"
-wait_disks 2 || fail "two disks did not appear"
-sleep 1
+node_login $IQN 1 10.0.2.100 3260 || fail "login tpg1"
+step login2
+node_login $IQN 2 10.0.2.101 3260 || fail "login tpg2"
+step disks
+until_true 60 "two SCSI disks" '[ $(ls /sys/block | grep -c "^sd") -ge 2 ]'
 for d in $(ls /sys/block | grep '^sd'); do
   sess=$(readlink -f /sys/block/$d/device | sed 's,.*/\(session[0-9]*\)/.*,\1,')
   tpgt=$(cat /sys/class/iscsi_session/$sess/tpgt)
-  result disk_tpgt${tpgt} $d
-  [ "$tpgt" = 1 ] && DISK1=$d
-  result dh_tpgt${tpgt} $(cat /sys/block/$d/device/dh_state)
-  result access_tpgt${tpgt} "$(cat /sys/block/$d/device/access_state)"
+  result disk_tpgt$tpgt $d
+  eval DISK$tpgt=$d
+  eval SESS$tpgt=$sess
 done
-step multipath
-# no udevd in the guest: multipath enumerates only devices udev "initialized", so write
-# the udev database entries it reads (ID_SERIAL = the NAA WWID with its type digit 3)
-mkdir -p /run/udev/data
-for d in $(ls /sys/block | grep '^sd'); do
-  w=$(sed 's/^naa\./3/' /sys/block/$d/device/wwid)
-  printf 'I:1000000\nE:ID_SERIAL=%s\nE:ID_WWN=%s\nE:DEVTYPE=disk\n' $w $w > /run/udev/data/b$(cat /sys/block/$d/dev)
-done
-multipath -v2 > /tmp/mp.out 2>&1 || { cat /tmp/mp.out; fail "multipath -v2"; }
-cat /tmp/mp.out
-multipath -ll > /tmp/ll.out
-cat /tmp/ll.out
-result pgs_before "$(grep -o 'prio=[0-9]* status=[a-z]*' /tmp/ll.out | tr ' ' ',' | tr '\n' ' ')"
-result maps $(dmsetup ls --target multipath | grep -vc 'No devices')
-DM=/dev/$(ls /sys/block | grep '^dm-' | head -1)
-result dm $DM
-result table_before "$(dmsetup table | tr ' ' '_')"
-dmsetup status
-[ "$DM" = /dev/ ] && { fail "multipath made no map"; IOSECS=0; }
-# io_loop SECS PREFIX: write, read back and compare 1 MiB regions through the map for SECS
-io_loop() {
-  i=0; errs=0; late=0
-  start=$(cut -d. -f1 /proc/uptime)
-  end=$(( start + $1 ))
-  while [ $(cut -d. -f1 /proc/uptime) -lt $end ]; do
-    # rounds in the second half run after the host's change (made at 6 s)
-    [ $(cut -d. -f1 /proc/uptime) -ge $(( start + $1 / 2 )) ] && late=$((late+1))
-    seek=$(( (i % 8) * 16 + 16 ))
-    dd if=/tmp/pat of=$DM bs=65536 seek=$seek oflag=direct conv=fsync 2>/tmp/dd.err || { errs=$((errs+1)); cat /tmp/dd.err; }
-    dd if=$DM of=/tmp/back bs=65536 skip=$seek count=16 iflag=direct 2>/tmp/dd.err || { errs=$((errs+1)); cat /tmp/dd.err; }
-    cmp -s /tmp/pat /tmp/back || { errs=$((errs+1)); echo "mismatch at round $i"; }
-    i=$((i+1))
-  done
-  result ${2}rounds $i
-  result ${2}late_rounds $late
-  result ${2}errors $errs
+DA=$DISK1; DB=$DISK2
+# state NAME: multipathd's view of a path, "DMSTATE CHECKERSTATE PRIO" (active ready 50)
+state() { multipathd show paths raw format "%d %t %T %p" | sed -n "s/^$1 //p"; }
+# pg_of NAME: status (active / enabled) of the path group that holds the path
+pg_of() {
+  multipathd show topology | awk -v d=" $1 " '/prio=/ { st = $0; sub(/.*status=/, "", st);
+    sub(/ .*/, "", st) } index($0, d) { print st; exit }'
 }
-step io
-io_loop $IOSECS io_
-step after
-multipath -ll > /tmp/ll.out
-cat /tmp/ll.out
-result pgs_after "$(grep -o 'prio=[0-9]* status=[a-z]*' /tmp/ll.out | tr ' ' ',' | tr '\n' ' ')"
-dmsetup status
-result status_after "$(dmsetup status | tr ' ' '_')"
-for d in $(ls /sys/block | grep '^sd'); do
-  sess=$(readlink -f /sys/block/$d/device | sed 's,.*/\(session[0-9]*\)/.*,\1,')
-  tpgt=$(cat /sys/class/iscsi_session/$sess/tpgt)
-  result access_after_tpgt${tpgt} "$(cat /sys/block/$d/device/access_state)"
+# iocount NAME: read + write requests the disk completed (block layer counters: what dm
+# sent down this path; multipathd's checker commands are passthrough, not counted)
+iocount() { awk '{ print $1 + $5 }' /sys/block/$1/stat; }
+access() { cat /sys/block/$1/device/access_state; }
+until_true 60 "multipathd to put both paths into one map" \
+  '[ "$(multipathd show maps raw format "%N")" = 2 ] && [ -n "$(state $DA)" ] && [ -n "$(state $DB)" ]'
+step map
+udevadm settle --timeout=30
+for t in 1 2; do
+  eval d=\$DISK$t
+  result dh_tpgt$t $(cat /sys/block/$d/device/dh_state)
+  result access_tpgt$t "$(access $d)"
+  result serial_tpgt$t "$(udevadm info -q property -n /dev/$d | sed -n 's/^ID_SERIAL=//p')"
 done
-# phase 2: the host makes A active/optimized again; the guest reinstates A's path in
-# the map (multipathd's job, not run here), then the host disables tpg2: B's session
-# ends and I/O goes on through A
-step phase2
-sleep 3
-MAP=$(dmsetup ls --target multipath | cut -f1)
-dmsetup message $MAP 0 reinstate_path $(cat /sys/block/$(echo $DISK1)/dev) || fail "reinstate_path"
-dmsetup status
-step io2
-io_loop $IOSECS io2_
-multipath -ll
-result status_end "$(dmsetup status | tr ' ' '_')"
-dmesg | grep -iE 'alua|multipath|device-mapper|connection|session' | tail -30
+multipathd show topology
+result maps "$(multipathd show maps raw format '%n' | wc -l)"
+result map_paths "$(multipathd show maps raw format '%N')"
+DM=/dev/$(ls /sys/block | grep '^dm-' | head -1)
+[ "$DM" = /dev/ ] && { fail "multipathd made no map"; echo "@@EXIT 1"; poweroff -f; }
+result dm $DM
+# io_loop: write, read back and compare 1 MiB regions through the map until /tmp/io.stop;
+# /tmp/io.count holds "ROUNDS ERRORS"
+io_loop() {
+  i=0; errs=0
+  while [ ! -e /tmp/io.stop ]; do
+    # 1 MiB commands: few of them, as each one through a non-optimized port waits for
+    # the group's nonop_delay_msecs
+    seek=$(( i % 8 + 1 ))
+    dd if=/tmp/pat of=$DM bs=1M seek=$seek oflag=direct conv=fsync 2>/tmp/io.err || \
+      { errs=$((errs+1)); echo "@@WARN round $i write: $(cat /tmp/io.err)"; }
+    dd if=$DM of=/tmp/io.back bs=1M skip=$seek count=1 iflag=direct 2>/tmp/io.err || \
+      { errs=$((errs+1)); echo "@@WARN round $i read: $(cat /tmp/io.err)"; }
+    cmp -s /tmp/pat /tmp/io.back || { errs=$((errs+1)); echo "@@WARN round $i: read back differs"; }
+    i=$((i+1))
+    echo "$i $errs" > /tmp/io.count
+    echo "$i@$(cut -d' ' -f1 /proc/uptime)" >> /tmp/io.times
+  done
+}
+rounds() { cut -d' ' -f1 /tmp/io.count 2>/dev/null || echo 0; }
+# more_rounds N WHAT: wait until the loop has done N rounds more than now
+more_rounds() { _r=$(( $(rounds) + $1 )); until_true 120 "$2" '[ $(rounds) -ge $_r ]'; }
+echo "0 0" > /tmp/io.count
+step io
+io_loop &
+IO=$!
+more_rounds 3 "three verified rounds through the map"
+# (a group's status says "active" once dm has sent I/O to it)
+result pgs_before "$(multipathd show topology | grep -o 'prio=[0-9]* status=[a-z]*' | tr ' ' ',' | tr '\n' ' ')"
+result pg_a_before $(pg_of $DA)
+result pg_b_before $(pg_of $DB)
+result a_io_before $(iocount $DA)
+result b_io_before $(iocount $DB)
+# the host now makes A's group unavailable while the loop runs
+step failover
+# failed_over: A's port unavailable as the kernel sees it, multipathd's checker finds A's
+# path down (not only dm's failed state: a TUR answered before the change can reinstate it
+# for a moment), B's group carries the I/O; what it saw stays in AS / SA / PB
+failed_over() {
+  AS=$(access $DA); SA=$(state $DA); PB=$(pg_of $DB)
+  [ "$AS" = unavailable ] && [ "${SA% *}" = "failed faulty" ] && [ "$PB" = active ]
+}
+until_true 90 "A's path to fail and B's group to take the I/O" failed_over
+result access_a_failed "$AS"
+result state_a_failed "$SA"
+result pg_b_failed "$PB"
+result access_b_failed "$(access $DB)"
+result state_b_failed "$(state $DB)"
+more_rounds 1 "a round after the failover"
+A0=$(iocount $DA); B0=$(iocount $DB)
+more_rounds 3 "three rounds through B alone"
+result a_io_failed $(( $(iocount $DA) - A0 ))
+result b_io_failed $(( $(iocount $DB) - B0 ))
+multipathd show topology
+# the host now makes A's group active/optimized again
+step failed-over
+# failed_back: A's port active/optimized again, multipathd's checker reinstated the path
+# with its priority 50, and failed back to its group
+failed_back() {
+  AS=$(access $DA); SA=$(state $DA); PA=$(pg_of $DA)
+  [ "$AS" = active/optimized ] && [ "$SA" = "active ready 50" ] && [ "$PA" = active ]
+}
+until_true 90 "multipathd to reinstate A's path and fail back to its group" failed_back
+result access_a_back "$AS"
+result state_a_back "$SA"
+result pg_a_back "$PA"
+result pg_b_back $(pg_of $DB)
+more_rounds 1 "a round after the failback"
+A0=$(iocount $DA); B0=$(iocount $DB)
+more_rounds 3 "three rounds after the failback"
+result a_io_back $(( $(iocount $DA) - A0 ))
+result b_io_back $(( $(iocount $DB) - B0 ))
+step failed-back
+# the host now disables TPG 1: A's session ends, iscsid tries to log in again and again
+# lost_a: A's session down, dm failed A's path (its commands failed after the 5 s
+# replacement timeout), B's group carries the I/O
+lost_a() {
+  SS=$(cat /sys/class/iscsi_session/$SESS1/state); SA=$(state $DA); PB=$(pg_of $DB)
+  [ "$SS" != LOGGED_IN ] && [ "${SA%% *}" = failed ] && [ "$PB" = active ]
+}
+until_true 90 "A's session to end and B's group to take the I/O" lost_a
+result session_a_lost "$SS"
+result state_a_lost "$SA"
+result pg_b_lost "$PB"
+more_rounds 1 "a round after A's session ended"
+A0=$(iocount $DA); B0=$(iocount $DB)
+more_rounds 3 "three rounds through B while A's portal is gone"
+result a_io_lost $(( $(iocount $DA) - A0 ))
+result b_io_lost $(( $(iocount $DB) - B0 ))
+multipathd show topology
+# the host now enables TPG 1 again: iscsid's next login gets through, the session (same
+# device) comes back, multipathd reinstates the path and fails back to it
+step portal-lost
+reconnected() { SS=$(cat /sys/class/iscsi_session/$SESS1/state); [ "$SS" = LOGGED_IN ] && failed_back; }
+until_true 120 "iscsid to re-establish A's session and multipathd to fail back" reconnected
+result session_a_again "$SS"
+result state_a_again "$SA"
+result pg_a_again "$PA"
+more_rounds 1 "a round after A came back"
+A0=$(iocount $DA); B0=$(iocount $DB)
+more_rounds 3 "three rounds after A came back"
+result a_io_again $(( $(iocount $DA) - A0 ))
+result b_io_again $(( $(iocount $DB) - B0 ))
+step portal-back
+touch /tmp/io.stop
+wait $IO
+result io_rounds $(rounds)
+result io_errors $(cut -d' ' -f2 /tmp/io.count)
+echo "rounds ended at (round@uptime): $(tr '\n' ' ' < /tmp/io.times)"
+multipathd show topology
+tail -8 /tmp/iscsid.log
+grep -iE 'reinstat|fail|switch|checker|prio' /tmp/multipathd.log | grep -v 'checker timeout' | tail -25
+dmesg | grep -iE 'alua|multipath|device-mapper' | tail -20
 """
+
+
+def _tpg_octets(rpc, tag):
+    """Data octets (received + sent) of the target's sessions through TPG `tag`."""
+    st = rpc.call("stats.get")
+    return sum(s["rx_data_octets"] + s["tx_data_octets"] for s in st["sessions"]
+               if s["target"] == IQN and s["tpg"] == tag)
 
 
 def test_multipath_alua_failover(config, utarget, workdir, guest_cache):
@@ -196,54 +351,84 @@ def test_multipath_alua_failover(config, utarget, workdir, guest_cache):
     rpc.call("alua.create", group="grpB", tag=20, **so)
     rpc.call("lun.set_alua", wwn=IQN, tag=1, lun=0, alua_tg_pt_gp_name="grpA")
     rpc.call("lun.set_alua", wwn=IQN, tag=2, lun=0, alua_tg_pt_gp_name="grpB")
-    rpc.call("alua.set_attributes", group="grpA", attributes={"alua_access_state": 0}, **so)
-    rpc.call("alua.set_attributes", group="grpB", attributes={"alua_access_state": 1}, **so)
-    iosecs = 20
-    script = "IQN=%s; P1=%d; P2=%d; IOSECS=%d\n" % (IQN, d.port, p2, iosecs) + MULTI
-    g = LinuxGuest(workdir, script, cache_dir=guest_cache, initiator=GUEST).start()
+    # implicit ALUA only: the target alone decides the states (scsi_dh_alua would
+    # otherwise send SET TARGET PORT GROUPS to make the group it fails over to optimized)
+    # B's nonop_delay_msecs 10 instead of LIO's 100: udev's probes of B's disk (blkid reads
+    # many small blocks) and the rounds through B waited 100 ms per command, 10-15 s in all
+    for grp, state in (("grpA", 0), ("grpB", 1)):
+        rpc.call("alua.set_attributes", group=grp, attributes={
+            "alua_access_type": 1, "alua_access_state": state, "nonop_delay_msecs": 10},
+            **so)
+    canary = Canary()
+    script = "IQN=%s; P1=%d; CANARY=%d\n" % (IQN, d.port, canary.port) + MULTI
+    g = LinuxGuest(workdir, script, cache_dir=guest_cache, initiator=GUEST,
+                   forwards=[PORTAL1 + (d.port,), PORTAL2 + (p2,)]).start()
     try:
-        assert g.wait_line("@@STEP io", 180), g.tail()
-        time.sleep(6)
-        # A goes standby, B becomes active/optimized, while the guest writes and reads
-        rpc.call("alua.set_attributes", group="grpA", attributes={"alua_access_state": 2},
+        assert g.wait_line("@@STEP failover", 180), "guest never got to I/O\n" + g.tail()
+        # A's group becomes unavailable while the guest writes and reads through the map
+        rpc.call("alua.set_attributes", group="grpA", attributes={"alua_access_state": 3},
                  **so)
-        rpc.call("alua.set_attributes", group="grpB", attributes={"alua_access_state": 0},
-                 **so)
-        assert g.wait_line("@@STEP phase2", 180), g.tail()
+        assert g.wait_line("@@STEP failed-over", 150), "no failover\n" + g.tail()
+        a_failed = _tpg_octets(rpc, 1)
         rpc.call("alua.set_attributes", group="grpA", attributes={"alua_access_state": 0},
                  **so)
-        assert g.wait_line("@@STEP io2", 60), g.tail()
-        time.sleep(6)
-        rpc.call("tpg.enable", wwn=IQN, tag=2, enable=False)   # path B goes away
-        g.wait(240)
+        assert g.wait_line("@@STEP failed-back", 150), "no failback\n" + g.tail()
+        a_back = _tpg_octets(rpc, 1)
+        # A's portal goes away under I/O: TPG 1 disabled, its session ends
+        rpc.call("tpg.enable", wwn=IQN, tag=1, enable=False)
+        assert g.wait_line("@@STEP portal-lost", 150), "A's loss not handled\n" + g.tail()
+        connects_lost = len(g.forward_connects(d.port))
+        rpc.call("tpg.enable", wwn=IQN, tag=1, enable=True)
+        assert g.wait_line("@@STEP portal-back", 180), "A did not come back\n" + g.tail()
+        g.wait(120)
     finally:
         g.kill()
+        canary.close()
     r = g.check()
+    check_isolation(r, canary, d.port)
+    # one session per portal, each through its own forward, until A's portal went away;
+    # then iscsid's logins again through the same forward, the last one accepted
+    assert connects_lost >= 1 and len(g.forward_connects(p2)) == 1, g.forward_connects()
+    assert len(g.forward_connects(d.port)) > connects_lost, g.forward_connects()
     assert r["dh_tpgt1"] == "alua" and r["dh_tpgt2"] == "alua", r
-    assert r["access_tpgt1"].strip('"') == "active/optimized", r
-    assert r["access_tpgt2"].strip('"') == "active/non-optimized", r
-    assert r["maps"] == "1", g.tail()
-    # one map, two path groups by ALUA priority: A (sda, prio 50) first, B (prio 10)
-    assert r["pgs_before"].split() == ["prio=50,status=enabled", "prio=10,status=enabled"], r
-    table = r["table_before"].split("_")
-    assert "alua" in table, table
+    assert r["access_tpgt1"] == "active/optimized", r
+    assert r["access_tpgt2"] == "active/non-optimized", r
+    # udev found the LU's NAA WWID on both paths (that is how multipathd pairs them)
+    assert r["serial_tpgt1"].startswith("36001405") and \
+        r["serial_tpgt1"] == r["serial_tpgt2"], r
+    assert r["maps"] == "1" and r["map_paths"] == "2", r
+    # one map, two path groups by ALUA priority: A's (prio 50) in use, B's (10) standing by
+    assert r["pgs_before"].split() == ["prio=50,status=active", "prio=10,status=enabled"], r
+    assert r["pg_a_before"] == "active" and r["pg_b_before"] == "enabled", r
+    assert int(r["a_io_before"]) > 0, r
+    # A unavailable under I/O: the kernel sees the state, multipathd fails the path, B's
+    # group carries the I/O and A gets none
+    assert r["access_a_failed"] == "unavailable", r
+    assert r["access_b_failed"] == "active/non-optimized", r
+    assert r["state_a_failed"].split()[:2] == ["failed", "faulty"], r
+    assert r["state_b_failed"].split()[:2] == ["active", "ready"], r
+    assert r["pg_b_failed"] == "active", r
+    assert r["a_io_failed"] == "0" and int(r["b_io_failed"]) > 0, r
+    # A back: multipathd reinstated it, failed back to its group, and the I/O is on A again
+    assert r["access_a_back"] == "active/optimized", r
+    assert r["state_a_back"].split() == ["active", "ready", "50"], r
+    assert r["pg_a_back"] == "active" and r["pg_b_back"] == "enabled", r
+    assert int(r["a_io_back"]) > 0 and r["b_io_back"] == "0", r
+    # ... which the target saw too: TPG 1's session moved data after the failback
+    assert a_back - a_failed >= 3 * PAT_LEN, (a_failed, a_back)
+    # TPG 1 disabled under I/O: A's session ended, dm failed the path, B carried the I/O
+    assert r["session_a_lost"] in ("FAILED", "FREE"), r
+    assert r["state_a_lost"].split()[0] == "failed", r
+    assert r["pg_b_lost"] == "active", r
+    assert r["a_io_lost"] == "0" and int(r["b_io_lost"]) > 0, r
+    # TPG 1 back: iscsid re-established the session, multipathd reinstated A, I/O on A
+    assert r["session_a_again"] == "LOGGED_IN", r
+    assert r["state_a_again"] == "active ready 50" and r["pg_a_again"] == "active", r
+    assert int(r["a_io_again"]) > 0 and r["b_io_again"] == "0", r
+    # no I/O error at any time, every round read back what it wrote
     assert r["io_errors"] == "0", g.tail()
-    assert int(r["io_rounds"]) > 3 and int(r["io_late_rounds"]) > 2, r
-    # after the switch: B's group (prio 50 now) is the active one, A's path failed
-    # (standby, "ghost"; no multipathd in the guest to reinstate it)
-    assert r["pgs_after"].split()[1] == "prio=50,status=active", r
-    st = r["status_after"].split("_")
-    maj_a = st.index("8:0") if "8:0" in st else None
-    assert maj_a is not None and st[maj_a + 1] == "F", st
-    assert st[st.index("8:16") + 1] == "A", st
-    assert r["access_after_tpgt1"].strip('"') == "standby", r
-    assert r["access_after_tpgt2"].strip('"') == "active/optimized", r
-    # phase 2: B's TPG disabled under I/O, A carries on
-    assert r["io2_errors"] == "0", g.tail()
-    assert int(r["io2_late_rounds"]) > 2, r
-    st = r["status_end"].split("_")
-    assert st[st.index("8:0") + 1] == "A" and st[st.index("8:16") + 1] == "F", st
-    for k in range(8):   # the eight 1 MiB regions the loops wrote
+    assert int(r["io_rounds"]) >= 19, r   # 3 + 4 x (1 + 3) the script waits for
+    for k in range(8):   # the eight 1 MiB regions the loop wrote
         err = check_file(config.so(f0)["dev"], PAT_OFF + k * PAT_LEN, expected_pattern())
         assert err is None, err
     print("guest ran %.1f s" % g.elapsed)

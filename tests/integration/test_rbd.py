@@ -412,3 +412,89 @@ def test_delete_lun_and_backstore_with_io_in_flight(config, utarget, ceph, workd
             break
         assert time.monotonic() < deadline, st.stdout
         time.sleep(0.5)
+
+
+def _vpd(c, page):
+    p, din = _cmd(c, bytes([0x12, 1, page, 0x10, 0, 0]), edtl=4096, read=True)
+    assert p.status == 0, "INQUIRY VPD 0x%02x: status 0x%02x" % (page, p.status)
+    return din
+
+
+def _naa(vpd83):
+    """The NAA designator of VPD 0x83 (SPC-4 7.8.6.6), hex."""
+    d, end = 4, 4 + struct.unpack(">H", vpd83[2:4])[0]
+    while d + 4 <= end:
+        n = vpd83[d + 3]
+        if vpd83[d + 1] & 0x0f == 3 and (vpd83[d + 1] >> 4) & 3 == 0:
+            return vpd83[d + 4:d + 4 + n].hex()
+        d += 4 + n
+    raise AssertionError("no NAA designator in VPD 0x83: %s" % vpd83.hex())
+
+
+def test_two_gateways_one_image_same_lu_identity(config, utarget, ceph, workdir):
+    """Issue 18's first step: two utargetd (two gateways on their own ports) create
+    a user:rbd object on the same image, with no wwn given: both report the same unit
+    serial (VPD 0x80) and NAA (VPD 0x83), derived from the image (cluster fsid, pool id,
+    image id), so an initiator sees one LU with two paths; the same object made again
+    has the same identity; another image has another. Data written through one gateway
+    reads back through the other."""
+    image, other = _image(ceph, 32 * MiB), _image(ceph, 32 * MiB)
+    cli = os.environ.get("UTARGETCLI") or os.path.join(ut_repo(), "build", "utargetcli")
+    gws = []
+    for i, ip in enumerate(("127.0.0.1", "127.0.0.1")):
+        cfg = ut.Config(ut.free_port(), workdir)
+        cfg.target(IQN).tpg(i + 1, portals=[(ip, cfg.port)])
+        d = utarget(cfg, name="gw%d" % i)
+        env = {"UTARGET_SOCKET": d.sock, "UTARGETCLI_HOME": os.path.join(str(workdir), "h%d" % i)}
+
+        def run(*args, env=env, d=d):
+            res = ut.run([cli] + list(args), env=env, timeout=60)
+            assert res.returncode == 0 and "AddressSanitizer" not in res.stderr, \
+                ut.describe(res, d)
+            return res
+        run("/backstores/user:rbd", "create", "name=r0", "cfgstring=" + ceph.cfgstring(image))
+        run("/iscsi/%s/tpg%d/luns" % (IQN, i + 1), "create", "/backstores/user:rbd/r0", "0")
+        gws.append((d, ip, cfg.port, run))
+
+    def identity(ip, port):
+        c = raw.RawConn(ip, port)
+        with c:
+            c.login(target=IQN)
+            for _ in range(4):
+                p, _ = c.command(bytes(6))
+                if p is not None and p.status == 0:
+                    break
+            serial = _vpd(c, 0x80)
+            return serial[4:4 + serial[3]].decode().strip(), _naa(_vpd(c, 0x83))
+
+    a, b = identity(*gws[0][1:3]), identity(*gws[1][1:3])
+    assert a == b, (a, b)
+    assert a[0] and len(a[1]) == 32, a      # NAA IEEE Registered Extended (6h)
+    # through gateway A, back through gateway B
+    url = "driver=iscsi,transport=tcp,portal=%s:%d,target=%s,lun=0"
+    res = ut.qemu_io(url % (gws[0][1], gws[0][2], IQN), ["write -P 0x3c 0 1M"])
+    assert not ut.qemu_io_problems(res), ut.describe(res, gws[0][0])
+    res = ut.qemu_io(url % (gws[1][1], gws[1][2], IQN), ["read -P 0x3c 0 1M"],
+                     read_only=True)
+    assert not ut.qemu_io_problems(res), ut.describe(res, gws[1][0])
+
+    # made again on gateway B: the same identity; another image: another
+    d, ip, port, run = gws[1]
+    run("/iscsi/%s/tpg2/luns" % IQN, "delete", "lun0")
+    run("/backstores/user:rbd", "delete", "r0")
+    run("/backstores/user:rbd", "create", "name=r0", "cfgstring=" + ceph.cfgstring(image))
+    run("/backstores/user:rbd", "create", "name=r1", "cfgstring=" + ceph.cfgstring(other))
+    run("/iscsi/%s/tpg2/luns" % IQN, "create", "/backstores/user:rbd/r0", "0")
+    assert identity(ip, port) == a
+    run("/iscsi/%s/tpg2/luns" % IQN, "delete", "lun0")
+    run("/iscsi/%s/tpg2/luns" % IQN, "create", "/backstores/user:rbd/r1", "0")
+    c_other = identity(ip, port)
+    assert c_other[0] != a[0] and c_other[1] != a[1], (c_other, a)
+    # a wwn given at create time still wins (LIO's wwn= argument)
+    wwn = str(uuid.uuid4())
+    run("/backstores/user:rbd", "create", "name=r2", "wwn=" + wwn,
+        "cfgstring=" + ceph.cfgstring(_image(ceph, 8 * MiB)))
+    saved = os.path.join(str(workdir), "gw.json")
+    run("saveconfig", saved)
+    sos = {s["name"]: s for s in json.load(open(saved))["storage_objects"]}
+    assert sos["r2"]["wwn"] == wwn and sos["r0"]["wwn"] == a[0], sos

@@ -104,6 +104,16 @@ def sample(text, metric, **labels):
     raise AssertionError("no sample %s%s in metrics" % (metric, want))
 
 
+def promtool_accepts(text, tmp_path):
+    """Prometheus' own checker on the exposition (issue 20's done-when)."""
+    p = tmp_path / "metrics.txt"
+    p.write_text(text)
+    with open(p) as f:
+        r = subprocess.run(["promtool", "check", "metrics"], stdin=f,
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 def workload(d):
     cmds = ["write -P 0x5a %d 4k" % (i * 4 * KiB) for i in range(256)]  # 1 MiB, 4 KiB each
     cmds += ["read -P 0x5a 0 1M", "read -P 0 1M 1M"]                    # 2 MiB
@@ -167,12 +177,7 @@ def test_counters_match_workload(config, utarget, workdir, tmp_path):
     assert "# TYPE utarget_storage_object_latency_seconds histogram" in text
     assert sample(text, "utarget_portal_logins_total", portal="127.0.0.1:%d" % d.port,
                   result="accepted") == 2
-    p = tmp_path / "metrics.txt"
-    p.write_text(text)
-    with open(p) as f:
-        r = subprocess.run(["promtool", "check", "metrics"], stdin=f,
-                           capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stdout + r.stderr
+    promtool_accepts(text, tmp_path)
 
     # a live session shows its RFC 4544 counters
     proc = ut.qemu_io(d.image_opts(0), ["read 0 64k", "sleep 3000"], popen=True)
@@ -404,12 +409,7 @@ def test_per_lun_and_per_portal(config, utarget, workdir, tmp_path):
                   backstore="ramdisk", name="rd0") == 7 * 4 * KiB
     assert sample(text, "utarget_portal_logins_total", portal="127.0.0.1:%d" % port2,
                   result="target_not_found") == 1
-    p = tmp_path / "metrics.txt"
-    p.write_text(text)
-    with open(p) as f:
-        r = subprocess.run(["promtool", "check", "metrics"], stdin=f,
-                           capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stdout + r.stderr
+    promtool_accepts(text, tmp_path)
 
 
 def test_task_management_and_digest_errors_counted(config, utarget, workdir):

@@ -256,6 +256,43 @@ static void test_xcopy(void **state)
 	free(p);
 }
 
+/* LIO's secondary offline of one target port (se_lun
+ * lun_tg_pt_secondary_offline): every command through it, INQUIRY too,
+ * gets NOT READY 04/12; the LU's other port serves and REPORT TARGET PORT
+ * GROUPS lists both ports by their relative target port ids. */
+static void test_alua_port_offline(void **state)
+{
+	struct env *e = *state;
+	struct scsi_nexus nx2;
+	struct scsi_alua_port *p1 = scsi_alua_port_add(e->lu, 7);
+	struct scsi_alua_port *p2 = scsi_alua_port_add(e->lu, 9);
+	static const uint8_t inq[6] = { 0x12, 0, 0, 0, 36, 0 };
+	uint8_t rtpg[12] = { 0xa3, 0x0a };
+	struct scsi_cmd cmd;
+	uint8_t *b = abuf(512);
+
+	assert_non_null(p1);
+	assert_non_null(p2);
+	nexus_init(&nx2, "iqn.1994-05.com.example:a", 2, e->lu);
+	e->nx.map->ent[0].port = p1;
+	nx2.map->ent[0].port = p2;
+	clear_ua(&nx2);
+	scsi_alua_port_set_offline(e->lu, p2, true);
+	assert_int_equal(atomic_load(&p2->sec_status), 2);
+	assert_int_equal(run(&nx2, &cmd, inq, 6, b, 36), SAM_STAT_CHECK_CONDITION);
+	assert_sense(&cmd, SK_NOT_READY, ASC_LU_NOT_ACCESSIBLE_OFFLINE);
+	assert_int_equal(run(&e->nx, &cmd, inq, 6, b, 36), SAM_STAT_GOOD);
+	put_be32(rtpg + 6, 512);
+	assert_int_equal(run(&e->nx, &cmd, rtpg, 12, b, 512), SAM_STAT_GOOD);
+	assert_int_equal(b[4 + 7], 2);              /* two ports in group 0 */
+	assert_int_equal(get_be16(b + 4 + 8 + 2), 7);
+	assert_int_equal(get_be16(b + 4 + 12 + 2), 9);
+	scsi_alua_port_set_offline(e->lu, p2, false);
+	assert_int_equal(run(&nx2, &cmd, inq, 6, b, 36), SAM_STAT_GOOD);
+	scsi_nexus_clear(&nx2);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -266,6 +303,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rsoc_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rsoc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_xcopy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_alua_port_offline, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -414,6 +414,42 @@ class LUN(CFSNode):
         """The ALUA group (of the storage object) this LUN's target port is in."""
         self._call("lun.set_alua", alua_tg_pt_gp_name=str(name), **self._ident())
 
+    # rtslib-fb's LUN secondary ALUA state (configfs alua_tg_pt_offline,
+    # alua_tg_pt_status, alua_tg_pt_write_md); like rtslib-fb, not in dump()
+    ALUA_STATUS_NONE = 0
+    ALUA_STATUS_ALTERED_BY_EXPLICIT_STPG = 1
+    ALUA_STATUS_ALTERED_BY_IMPLICIT_ALUA = 2
+
+    def _alua(self, key):
+        return self._call("lun.get_alua", **self._ident())[key]
+
+    @property
+    def alua_tg_pt_offline(self):
+        """The LUN's ALUA secondary access state: True, its port is offline."""
+        return bool(self._alua("alua_tg_pt_offline"))
+
+    @alua_tg_pt_offline.setter
+    def alua_tg_pt_offline(self, boolean):
+        self._call("lun.set_alua", alua_tg_pt_offline=int(bool(boolean)), **self._ident())
+
+    @property
+    def alua_tg_pt_status(self):
+        """The LUN's ALUA secondary access status: 0 none, 1 by STPG, 2 implicit."""
+        return int(self._alua("alua_tg_pt_status"))
+
+    @alua_tg_pt_status.setter
+    def alua_tg_pt_status(self, integer):
+        self._call("lun.set_alua", alua_tg_pt_status=int(integer), **self._ident())
+
+    @property
+    def alua_tg_pt_write_md(self):
+        """The LUN's ALUA secondary write metadata flag (stored only)."""
+        return bool(self._alua("alua_tg_pt_write_md"))
+
+    @alua_tg_pt_write_md.setter
+    def alua_tg_pt_write_md(self, boolean):
+        self._call("lun.set_alua", alua_tg_pt_write_md=int(bool(boolean)), **self._ident())
+
     @property
     def mapped_luns(self):
         for acl in self.parent_tpg.node_acls:
