@@ -27,7 +27,8 @@ CLI_LIBS := -ljansson -lreadline
 CORE_DIRS := src/util src/io src/backstore src/scsi src/iscsi src/control
 CORE_SRCS := $(sort $(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.c)))
 DAEMON_SRCS := $(wildcard src/daemon/*.c)
-CLI_SRCS := $(wildcard src/cli/*.c)
+# utargetcli links no core object but the size formatting it shares
+CLI_SRCS := $(wildcard src/cli/*.c) src/util/human.c
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 
 obj = $(patsubst %.c,$(1)/obj/%.o,$(2))

@@ -77,8 +77,6 @@ int cli_name_cmp(const char *a, const char *b);
 
 /* "100M", "1g", "4096", "2GiB" -> bytes (1024-based); -1 when malformed. */
 long long cli_human_to_bytes(const char *s);
-/* LIO's size text: "%d bytes" below 1 KiB, else "%3.1f" KiB..PiB. */
-void cli_bytes_to_human(unsigned long long n, char *buf, size_t len);
 /* true/false/yes/no/on/off/1/0 (any case); -1 when none of them. */
 int cli_parse_bool(const char *s);
 

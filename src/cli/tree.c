@@ -117,21 +117,13 @@ static void sort_tree(struct node *n)
 static const char *const plugins[] = { "block", "fileio", "pscsi",
 				       "ramdisk", "user:rbd" };
 
-/* A saved object of a tree plugin node: LIO saves every tcmu-backed object
- * as plugin "user" with config "<handler>/...", shown under user:<handler>. */
+/* The daemon names each object's node under /backstores (get_config
+ * live: LIO saves tcmu objects as plugin "user", shown under user:rbd). */
 static bool so_of_plugin(json_t *so, const char *node_plugin)
 {
-	const char *pl = json_str(so, "plugin");
-	const char *cfg = json_str(so, "config");
-	size_t n;
+	const char *bs = json_str(so, "backstore");
 
-	if (!pl)
-		return false;
-	if (strncmp(node_plugin, "user:", 5))
-		return !strcmp(pl, node_plugin);
-	n = strlen(node_plugin + 5);
-	return !strcmp(pl, "user") && cfg && !strncmp(cfg, node_plugin + 5, n) &&
-	       cfg[n] == '/';
+	return bs && !strcmp(bs, node_plugin);
 }
 
 static void build_tpg(struct node *tpgn, json_t *tpg)
@@ -439,7 +431,6 @@ static bool has(json_t *o, const char *key)
 void node_summary(struct shell *sh, struct node *n, char *buf, size_t len,
 		  int *health)
 {
-	char size[64];
 	json_t *o = n->obj, *v;
 	bool gen, auth;
 
@@ -453,35 +444,12 @@ void node_summary(struct shell *sh, struct node *n, char *buf, size_t len,
 		snprintf(buf, len, "Storage Objects: %zu", n->nkids);
 		break;
 	case N_SO: {
+		/* the plugin's own words, from the daemon (plugins.c) */
 		const char *st = so_in_use(sh, o) ? "activated" : "deactivated";
-		const char *dev = json_str(o, "dev") ? json_str(o, "dev") : "";
+		const char *sum = json_str(o, "summary");
 
-		cli_bytes_to_human((unsigned long long)json_num(o, "size", 0),
-				   size, sizeof(size));
 		*health = 1;
-		if (!strcmp(n->plugin, "fileio"))
-			snprintf(buf, len, "%s (%s) %s %s", dev, size,
-				 json_flag(o, "write_back") ? "write-back" :
-							      "write-thru",
-				 st);
-		else if (!strcmp(n->plugin, "block"))
-			snprintf(buf, len, "%s (%s) %s%s %s", dev, size,
-				 json_flag(o, "readonly") ? "ro " : "",
-				 json_flag(o, "write_back") ? "write-back" :
-							      "write-thru",
-				 st);
-		else if (!strcmp(n->plugin, "ramdisk"))
-			snprintf(buf, len, "%s(%s) %s",
-				 json_flag(o, "nullio") ? "nullio " : "", size,
-				 st);
-		else if (!strncmp(n->plugin, "user:", 5))
-			/* targetcli's UIUserBackedStorageObject summary */
-			snprintf(buf, len, "%s (%s) %s",
-				 json_str(o, "config") ? json_str(o, "config")
-						       : "(no config)",
-				 size, st);
-		else
-			snprintf(buf, len, "%s %s", dev, st);
+		snprintf(buf, len, "%s %s", sum ? sum : "", st);
 		break;
 	}
 	case N_ALUA:

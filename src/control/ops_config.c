@@ -32,22 +32,30 @@ json_t *m_get_config(json_t *p, struct rpc_error *e)
 	if (with_version)
 		json_object_set_new(cfg, "config_version",
 				    json_integer((json_int_t)ctl_config_version));
-	/* get_config is what saveconfig writes. LIO's saveconfig.json has
-	 * no size for block objects (the device has one; rtslib-fb's restore
-	 * hands an object's keys to its constructor, which takes none);
-	 * live=true (utargetcli's `ls`) adds the device's size. */
+	/* get_config is what saveconfig writes. live=true (utargetcli's `ls`)
+	 * adds what the saved file leaves out: a block device's size (LIO's
+	 * saveconfig.json has none: rtslib-fb's restore hands an object's keys
+	 * to its constructor, which takes none), the object's node under
+	 * /backstores (LIO saves tcmu objects as plugin "user") and the
+	 * plugin's own `ls` summary, so the shell branches on no plugin. */
 	json_array_foreach(json_object_get(cfg, "storage_objects"), i, o) {
 		if (!live)
 			break;
 		const char *pl = json_string_value(json_object_get(o, "plugin"));
 		const char *nm = json_string_value(json_object_get(o, "name"));
 		const struct ctl_plugin *plug = ctl_plugin_find(pl);
-		struct ctl_so *so = plug && plug->live_size && nm ?
-					    ctl_so_find(pl, nm) : NULL;
+		struct ctl_so *so = plug && nm ? ctl_so_find(plug->name, nm) :
+						 NULL;
+		char sum[1024];
 
-		if (so)
+		if (!so)
+			continue;
+		if (plug->live_size)
 			json_object_set_new(o, "size",
 					    json_integer((json_int_t)so->size));
+		plug->summary(so, sum, sizeof(sum));
+		json_object_set_new(o, "backstore", json_string(plug->name));
+		json_object_set_new(o, "summary", json_string(sum));
 	}
 	return cfg;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "backstore/backstore.h"
+#include "util/human.h"
 
 static void save_fileio(const struct ctl_so *so, json_t *o)
 {
@@ -66,14 +67,65 @@ static int load_rbd(json_t *j, struct ctl_so_spec *spec, char *err,
 	return 0;
 }
 
+/* `ls` summaries, in targetcli-fb's words: "DEV (SIZE) write-back",
+ * "DEV (SIZE) ro write-thru", "nullio (SIZE)", "CONFIG (SIZE)". */
+static const char *cache_word(const struct ctl_so *so)
+{
+	return so->lu->bs->write_back ? "write-back" : "write-thru";
+}
+
+static void sum_fileio(const struct ctl_so *so, char *buf, size_t len)
+{
+	char sz[32];
+
+	ut_bytes_to_human(so->size, sz, sizeof(sz));
+	snprintf(buf, len, "%s (%s) %s", so->dev, sz, cache_word(so));
+}
+
+static void sum_block(const struct ctl_so *so, char *buf, size_t len)
+{
+	char sz[32];
+
+	ut_bytes_to_human(so->size, sz, sizeof(sz));
+	snprintf(buf, len, "%s (%s) %s%s", so->dev, sz,
+		 so->readonly ? "ro " : "", cache_word(so));
+}
+
+static void sum_ramdisk(const struct ctl_so *so, char *buf, size_t len)
+{
+	char sz[32];
+
+	ut_bytes_to_human(so->size, sz, sizeof(sz));
+	snprintf(buf, len, "%s(%s)", so->nullio ? "nullio " : "", sz);
+}
+
+static void sum_pscsi(const struct ctl_so *so, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", so->dev);
+}
+
+static void sum_rbd(const struct ctl_so *so, char *buf, size_t len)
+{
+	char sz[32];
+
+	ut_bytes_to_human(__atomic_load_n(&so->lu->bs->size, __ATOMIC_RELAXED),
+			  sz, sizeof(sz));
+	snprintf(buf, len, "%s (%s)", so->dev, sz);
+}
+
 static const struct ctl_plugin plugins[] = {
-	/* name, LIO's name, needs, live_size, write_back default, save, load */
-	{ "fileio", "fileio", CTL_NEEDS_DEV, false, true, save_fileio, NULL },
-	{ "block", "block", CTL_NEEDS_DEV, true, false, save_block, NULL },
-	{ "ramdisk", "ramdisk", CTL_NEEDS_SIZE, false, false, save_ramdisk, NULL },
-	{ "pscsi", "pscsi", CTL_NEEDS_DEV, false, false, save_pscsi, NULL },
+	/* name, LIO's name, needs, live_size, write_back default, save, load,
+	 * summary */
+	{ "fileio", "fileio", CTL_NEEDS_DEV, false, true, save_fileio, NULL,
+	  sum_fileio },
+	{ "block", "block", CTL_NEEDS_DEV, true, false, save_block, NULL,
+	  sum_block },
+	{ "ramdisk", "ramdisk", CTL_NEEDS_SIZE, false, false, save_ramdisk,
+	  NULL, sum_ramdisk },
+	{ "pscsi", "pscsi", CTL_NEEDS_DEV, false, false, save_pscsi, NULL,
+	  sum_pscsi },
 	{ CTL_RBD_PLUGIN, "user", CTL_NEEDS_CONFIG, false, false, save_rbd,
-	  load_rbd },
+	  load_rbd, sum_rbd },
 };
 
 const struct ctl_plugin *ctl_plugin_find(const char *name)

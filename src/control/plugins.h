@@ -24,6 +24,9 @@ struct ctl_plugin {
 	 * none); -1 with err when the saved object cannot be taken */
 	int (*load)(json_t *j, struct ctl_so_spec *spec, char *err,
 		    size_t errlen);
+	/* utargetcli's `ls` line for the object, before its activated /
+	 * deactivated word (targetcli-fb's UI*StorageObject.summary) */
+	void (*summary)(const struct ctl_so *so, char *buf, size_t len);
 };
 
 /* By utargetd's name or LIO's ("user" is user:rbd); NULL when unknown. */
