@@ -100,6 +100,11 @@ struct key_def {
 	size_t off;                    /* into struct iscsi_sess_params */
 	/* extra bound on the target's offer (FirstBurstLength) */
 	uint32_t (*cap)(const struct iscsi_neg *n, uint32_t offer);
+	/* TPG keys: what `describe tpg_parameter` (utargetcli's help) says,
+	 * and whether a configured value changes what is negotiated (markers,
+	 * iSER keys and ErrorRecoveryLevel above 0 do not) */
+	const char *desc;
+	bool not_honoured;
 };
 
 /* Wire keys that are not TPG parameters follow the TPG keys. */
@@ -120,89 +125,113 @@ static uint32_t cap_first_burst(const struct iscsi_neg *n, uint32_t offer);
 static const struct key_def key_defs[KD__COUNT] = {
 	/* §12.1: security negotiation, done by the login code. */
 	[ITK_AUTHMETHOD] = { "AuthMethod", VK_LIST, .values = auth_values,
-		.rf = RF_LOGIN, .lio_default = "CHAP,None" },
+		.rf = RF_LOGIN, .lio_default = "CHAP,None",
+		.desc = "Authentication methods offered (CHAP, None)" },
 	/* §13.1 */
 	[ITK_HEADERDIGEST] = { "HeaderDigest", VK_LIST, .values = digest_values,
 		.rf = RF_LIST, .use = U_IO, .lio_default = "CRC32C,None",
+		.desc = "Header digests offered (CRC32C, None)",
 		.st = ST_DIGEST, SP(header_digest) },
 	[ITK_DATADIGEST] = { "DataDigest", VK_LIST, .values = digest_values,
 		.rf = RF_LIST, .use = U_IO, .lio_default = "CRC32C,None",
+		.desc = "Data digests offered (CRC32C, None)",
 		.st = ST_DIGEST, SP(data_digest) },
 	/* §13.2 */
 	[ITK_MAXCONNECTIONS] = { "MaxConnections", VK_NUM, 1, 65535,
 		.rf = RF_MIN, .use = U_LO | U_NDISC, .lio_default = "1",
+		.desc = "Connections per session",
 		.st = ST_U32, SP(max_connections) },
 	/* §13.6: declared by the login code (SessionType=Normal only). */
 	[ITK_TARGETALIAS] = { "TargetAlias", VK_STRING, .rf = RF_LOGIN,
-		.lio_default = "LIO Target" },
+		.lio_default = "LIO Target",
+		.desc = "Alias the target declares at login" },
 	/* §13.10 */
 	[ITK_INITIALR2T] = { "InitialR2T", VK_BOOL, .rf = RF_OR,
 		.use = U_LO | U_NDISC, .lio_default = "Yes",
+		.desc = "Wait for R2T before sending write data",
 		.st = ST_BOOL, SP(initial_r2t) },
 	/* §13.11 */
 	[ITK_IMMEDIATEDATA] = { "ImmediateData", VK_BOOL, .rf = RF_AND,
 		.use = U_LO | U_NDISC, .lio_default = "Yes",
+		.desc = "Write data may ride in the command PDU",
 		.st = ST_BOOL, SP(immediate_data) },
 	/* §13.12: declarative, per connection, also in FFP. */
 	[ITK_MAXRECVDATASEGMENTLENGTH] = { "MaxRecvDataSegmentLength", VK_NUM,
 		512, MAX_DSL, .rf = RF_DECL, .use = U_ALL,
-		.lio_default = "8192" },
+		.lio_default = "8192",
+		.desc = "Largest data segment the target receives" },
 	/* LIO only: caps what the target sends, never on the wire. */
 	[ITK_MAXXMITDATASEGMENTLENGTH] = { "MaxXmitDataSegmentLength", VK_NUM,
-		512, MAX_DSL, .rf = RF_NONE, .lio_default = "262144" },
+		512, MAX_DSL, .rf = RF_NONE, .lio_default = "262144",
+		.desc = "Largest data segment the target sends" },
 	/* §13.13 */
 	[ITK_MAXBURSTLENGTH] = { "MaxBurstLength", VK_NUM, 512, MAX_DSL,
 		.rf = RF_MIN, .use = U_LO | U_NDISC, .lio_default = "262144",
+		.desc = "Largest solicited data sequence",
 		.st = ST_U32, SP(max_burst) },
 	/* §13.14: MUST NOT exceed MaxBurstLength. */
 	[ITK_FIRSTBURSTLENGTH] = { "FirstBurstLength", VK_NUM, 512, MAX_DSL,
 		.rf = RF_MIN, .use = U_LO | U_NDISC, .lio_default = "65536",
+		.desc = "Largest unsolicited data",
 		.st = ST_U32, SP(first_burst), .cap = cap_first_burst },
 	/* §13.15 */
 	[ITK_DEFAULTTIME2WAIT] = { "DefaultTime2Wait", VK_NUM, 0, 3600,
 		.rf = RF_MAX, .use = U_LO, .lio_default = "2",
+		.desc = "Seconds to wait before reconnecting",
 		.st = ST_U32, SP(time2wait) },
 	/* §13.16 */
 	[ITK_DEFAULTTIME2RETAIN] = { "DefaultTime2Retain", VK_NUM, 0, 3600,
 		.rf = RF_MIN, .use = U_LO, .lio_default = "20",
+		.desc = "Seconds task state is kept after a connection loss",
 		.st = ST_U32, SP(time2retain) },
 	/* §13.17 */
 	[ITK_MAXOUTSTANDINGR2T] = { "MaxOutstandingR2T", VK_NUM, 1, 65535,
 		.rf = RF_MIN, .use = U_LO | U_NDISC, .lio_default = "1",
+		.desc = "R2Ts outstanding per command",
 		.st = ST_U32, SP(max_outstanding_r2t) },
 	/* §13.18 */
 	[ITK_DATAPDUINORDER] = { "DataPDUInOrder", VK_BOOL, .rf = RF_OR,
 		.use = U_LO | U_NDISC, .lio_default = "Yes",
+		.desc = "Data PDUs in order",
 		.st = ST_BOOL, SP(data_pdu_in_order) },
 	/* §13.19 */
 	[ITK_DATASEQUENCEINORDER] = { "DataSequenceInOrder", VK_BOOL,
 		.rf = RF_OR, .use = U_LO | U_NDISC, .lio_default = "Yes",
+		.desc = "Data sequences in order",
 		.st = ST_BOOL, SP(data_seq_in_order) },
 	/* §13.20 */
 	[ITK_ERRORRECOVERYLEVEL] = { "ErrorRecoveryLevel", VK_NUM, 0, 2,
 		.rf = RF_MIN, .use = U_LO, .lio_default = "0",
+		.desc = "Error recovery level (0 only)", .not_honoured = true,
 		.st = ST_U32, SP(erl) },
 	/* §13.25 obsoleted keys (RFC 3720 §A.3.2: AND, IO). We implement no
 	 * markers, so our side of the AND is always No. */
 	[ITK_IFMARKER] = { "IFMarker", VK_BOOL, .rf = RF_AND, .use = U_IO,
-		.lio_default = "No", .fixed = "No" },
+		.lio_default = "No",
+		.desc = "Obsolete (RFC 7143): always No", .not_honoured = true, .fixed = "No" },
 	[ITK_OFMARKER] = { "OFMarker", VK_BOOL, .rf = RF_AND, .use = U_IO,
-		.lio_default = "No", .fixed = "No" },
+		.lio_default = "No",
+		.desc = "Obsolete (RFC 7143): always No", .not_honoured = true, .fixed = "No" },
 	[ITK_IFMARKINT] = { "IFMarkInt", VK_MARKINT, .rf = RF_REJECT,
-		.use = U_IO, .lio_default = "Reject" },
+		.use = U_IO, .lio_default = "Reject",
+		.desc = "Obsolete (RFC 7143)", .not_honoured = true },
 	[ITK_OFMARKINT] = { "OFMarkInt", VK_MARKINT, .rf = RF_REJECT,
-		.use = U_IO, .lio_default = "Reject" },
+		.use = U_IO, .lio_default = "Reject",
+		.desc = "Obsolete (RFC 7143)", .not_honoured = true },
 	/* RFC 7147 §6.3-6.5: iSER only. Over TCP they are not negotiated
 	 * (answered NotUnderstood, like MaxXmitDataSegmentLength); kept so a
 	 * targetcli saveconfig.json restores and saves unchanged. */
 	[ITK_RDMAEXTENSIONS] = { "RDMAExtensions", VK_BOOL, .rf = RF_NONE,
-		.lio_default = "No" },
+		.lio_default = "No",
+		.desc = "iSER only (not used over TCP)", .not_honoured = true },
 	[ITK_INITIATORRECVDATASEGMENTLENGTH] = {
 		"InitiatorRecvDataSegmentLength", VK_NUM, 512, MAX_DSL,
-		.rf = RF_NONE, .lio_default = "262144" },
+		.rf = RF_NONE, .lio_default = "262144",
+		.desc = "iSER only (not used over TCP)", .not_honoured = true },
 	[ITK_TARGETRECVDATASEGMENTLENGTH] = {
 		"TargetRecvDataSegmentLength", VK_NUM, 512, MAX_DSL,
-		.rf = RF_NONE, .lio_default = "8192" },
+		.rf = RF_NONE, .lio_default = "8192",
+		.desc = "iSER only (not used over TCP)", .not_honoured = true },
 	/* §13.23: we only do the RFC 3720 behaviour. */
 	[KD_TASKREPORTING] = { "TaskReporting", VK_LIST,
 		.values = taskrep_values, .rf = RF_LIST, .use = U_LO | U_NDISC,
@@ -321,6 +350,20 @@ const char *iscsi_tpg_key_name(enum iscsi_tpg_key k)
 	if ((int)k < 0 || k >= ITK__COUNT)
 		return NULL;
 	return key_defs[k].name;
+}
+
+void iscsi_tpg_key_describe(enum iscsi_tpg_key k, struct iscsi_tpg_key_info *o)
+{
+	const struct key_def *d = &key_defs[k];
+
+	memset(o, 0, sizeof(*o));
+	o->name = d->name;
+	o->desc = d->desc;
+	o->honoured = !d->not_honoured;
+	o->values = d->values;
+	o->numeric = d->kind == VK_NUM;
+	o->min = d->min;
+	o->max = d->max;
 }
 
 int iscsi_tpg_key_find(const char *name)

@@ -48,6 +48,16 @@ struct iscsi_tpg_params {
 
 /* LIO's name for a TPG key ("HeaderDigest", ...), NULL if out of range. */
 const char *iscsi_tpg_key_name(enum iscsi_tpg_key k);
+/* A TPG key's row as `describe tpg_parameter` shows it. */
+struct iscsi_tpg_key_info {
+	const char *name, *desc;
+	bool honoured;			/* a configured value takes effect */
+	bool numeric;			/* min / max bound it */
+	uint32_t min, max;
+	const char *const *values;	/* list keys: the members, NULL ends */
+};
+void iscsi_tpg_key_describe(enum iscsi_tpg_key k,
+			    struct iscsi_tpg_key_info *out);
 /* Index of a key by name (case-sensitive, as RFC 7143 §6.1), or -1. */
 int iscsi_tpg_key_find(const char *name);
 void iscsi_tpg_params_default(struct iscsi_tpg_params *p);

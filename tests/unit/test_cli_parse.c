@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "cli/parse.c"
+#include "util/human.h"
 
 static void parse_ok(const char *line, struct cli_line *l)
 {
@@ -162,13 +163,13 @@ static void test_sizes_and_bools(void **state)
 	assert_int_equal(cli_human_to_bytes("lots"), -1);
 	assert_int_equal(cli_human_to_bytes("1.5G"), -1);
 	assert_int_equal(cli_human_to_bytes(""), -1);
-	cli_bytes_to_human(512, buf, sizeof(buf));
+	ut_bytes_to_human(512, buf, sizeof(buf));
 	assert_string_equal(buf, "512 bytes");
-	cli_bytes_to_human(64ULL << 20, buf, sizeof(buf));
+	ut_bytes_to_human(64ULL << 20, buf, sizeof(buf));
 	assert_string_equal(buf, "64.0MiB");
-	cli_bytes_to_human(1536, buf, sizeof(buf));
+	ut_bytes_to_human(1536, buf, sizeof(buf));
 	assert_string_equal(buf, "1.5KiB");
-	cli_bytes_to_human(3ULL << 40, buf, sizeof(buf));
+	ut_bytes_to_human(3ULL << 40, buf, sizeof(buf));
 	assert_string_equal(buf, "3.0TiB");
 	assert_int_equal(cli_parse_bool("True"), 1);
 	assert_int_equal(cli_parse_bool("0"), 0);
