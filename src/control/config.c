@@ -10,6 +10,7 @@
 
 #include "control/alua.h"
 #include "control/attrs.h"
+#include "control/auth.h"
 #include "control/model.h"
 #include "control/plugins.h"
 #include "iscsi/target.h"
@@ -154,23 +155,15 @@ static void apply_attrs(struct restore *r, json_t *attrs,
 	}
 }
 
-static void load_auth(json_t *o, struct iscsi_auth *a, const char *prefix)
+/* the same rows the RPC methods read (auth.c); a field restore cannot
+ * take is reported and the object keeps the others */
+static void load_auth(struct restore *r, json_t *o, struct iscsi_auth *a,
+		      const char *prefix, const char *what)
 {
-	static const char *const f[] = { "userid", "password", "mutual_userid",
-					 "mutual_password" };
-	char *dst[] = { a->userid, a->password, a->mutual_userid,
-			a->mutual_password };
-	char key[64];
-	int i;
+	char e[256];
 
-	for (i = 0; i < 4; i++) {
-		const char *v;
-
-		snprintf(key, sizeof(key), "%s%s", prefix, f[i]);
-		v = jstr(o, key);
-		if (v)
-			snprintf(dst[i], ISCSI_SECRET_MAX, "%s", v);
-	}
+	if (ctl_auth_from_json(o, prefix, a, e, sizeof(e)))
+		skip(r, "%s: %s", what, e);
 }
 
 static void load_so(struct restore *r, json_t *j)
@@ -285,7 +278,7 @@ static void load_acl(struct restore *r, struct iscsi_tpg *tpg, json_t *j,
 	acl->allowed_networks = nets;
 	if (jstr(j, "tag"))
 		snprintf(acl->tag, sizeof(acl->tag), "%s", jstr(j, "tag"));
-	load_auth(j, &acl->auth, "chap_");
+	load_auth(r, j, &acl->auth, "chap_", what);
 	apply_attrs(r, json_object_get(j, "attributes"), ctl_acl_attrs,
 		    &acl->attrs, what);
 	json_array_foreach(json_object_get(j, "mapped_luns"), i, m) {
@@ -363,7 +356,7 @@ static void load_tpg(struct restore *r, struct iscsi_target *t, json_t *j)
 					e, sizeof(e)))
 			skip(r, "%s: %s", what, e);
 	}
-	load_auth(j, &tpg->auth, "chap_");
+	load_auth(r, j, &tpg->auth, "chap_", what);
 	json_array_foreach(json_object_get(j, "luns"), i, v) {
 		long long idx;
 		const char *so_path = jstr(v, "storage_object");
@@ -475,7 +468,7 @@ static void load_targets(struct restore *r, json_t *root)
 	}
 }
 
-static void load_fabric(json_t *root)
+static void load_fabric(struct restore *r, json_t *root)
 {
 	json_t *f;
 	size_t i;
@@ -485,7 +478,8 @@ static void load_fabric(json_t *root)
 			continue;
 		iscsi_fabric.discovery_enable_auth =
 			jbool(f, "discovery_enable_auth", false);
-		load_auth(f, &iscsi_fabric.discovery_auth, "discovery_");
+		load_auth(r, f, &iscsi_fabric.discovery_auth, "discovery_",
+			  "discovery auth");
 	}
 }
 
@@ -504,7 +498,7 @@ int ctl_config_restore(json_t *root, bool abort_on_error, json_t *errors,
 	/* caller holds iscsi_fabric.lock */
 	json_array_foreach(json_object_get(root, "storage_objects"), i, so)
 		load_so(&r, so);
-	load_fabric(root);
+	load_fabric(&r, root);
 	load_targets(&r, root);
 	if (r.failed && abort_on_error) {
 		/* take back everything this restore created */

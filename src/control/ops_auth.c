@@ -1,45 +1,31 @@
 /* CHAP credentials: per TPG, per node ACL and for discovery sessions
  * (one parser and one getter for all three). */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "control/auth.h"
 #include "control/ops_int.h"
 #include "iscsi/target.h"
 
-static const char *const auth_keys[] = { "userid", "password",
-					 "mutual_userid", "mutual_password" };
-
+/* the same rows restore and saveconfig read (auth.c) */
 static bool auth_set(struct iscsi_auth *a, json_t *p, struct rpc_error *e)
 {
-	struct iscsi_auth copy = *a;
-	char *dst[] = { copy.userid, copy.password, copy.mutual_userid,
-			copy.mutual_password };
-	int i;
+	char err[256];
+	int rc = ctl_auth_from_json(p, "", a, err, sizeof(err));
 
-	for (i = 0; i < 4; i++) {
-		bool bad = false;
-		const char *v = ops_p_str(p, auth_keys[i], false, e, &bad);
-
-		if (bad)
-			return false;
-		if (!v)
-			continue;
-		if (strlen(v) >= ISCSI_SECRET_MAX) {
-			ops_fail(e, RPC_REFUSED, "%s is longer than %d bytes",
-			     auth_keys[i], ISCSI_SECRET_MAX - 1);
-			return false;
-		}
-		snprintf(dst[i], ISCSI_SECRET_MAX, "%s", v);
-	}
-	*a = copy;
-	return true;
+	if (rc)
+		ops_fail(e, rc == -E2BIG ? RPC_REFUSED : RPC_INVALID_PARAMS,
+			 "%s", err);
+	return !rc;
 }
 
 static json_t *auth_get(const struct iscsi_auth *a)
 {
-	return json_pack("{s:s, s:s, s:s, s:s}", "userid", a->userid,
-			 "password", a->password, "mutual_userid",
-			 a->mutual_userid, "mutual_password", a->mutual_password);
+	json_t *o = json_object();
+
+	ctl_auth_to_json(o, "", a, false);
+	return o;
 }
 
 json_t *m_tpg_set_auth(json_t *p, struct rpc_error *e)

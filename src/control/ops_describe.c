@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "control/alua.h"
+#include "control/auth.h"
 #include "control/ops_int.h"
 #include "iscsi/target.h"
 
@@ -34,6 +35,8 @@ json_t *m_describe(json_t *p, struct rpc_error *e)
 	}
 	if (!strcmp(kind, "alua"))
 		return ctl_alua_describe();
+	if (!strcmp(kind, "auth"))
+		return ctl_auth_describe();
 	if (!strcmp(kind, "tpg_parameter")) {
 		/* the rows are the negotiation table's (iscsi/params.c) */
 		struct iscsi_tpg_params d;
@@ -69,5 +72,6 @@ json_t *m_describe(json_t *p, struct rpc_error *e)
 		return arr;
 	}
 	return ops_fail(e, RPC_INVALID_PARAMS,
-		    "kind must be backstore, tpg, acl, alua or tpg_parameter");
+		    "kind must be backstore, tpg, acl, alua, auth or "
+			"tpg_parameter");
 }

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control/auth.h"
 #include "control/alua.h"
 #include "control/attrs.h"
 #include "control/model.h"
@@ -34,23 +35,6 @@ static json_t *attrs_json(const struct ctl_attr *tab, const void *obj)
 			json_object_set_new(o, tab->name,
 					    json_integer(ctl_attr_get(tab, obj)));
 	return o;
-}
-
-static void auth_json(json_t *o, const struct iscsi_auth *a, const char *pfx)
-{
-	const char *names[] = { "userid", "password", "mutual_userid",
-				"mutual_password" };
-	const char *vals[] = { a->userid, a->password, a->mutual_userid,
-			       a->mutual_password };
-	char key[64];
-	int i;
-
-	for (i = 0; i < 4; i++) {
-		if (!vals[i][0])
-			continue;
-		snprintf(key, sizeof(key), "%s%s", pfx, names[i]);
-		json_object_set_new(o, key, json_string(vals[i]));
-	}
 }
 
 json_t *ctl_so_json(const struct ctl_so *so)
@@ -91,7 +75,7 @@ static json_t *tpg_json(const struct iscsi_tpg *tpg)
 		json_object_set_new(params, iscsi_tpg_key_name(k),
 				    json_string(tpg->params.val[k]));
 	json_object_set_new(o, "parameters", params);
-	auth_json(o, &tpg->auth, "chap_");
+	ctl_auth_to_json(o, "chap_", &tpg->auth, true);
 	/* issue 21; only when set, so files without it stay LIO's */
 	if (tpg->allowed_networks.n)
 		json_object_set_new(o, "allowed_networks",
@@ -119,7 +103,7 @@ static json_t *tpg_json(const struct iscsi_tpg *tpg)
 				    attrs_json(ctl_acl_attrs, &a->attrs));
 		if (a->tag[0])
 			json_object_set_new(ao, "tag", json_string(a->tag));
-		auth_json(ao, &a->auth, "chap_");
+		ctl_auth_to_json(ao, "chap_", &a->auth, true);
 		if (a->allowed_networks.n)
 			json_object_set_new(ao, "allowed_networks",
 				ctl_netlist_to_json(&a->allowed_networks));
@@ -159,12 +143,12 @@ json_t *ctl_config_dump(void)
 	    iscsi_fabric.discovery_auth.userid[0]) {
 		const struct iscsi_auth *a = &iscsi_fabric.discovery_auth;
 
-		json_array_append_new(fabs, json_pack(
-			"{s:s, s:b, s:s, s:s, s:s, s:s}", "name", "iscsi",
-			"discovery_enable_auth", iscsi_fabric.discovery_enable_auth,
-			"discovery_userid", a->userid, "discovery_password",
-			a->password, "discovery_mutual_userid", a->mutual_userid,
-			"discovery_mutual_password", a->mutual_password));
+		json_t *fo = json_pack("{s:s, s:b}", "name", "iscsi",
+				       "discovery_enable_auth",
+				       iscsi_fabric.discovery_enable_auth);
+
+		ctl_auth_to_json(fo, "discovery_", a, false);
+		json_array_append_new(fabs, fo);
 	}
 	json_object_set_new(root, "storage_objects", sos);
 	json_object_set_new(root, "targets", tgts);

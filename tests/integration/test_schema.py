@@ -103,3 +103,56 @@ def test_fake_daemon_tables_are_the_daemons(config, utarget):
             f.write("\n")
     with open(DESCRIBE_SNAPSHOT) as f:
         assert json.load(f) == real, "data/describe.json is stale (see this test's doc)"
+
+
+def test_auth_rows_are_what_get_set_save_and_restore_use(config, utarget, workdir):
+    """CHAP credentials are one table (src/control/auth.c): describe kind=auth lists the
+    fields get_auth returns on a TPG, a node ACL and discovery; set_auth takes each;
+    saveconfig writes each under LIO's prefix (chap_ / discovery_); restore takes them
+    back; a value too long is refused by the API and reported (not cut) by restore."""
+    config.target(IQN).tpg().lun(0, config.ramdisk("r0", size=4 * MiB))
+    d = utarget(config)
+    rpc = RpcClient(d.sock).connect()
+    rpc.call("acl.create", node_wwn=INIT, **T)
+    rows = _rows(rpc, "auth")
+    assert {n for n, r in rows.items() if r["secret"]} == {"password", "mutual_password"}
+    vals = {n: "v-%s-123456789" % n for n in rows}
+    places = [("tpg", T, "chap_", lambda doc: doc["targets"][0]["tpgs"][0]),
+              ("acl", dict(T, node_wwn=INIT), "chap_",
+               lambda doc: doc["targets"][0]["tpgs"][0]["node_acls"][0]),
+              ("discovery_auth", {}, "discovery_",
+               lambda doc: [f for f in doc["fabric_modules"] if f["name"] == "iscsi"][0])]
+    for kind, ident, _, _ in places:
+        getm = "%s.get%s" % (kind, "" if kind == "discovery_auth" else "_auth")
+        setm = "%s.set%s" % (kind, "" if kind == "discovery_auth" else "_auth")
+        got = rpc.call(getm, **ident)
+        assert set(rows) <= set(got), (kind, sorted(set(rows) - set(got)))
+        rpc.call(setm, **dict(ident, **vals))
+        got = rpc.call(getm, **ident)
+        assert {n: got[n] for n in rows} == vals, kind
+        err = rpc.error(setm, **dict(ident, userid="u" * 300))
+        assert "longer than 255 bytes" in err.message, err
+        assert rpc.call(getm, **ident)["userid"] == vals["userid"], "refused set changed it"
+    saved = os.path.join(str(workdir), "auth.json")
+    rpc.call("save_config", file=saved)
+    with open(saved) as f:
+        doc = json.load(f)
+    for kind, _, prefix, where in places:
+        obj = where(doc)
+        assert {n: obj[prefix + n] for n in rows} == vals, kind
+    rpc.call("clear_config", confirm=True)
+    r = rpc.call("restore_config", file=saved)
+    assert r["errors"] == [], r["errors"]
+    for kind, ident, _, _ in places:
+        getm = "%s.get%s" % (kind, "" if kind == "discovery_auth" else "_auth")
+        got = rpc.call(getm, **ident)
+        assert {n: got[n] for n in rows} == vals, kind
+    # restore reports a secret it cannot take instead of cutting it
+    where = places[0][3]
+    where(doc)["chap_password"] = "p" * 300
+    bad = os.path.join(str(workdir), "auth-bad.json")
+    with open(bad, "w") as f:
+        json.dump(doc, f)
+    rpc.call("clear_config", confirm=True)
+    r = rpc.call("restore_config", file=bad)
+    assert any("chap_password is longer than 255 bytes" in e for e in map(str, r["errors"])), r
