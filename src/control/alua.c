@@ -224,6 +224,12 @@ int ctl_alua_set(struct scsi_lu *lu, struct scsi_alua_gp *gp, json_t *attrs,
 				 "from 0 to %lld", k, f->max);
 			return -EINVAL;
 		}
+		if (f->kind == F_STATE && !restoring && lu->bs->alua_managed) {
+			snprintf(err, errlen, "alua_access_state of %s is "
+				 "derived from the RBD image's lock (ha=1): "
+				 "not settable", lu->name);
+			return -EPERM;
+		}
 		if (f->kind == F_STATE && val[i] != SCSI_ALUA_AO &&
 		    val[i] != SCSI_ALUA_ANO && val[i] != SCSI_ALUA_STANDBY &&
 		    val[i] != SCSI_ALUA_UNAVAILABLE && val[i] != SCSI_ALUA_OFFLINE &&
