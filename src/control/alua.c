@@ -288,7 +288,9 @@ int ctl_alua_set(struct scsi_lu *lu, struct scsi_alua_gp *gp, json_t *attrs,
 		uint8_t status = have[ti] ? (uint8_t)val[ti] :
 				 restoring ? atomic_load(&gp->status) : 2;
 
-		if (have[si])
+		/* derived states (HA): a saved one is not restored, the
+		 * backstore sets them from the lock */
+		if (have[si] && !lu->bs->alua_managed)
 			scsi_alua_gp_set_state(lu, gp, (uint8_t)val[si], status,
 					       !restoring);
 		else if (have[ti])

@@ -87,6 +87,11 @@ int scsi_alua_gp_create(struct scsi_lu *lu, const char *name, uint16_t id,
 	snprintf(gp->name, sizeof(gp->name), "%s", name);
 	gp->id = id;
 	scsi_alua_gp_defaults(gp);
+	/* A backstore that derives the states (HA) makes them optimized
+	 * only where it owns the LU: until it has looked, standby, so a
+	 * gateway never starts out serving I/O it may not do. */
+	if (lu->bs && lu->bs->alua_managed)
+		atomic_init(&gp->state, SCSI_ALUA_STANDBY);
 	pthread_mutex_lock(&lu->lock);
 	if (find_locked(lu, name, id)) {
 		rc = -EEXIST;
@@ -378,10 +383,13 @@ uint8_t scsi_alua_tpgs(const struct scsi_cmd *cmd)
 	/* States a backstore derives from its cluster lock cannot be set
 	 * by SET TARGET PORT GROUPS: implicit only, so scsi_dh_alua does
 	 * not try (SPC-4 6.4.2, TPGS 01b). */
-	uint8_t mask = cmd->lu->bs->alua_managed ? 1 : 3;
+	uint8_t mask;
 
+	if (!gp)	/* no port: not an ALUA LUN (or no LUN at all) */
+		return 0;
+	mask = cmd->lu->bs->alua_managed ? 1 : 3;
 	/* INQUIRY TPGS (SPC-4 6.4.2): 01b implicit, 10b explicit */
-	return gp ? (uint8_t)((gp->access_type & mask) << 4) : 0;
+	return (uint8_t)((gp->access_type & mask) << 4);
 }
 
 uint16_t scsi_alua_gp_id(const struct scsi_cmd *cmd)
