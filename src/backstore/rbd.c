@@ -82,7 +82,8 @@ struct rbd_conn {
  * count first, then gen again, all sequentially consistent, so the HA
  * thread that moves gen on either sees the count or the reader sees the
  * new gen). The HA thread closes an old connection only when its count
- * is back to 0. Two atomic adds per request, no lock. */
+ * is back to 0. Two atomic adds per request, no lock; none without HA,
+ * where conn[0] is all there is. */
 struct bs_rbd {
 	struct rbd_conn *_Atomic conn[2];
 	atomic_uint gen;
@@ -207,6 +208,12 @@ static void update_cb(void *arg)
  * own, if another client resized it and the watch missed it. */
 static struct rbd_conn *conn_enter(struct bs_rbd *r, unsigned *slot)
 {
+	/* without HA the connection never changes: no shared counter to
+	 * bounce between the workers' caches */
+	if (!r->cfg.ha) {
+		*slot = 0;
+		return atomic_load_explicit(&r->conn[0], memory_order_relaxed);
+	}
 	for (;;) {
 		unsigned g = atomic_load(&r->gen), s = g & 1;
 
@@ -221,7 +228,8 @@ static struct rbd_conn *conn_enter(struct bs_rbd *r, unsigned *slot)
 
 static void conn_leave(struct bs_rbd *r, unsigned slot)
 {
-	atomic_fetch_sub(&r->users[slot], 1);
+	if (r->cfg.ha)
+		atomic_fetch_sub(&r->users[slot], 1);
 }
 
 static int rbd_resize_dev(struct bs_dev *dev, uint64_t want, uint64_t *size,
