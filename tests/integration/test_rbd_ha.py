@@ -256,7 +256,38 @@ def test_two_gateways_states_identity_io(gateways, ceph, workdir):
     # the owner's record in the image: its address and its ports
     md = ceph.rbd("image-meta", "get", "rbd/" + image, "utarget.ha_owner").stdout.strip()
     assert md.endswith(" 1"), md
+    # saveconfig keeps ha=1 in LIO's config string; a bad value is refused
+    cli = os.environ.get("UTARGETCLI") or os.path.join(
+        os.path.dirname(d2.binary), "utargetcli")
+    env = {"UTARGET_SOCKET": d2.sock, "UTARGETCLI_HOME": os.path.join(str(workdir), "h")}
+    saved = os.path.join(str(workdir), "saved.json")
+    res = ut.run([cli, "saveconfig", saved], env=env)
+    assert res.returncode == 0, ut.describe(res, d2)
+    so = json.load(open(saved))["storage_objects"][0]
+    assert so["config"] == "rbd/" + ceph.cfgstring(image, ha=1), so
+    res = ut.run([cli, "/backstores/user:rbd", "create", "name=bad",
+                  "cfgstring=" + ceph.cfgstring(image, ha=2)], env=env)
+    assert res.returncode != 0 and "ha '2' must be 0 or 1" in res.stderr, ut.describe(res, d2)
     c1.close()
+    c2.close()
+
+
+def test_clean_stop_of_owner_hands_over_at_once(gateways, ceph, workdir):
+    """SIGTERM: the owner closes the image, which releases the lock; the survivor takes
+    it at its next look (no watch timeout to wait for)."""
+    image, g, d1, d2, c1, c2 = _two_gateways(gateways, ceph)
+    c1.close()
+    t0 = time.monotonic()
+    d1.stop(timeout=30)
+    took = _wait_states(c2, {1: STANDBY, 2: AO}, 5, "after SIGTERM of the owner")
+    print("\nhand-over after SIGTERM: %.1f s (after the stop: %.1f s)"
+          % (time.monotonic() - t0, took))
+    p = _write(c2, 0, b"\x44" * 4096)
+    assert p.status == 0, _sense(p)
+    # released, not broken: nobody was blocklisted
+    with open(d2.stderr_path, "rb") as f:
+        log = f.read().decode("utf-8", "replace")
+    assert "breaking its lock" not in log and "owns the image's lock" in log, log[-3000:]
     c2.close()
 
 
