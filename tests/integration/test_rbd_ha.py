@@ -376,3 +376,150 @@ def test_sigstop_stale_owner_is_fenced(gateways, ceph, workdir):
     assert "fenced" in log and "reconnected" in log, log[-3000:]
     c1.close()
     c2.close()
+
+
+# ---- the Linux kernel initiator with dm-multipath (tests/integration/guest.py) ----
+
+GUEST = "iqn.1994-05.com.example:guest"
+PATTERN_LINE = b"UTARGET-RBD-HA-PATTERN\n"
+PAT_LEN = 1 * MiB
+
+# The guest writes, reads back and compares 1 MiB regions through the multipath map
+# without pause; the host SIGKILLs the owner at "@@STEP kill" and restarts it at
+# "@@STEP killed". io.times holds "ROUND@UPTIME" per verified round: the longest gap
+# between two rounds is the time I/O stood still.
+HA_GUEST = ("yes %s | head -c %d > /tmp/pat\n" % (PATTERN_LINE.decode().strip(), PAT_LEN)) + r"""
+step multipathd
+start_multipathd || { echo "@@EXIT 1"; poweroff -f; }
+start_iscsid || { echo "@@EXIT 1"; poweroff -f; }
+step login
+node_login $IQN 1 10.0.2.100 3260 || fail "login gw1"
+node_login $IQN 2 10.0.2.101 3260 || fail "login gw2"
+until_true 60 "two SCSI disks" '[ $(ls /sys/block | grep -c "^sd") -ge 2 ]'
+for d in $(ls /sys/block | grep '^sd'); do
+  sess=$(readlink -f /sys/block/$d/device | sed 's,.*/\(session[0-9]*\)/.*,\1,')
+  tpgt=$(cat /sys/class/iscsi_session/$sess/tpgt)
+  eval DISK$tpgt=$d
+  eval SESS$tpgt=$sess
+done
+DA=$DISK1; DB=$DISK2
+pg_of() {
+  multipathd show topology | awk -v d=" $1 " '/prio=/ { st = $0; sub(/.*status=/, "", st);
+    sub(/ .*/, "", st) } index($0, d) { print st; exit }'
+}
+iocount() { awk '{ print $1 + $5 }' /sys/block/$1/stat; }
+access() { cat /sys/block/$1/device/access_state; }
+until_true 60 "multipathd to put both paths into one map" \
+  '[ "$(multipathd show maps raw format "%N")" = 2 ]'
+udevadm settle --timeout=30
+result access_a "$(access $DA)"
+result access_b "$(access $DB)"
+result serial_a "$(udevadm info -q property -n /dev/$DA | sed -n 's/^ID_SERIAL=//p')"
+result serial_b "$(udevadm info -q property -n /dev/$DB | sed -n 's/^ID_SERIAL=//p')"
+multipathd show topology
+DM=/dev/$(ls /sys/block | grep '^dm-' | head -1)
+[ "$DM" = /dev/ ] && { fail "multipathd made no map"; echo "@@EXIT 1"; poweroff -f; }
+io_loop() {
+  i=0; errs=0
+  while [ ! -e /tmp/io.stop ]; do
+    seek=$(( i % 8 + 1 ))
+    dd if=/tmp/pat of=$DM bs=1M seek=$seek oflag=direct conv=fsync 2>/tmp/io.err || \
+      { errs=$((errs+1)); echo "@@WARN round $i write: $(cat /tmp/io.err)"; }
+    dd if=$DM of=/tmp/io.back bs=1M skip=$seek count=1 iflag=direct 2>/tmp/io.err || \
+      { errs=$((errs+1)); echo "@@WARN round $i read: $(cat /tmp/io.err)"; }
+    cmp -s /tmp/pat /tmp/io.back || { errs=$((errs+1)); echo "@@WARN round $i: read back differs"; }
+    i=$((i+1))
+    echo "$i $errs" > /tmp/io.count
+    echo "$i@$(cut -d' ' -f1 /proc/uptime)" >> /tmp/io.times
+  done
+}
+rounds() { cut -d' ' -f1 /tmp/io.count 2>/dev/null || echo 0; }
+more_rounds() { _r=$(( $(rounds) + $1 )); until_true 180 "$2" '[ $(rounds) -ge $_r ]'; }
+echo "0 0" > /tmp/io.count
+step io
+io_loop &
+IO=$!
+more_rounds 3 "three verified rounds through the map"
+result pg_a_before $(pg_of $DA)
+result a_io_before $(iocount $DA)
+result b_io_before $(iocount $DB)
+step kill
+until_true 120 "gw2 optimized and carrying the I/O" \
+  '[ "$(access $DB)" = active/optimized ] && [ "$(pg_of $DB)" = active ]'
+B0=$(iocount $DB)
+more_rounds 3 "three rounds through gw2"
+result b_io_failed $(( $(iocount $DB) - B0 ))
+multipathd show topology
+step killed
+# gw1 restarted: iscsid logs in again, its path comes back standby; I/O stays on gw2
+until_true 180 "gw1's session back, its path standby" \
+  '[ "$(cat /sys/class/iscsi_session/$SESS1/state)" = LOGGED_IN ] && [ "$(access $DA)" = standby ]'
+result access_a_rejoined "$(access $DA)"
+more_rounds 1 "a round after gw1 rejoined"
+A0=$(iocount $DA); B0=$(iocount $DB)
+more_rounds 3 "three rounds after gw1 rejoined"
+result a_io_rejoined $(( $(iocount $DA) - A0 ))
+result b_io_rejoined $(( $(iocount $DB) - B0 ))
+result access_b_rejoined "$(access $DB)"
+multipathd show topology
+step rejoined
+touch /tmp/io.stop
+wait $IO
+result io_rounds $(rounds)
+result io_errors $(cut -d' ' -f2 /tmp/io.count)
+result max_gap $(awk -F@ 'NR > 1 { d = $2 - p; if (d > m) m = d } { p = $2 } END { printf "%.1f", m }' /tmp/io.times)
+echo "rounds (round@uptime): $(tr '\n' ' ' < /tmp/io.times)"
+grep -iE 'reinstat|fail|switch|prio' /tmp/multipathd.log | grep -v 'checker timeout' | tail -25
+dmesg | grep -iE 'alua|multipath|device-mapper' | tail -20
+"""
+
+
+@pytest.fixture
+def guest_cache(tmp_path_factory):
+    return tmp_path_factory.getbasetemp()
+
+
+@pytest.mark.guest
+def test_kernel_multipath_sigkill_owner(gateways, ceph, workdir, guest_cache):
+    """dm-multipath in a Linux guest writes and verifies a pattern through both gateways'
+    paths without pause; the owner is SIGKILLed: the I/O goes on through the other
+    gateway with no error (the time it stood still is printed), the bytes are on the
+    image; the killed gateway restarts and rejoins as standby, the I/O stays where it is."""
+    from guest import LinuxGuest
+    image = _image(ceph, 64 * MiB)
+    g = gateways(image)
+    g.start(1)
+    c1 = _conn(HOSTS[1], g.ports[1])
+    _wait_states(c1, {1: AO, 2: STANDBY}, 20, "gw1 alone")
+    c1.close()
+    g.start(2)
+    script = "IQN=%s\n" % IQN + HA_GUEST
+    vm = LinuxGuest(workdir, script, cache_dir=guest_cache, initiator=GUEST,
+                    forwards=[("10.0.2.100", 3260, g.ports[1], HOSTS[1]),
+                              ("10.0.2.101", 3260, g.ports[2], HOSTS[2])]).start()
+    try:
+        assert vm.wait_line("@@STEP kill", 300), "guest never got to I/O\n" + vm.tail()
+        t0 = time.monotonic()
+        g.daemons[0].kill()
+        assert vm.wait_line("@@STEP killed", 200), "no failover\n" + vm.tail()
+        print("\nguest saw gw2 optimized and carrying I/O %.1f s after the SIGKILL"
+              % (time.monotonic() - t0))
+        g.start(1, run=1)
+        assert vm.wait_line("@@STEP rejoined", 300), "gw1 did not rejoin\n" + vm.tail()
+        vm.wait(120)
+    finally:
+        vm.kill()
+    r = vm.check()
+    print("I/O stood still at most %s s (%s verified rounds)" % (r["max_gap"], r["io_rounds"]))
+    assert r["access_a"] == "active/optimized" and r["access_b"] == "standby", r
+    assert r["serial_a"] and r["serial_a"] == r["serial_b"], r
+    assert r["pg_a_before"] == "active" and int(r["a_io_before"]) > 0, r
+    assert int(r["b_io_failed"]) > 0, r
+    assert r["access_a_rejoined"] == "standby" and r["access_b_rejoined"] == "active/optimized", r
+    assert r["a_io_rejoined"] == "0" and int(r["b_io_rejoined"]) > 0, r
+    assert r["io_errors"] == "0", vm.tail(200)
+    assert float(r["max_gap"]) < 30, r
+    pat = (PATTERN_LINE * (PAT_LEN // len(PATTERN_LINE) + 1))[:PAT_LEN]
+    exp = _export(ceph, image, workdir)
+    for seek in range(1, 9):
+        assert exp[seek * MiB:(seek + 1) * MiB] == pat, "region %d MiB on the image" % seek
