@@ -592,6 +592,9 @@ static void ha_reconnect(struct bs_rbd *r)
 		return;
 	}
 	conn_watch(cn);
+	/* a resize while we were cut off: the watch of the old client
+	 * never heard it */
+	update_cb(cn);
 	atomic_store(&r->conn[old ^ 1], cn);
 	atomic_store(&r->gen, g + 1);
 	/* requests on the old client fail fast (blocklisted) or time out
