@@ -348,7 +348,8 @@ def test_sigstop_stale_owner_is_fenced(gateways, ceph, workdir):
         # socket while it is stopped: on SIGCONT its worker usually takes it before
         # the HA thread has looked at the lock, so it reaches librbd
         itt = c1.next_itt()
-        c1.send(c1.scsi_cmd(cdb, 4096, write=True, data=stale, itt=itt))
+        c1.send(c1.scsi_cmd(cdb, 4096, write=True, data=stale[:c1.immediate_limit()],
+                            itt=itt))
     finally:
         os.kill(d1.proc.pid, signal.SIGCONT)
     p, _ = c1.wait_status(itt, stale, timeout=60)
