@@ -26,7 +26,7 @@ from uthelpers import MiB
 from test_rbd import _naa
 
 IQN = "iqn.2003-01.org.linux-iscsi.test:ha"
-HOSTS = {1: "127.0.0.2", 2: "127.0.0.3"}
+HOSTS = {1: "127.0.0.2", 2: "127.0.0.3", 3: "127.0.0.4"}
 FAILOVER_BOUND = 15.0   # seconds; watch timeout 5 s + a 1 s tick + break and acquire
 AO, STANDBY = 0, 2
 
@@ -37,10 +37,11 @@ def _image(ceph, size=32 * MiB):
     return name
 
 
-def _gw_config(ceph, image, me, port, path):
-    """Gateway `me`'s saveconfig.json: both TPGs, only its own enabled with a portal."""
+def _gw_config(ceph, image, me, port, path, n=2):
+    """Gateway `me`'s saveconfig.json: the TPGs of all n gateways, only its own enabled
+    with a portal."""
     tpgs = []
-    for tag in (1, 2):
+    for tag in range(1, n + 1):
         tpgs.append({
             "tag": tag, "enable": tag == me,
             "attributes": {"authentication": 0, "generate_node_acls": 1,
@@ -56,8 +57,8 @@ def _gw_config(ceph, image, me, port, path):
                "name": "r0", "plugin": "user",
                "config": "rbd/" + ceph.cfgstring(image, ha=1),
                "attributes": {},
-               "alua_tpgs": [{"name": "gw1", "tg_pt_gp_id": 1},
-                             {"name": "gw2", "tg_pt_gp_id": 2}]}],
+               "alua_tpgs": [{"name": "gw%d" % t, "tg_pt_gp_id": t}
+                             for t in range(1, n + 1)]}],
            "targets": [{"fabric": "iscsi", "wwn": IQN, "tpgs": tpgs}]}
     with open(path, "w") as f:
         json.dump(doc, f, indent=2)
@@ -67,16 +68,17 @@ class Gateways:
     """Starts gateway daemons (each in its own directory); at the end stops the live
     ones cleanly (exit 0, no sanitizer report) and kills whatever is left."""
 
-    def __init__(self, binary, workdir, ceph, image):
+    def __init__(self, binary, workdir, ceph, image, n=2):
         self.binary, self.workdir, self.ceph, self.image = binary, str(workdir), ceph, image
-        self.ports = {me: ut.free_port(HOSTS[me]) for me in HOSTS}
+        self.n = n
+        self.ports = {me: ut.free_port(HOSTS[me]) for me in range(1, n + 1)}
         self.daemons = []
 
     def start(self, me, run=0):
         d_dir = os.path.join(self.workdir, "gw%d-%d" % (me, run))
         os.makedirs(d_dir, exist_ok=True)
         cfg_path = os.path.join(d_dir, "saveconfig.json")
-        _gw_config(self.ceph, self.image, me, self.ports[me], cfg_path)
+        _gw_config(self.ceph, self.image, me, self.ports[me], cfg_path, self.n)
         cfg = ut.Config(self.ports[me], d_dir)
         sock = os.path.join(d_dir, "ctl.sock")
         d = ut.Daemon(self.binary, cfg, d_dir, name="gw%d" % me, host=HOSTS[me],
@@ -106,8 +108,8 @@ class Gateways:
 def gateways(utargetd_bin, workdir, ceph):
     made = []
 
-    def make(image):
-        g = Gateways(utargetd_bin, workdir, ceph, image)
+    def make(image, n=2):
+        g = Gateways(utargetd_bin, workdir, ceph, image, n)
         made.append(g)
         return g
 
@@ -377,6 +379,51 @@ def test_sigstop_stale_owner_is_fenced(gateways, ceph, workdir):
     assert "fenced" in log and "reconnected" in log, log[-3000:]
     c1.close()
     c2.close()
+
+
+def test_three_gateways_one_survivor_wins(gateways, ceph, workdir):
+    """Three gateways; the owner is SIGKILLed: both survivors see its watch go, exactly one
+    of them gets the lock, and all the live gateways agree on which (RTPG on each)."""
+    image = _image(ceph)
+    g = gateways(image, n=3)
+    g.start(1)
+    conns = {1: _conn(HOSTS[1], g.ports[1])}
+    _wait_states(conns[1], {1: AO, 2: STANDBY, 3: STANDBY}, 20, "gw1 alone")
+    for me in (2, 3):
+        g.start(me)
+        conns[me] = _conn(HOSTS[me], g.ports[me])
+    for me in (2, 3):
+        _wait_states(conns[me], {1: AO, 2: STANDBY, 3: STANDBY}, 20, "gw%d joining" % me)
+    conns.pop(1).close()
+    t0 = time.monotonic()
+    g.daemons[0].kill()
+    while True:
+        seen = {me: _states(c) for me, c in conns.items()}
+        winners = {me: [gid for gid, st in s.items() if st == AO] for me, s in seen.items()}
+        if all(len(w) == 1 and w[0] != 1 for w in winners.values()) and \
+                winners[2] == winners[3]:
+            break
+        assert time.monotonic() - t0 < FAILOVER_BOUND, seen
+        time.sleep(0.1)
+    new = winners[2][0]
+    print("\nthree gateways: gw%d took over after %.1f s" % (new, time.monotonic() - t0))
+    # it stays that way, and the other survivor refuses writes
+    for _ in range(4):
+        assert all(_states(c) == seen[2] for c in conns.values())
+        time.sleep(0.5)
+    other = 5 - new
+    p = _write(conns[new], 0, b"\x55" * 4096)
+    assert p.status == 0, _sense(p)
+    p = _write(conns[other], 0, b"\x66" * 4096)
+    assert p.status == 2 and _sense(p) == (2, 0x04, 0x0b), _sense(p)
+    # exactly one survivor ever owned the lock (a second breaker finds it gone or taken)
+    logs = []
+    for d in g.daemons[1:]:
+        with open(d.stderr_path, "rb") as f:
+            logs.append(f.read().decode("utf-8", "replace"))
+    assert sum("owns the image's lock" in l for l in logs) == 1, logs
+    for c in conns.values():
+        c.close()
 
 
 # ---- the Linux kernel initiator with dm-multipath (tests/integration/guest.py) ----
