@@ -954,7 +954,7 @@ static int c_rbd_create(struct shell *sh, struct node *n, struct cli_args *a)
 	}
 	if (!s.cfgstring)
 		return cli_error(sh, "cfgstring must be given: "
-				 "POOL/IMAGE[;conf=PATH][;id=USER][;osd_op_timeout=N]");
+				 "POOL/IMAGE[;conf=PATH][;id=USER][;osd_op_timeout=N][;ha=1]");
 	if (a->v[4] && bool_arg(sh, a->v[4], 0, &s.create_image))
 		return -1;
 	if (ut_backstore_create(sh->ut, &s, &r))
@@ -1584,8 +1584,9 @@ static const struct command commands[] = {
 	  SIG(1, "name", "size", "cfgstring", "wwn", "create_image"),
 	  c_rbd_create,
 	  "Create a Ceph RBD storage object: cfgstring=POOL/IMAGE[;conf=PATH]\n"
-	  "[;id=USER][;osd_op_timeout=N]. size defaults to the image's;\n"
-	  "create_image=true creates a missing image of size." },
+	  "[;id=USER][;osd_op_timeout=N][;ha=1]. size defaults to the image's;\n"
+	  "create_image=true creates a missing image of size; ha=1: one of\n"
+	  "several gateways, ALUA states from the image's lock (docs/rbd.md)." },
 	{ "delete", T(N_PLUGIN), NULL, SIG(1, "name"), c_so_delete,
 	  "Delete a storage object (refused while a LUN uses it)." },
 	{ "create", T(N_ALUA), NULL, SIG(2, "name", "tag"), c_alua_create,
