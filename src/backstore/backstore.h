@@ -110,6 +110,19 @@ struct bs_dev {
 	 * given, so every gateway exporting it reports the same LU (VPD
 	 * 0x80 / 0x83). "" for media without one (a random one is made). */
 	char ident_uuid[37];
+	/* The plugin decides the LU's ALUA states (user:rbd ;ha=1: the
+	 * owner of the image's exclusive lock is optimized, docs/rbd.md):
+	 * administrators and SET TARGET PORT GROUPS may not set them. The
+	 * layer above sets the two calls (as resized, with resized_arg,
+	 * before I/O starts; read with acquire since the plugin's thread
+	 * may already run); the plugin calls them from its own thread.
+	 * local_ports: the RTPIs this process serves the LU through, at most
+	 * max, ascending; owner_ports: the owner's ports, n == 0 none. */
+	bool alua_managed;
+	unsigned (*local_ports)(struct bs_dev *dev, uint16_t *rtpi,
+				unsigned max, void *arg);
+	void (*owner_ports)(struct bs_dev *dev, const uint16_t *rtpi,
+			    unsigned n, void *arg);
 	void *priv;
 };
 

@@ -22,14 +22,25 @@
  *
  * Resize: rbd_update_watch tells us when another client changed the image
  * header; a new size goes to bs_dev.resized (the LU raises CAPACITY DATA
- * HAS CHANGED, SBC-3 4.13 / SPC-4 6.37 table). */
+ * HAS CHANGED, SBC-3 4.13 / SPC-4 6.37 table).
+ *
+ * HA (;ha=1, docs/rbd.md): several gateways export the image; the one
+ * holding its exclusive lock (managed: rbd_lock_acquire) is active/
+ * optimized, the others standby. A thread of our own (never a worker)
+ * runs once a second: the owner records its ports in the image metadata,
+ * the others read them, and when the owner's watch on the header is gone
+ * (it died or lost the cluster) a survivor breaks the lock, which
+ * blocklists the old owner, and takes it. A gateway that finds itself
+ * blocklisted goes standby and reconnects with a new rados client. */
 #include "backstore/bs_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 #include <rados/librados.h>
@@ -39,14 +50,9 @@
 
 #define RBD_DEFAULT_TIMEOUT 30 /* seconds, when osd_op_timeout is not given */
 
-struct bs_rbd {
-	rados_t cluster;
-	rados_ioctx_t ioctx;
-	rbd_image_t image;
-	uint64_t watch;
-	bool watching;
-	struct bs_dev *dev;
-};
+#define HA_TICK_MS 1000   /* how often the HA thread looks at the lock */
+#define HA_KEY "utarget.ha_owner" /* image metadata: "ADDR RTPI,RTPI..." */
+#define HA_MAX_PORTS 64
 
 /* ---- configuration string ---- */
 
@@ -56,6 +62,45 @@ struct rbd_cfg {
 	char conf[4096];
 	char id[128];
 	unsigned timeout;
+	bool ha;
+};
+
+/* One cluster connection with the image open on it. A blocklisted client
+ * can never talk to the cluster again, so HA replaces the whole thing. */
+struct rbd_conn {
+	rados_t cluster;
+	rados_ioctx_t ioctx;
+	rbd_image_t image;
+	uint64_t watch;
+	bool watching;
+	char addr[256];        /* our client address: what lock owners show */
+	struct bs_rbd *r;
+};
+
+/* The data path finds the connection in conn[gen & 1] and counts itself
+ * in users[] of that slot for the length of the request (conn_enter: the
+ * count first, then gen again, all sequentially consistent, so the HA
+ * thread that moves gen on either sees the count or the reader sees the
+ * new gen). The HA thread closes an old connection only when its count
+ * is back to 0. Two atomic adds per request, no lock; none without HA,
+ * where conn[0] is all there is. */
+struct bs_rbd {
+	struct rbd_conn *_Atomic conn[2];
+	atomic_uint gen;
+	atomic_uint users[2];
+	struct bs_dev *dev;
+	struct rbd_cfg cfg;
+	/* HA, all but the wake-up the HA thread's own */
+	pthread_t thread;
+	bool thread_on;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;             /* under mu */
+	atomic_bool poke;      /* a request saw -EBLOCKLISTED: look now */
+	bool owner;            /* we hold the lock */
+	bool fenced;           /* blocklisted: reconnect pending */
+	char published[512];   /* the HA_KEY value we wrote */
+	char last_owner[256];  /* for the log: the owner we last saw */
 };
 
 static int parse_cfg(const char *s, struct rbd_cfg *c, char *err, size_t errlen)
@@ -66,7 +111,7 @@ static int parse_cfg(const char *s, struct rbd_cfg *c, char *err, size_t errlen)
 	c->timeout = RBD_DEFAULT_TIMEOUT;
 	if (!s || !s[0]) {
 		bs_seterr(err, errlen,
-			  "cfgstring must be given: POOL/IMAGE[;conf=PATH][;id=USER][;osd_op_timeout=N]");
+			  "cfgstring must be given: POOL/IMAGE[;conf=PATH][;id=USER][;osd_op_timeout=N][;ha=0|1]");
 		return -EINVAL;
 	}
 	if (strlen(s) >= sizeof(buf)) {
@@ -119,6 +164,14 @@ static int parse_cfg(const char *s, struct rbd_cfg *c, char *err, size_t errlen)
 				return -EINVAL;
 			}
 			c->timeout = (unsigned)v;
+		} else if (!strcmp(tok, "ha")) {
+			/* ours (tcmu-runner has no such option; LIO's
+			 * cfgstrings without it mean what they did) */
+			if (strcmp(eq, "0") && strcmp(eq, "1")) {
+				bs_seterr(err, errlen, "ha '%s' must be 0 or 1", eq);
+				return -EINVAL;
+			}
+			c->ha = eq[0] == '1';
 		} else {
 			bs_seterr(err, errlen, "unknown cfgstring option '%s'", tok);
 			return -EINVAL;
@@ -131,13 +184,13 @@ static int parse_cfg(const char *s, struct rbd_cfg *c, char *err, size_t errlen)
 
 static void update_cb(void *arg)
 {
-	struct bs_rbd *r = arg;
-	struct bs_dev *dev = r->dev;
+	struct rbd_conn *cn = arg;
+	struct bs_dev *dev = cn->r->dev;
 	uint64_t size, old;
 
 	/* Runs on a librbd thread after the image header changed (resize,
 	 * snapshot, lock change, ...); only a new size matters here. */
-	if (rbd_get_size(r->image, &size) < 0)
+	if (rbd_get_size(cn->image, &size) < 0)
 		return;
 	size -= size % dev->block_size;
 	old = __atomic_load_n(&dev->size, __ATOMIC_RELAXED);
@@ -153,44 +206,86 @@ static void update_cb(void *arg)
 /* The resize command: rbd_resize on the image (blocking, on the control
  * thread; librbd discards what a shrink cuts off). No size: the image's
  * own, if another client resized it and the watch missed it. */
+static struct rbd_conn *conn_enter(struct bs_rbd *r, unsigned *slot)
+{
+	/* without HA the connection never changes: no shared counter to
+	 * bounce between the workers' caches */
+	if (!r->cfg.ha) {
+		*slot = 0;
+		return atomic_load_explicit(&r->conn[0], memory_order_relaxed);
+	}
+	for (;;) {
+		unsigned g = atomic_load(&r->gen), s = g & 1;
+
+		atomic_fetch_add(&r->users[s], 1);
+		if (atomic_load(&r->gen) == g) {
+			*slot = s;
+			return atomic_load(&r->conn[s]);
+		}
+		atomic_fetch_sub(&r->users[s], 1);
+	}
+}
+
+static void conn_leave(struct bs_rbd *r, unsigned slot)
+{
+	if (r->cfg.ha)
+		atomic_fetch_sub(&r->users[slot], 1);
+}
+
 static int rbd_resize_dev(struct bs_dev *dev, uint64_t want, uint64_t *size,
 			  char *err, size_t errlen)
 {
 	struct bs_rbd *r = dev->priv;
+	unsigned slot;
+	struct rbd_conn *cn = conn_enter(r, &slot);
 	int e;
 
-	if (want && (e = rbd_resize(r->image, want)) < 0) {
+	if (want && (e = rbd_resize(cn->image, want)) < 0) {
 		bs_seterr(err, errlen, "rbd_resize of %s to %" PRIu64
 			  " bytes: %s", dev->path, want, strerror(-e));
-		return e;
+		goto out;
 	}
-	if ((e = rbd_get_size(r->image, size)) < 0) {
+	if ((e = rbd_get_size(cn->image, size)) < 0) {
 		bs_seterr(err, errlen, "rbd_get_size of %s: %s", dev->path,
 			  strerror(-e));
-		return e;
+		goto out;
 	}
-	return 0;
+	e = 0;
+out:
+	conn_leave(r, slot);
+	return e;
 }
 
 /* ---- open / close ---- */
 
+static void conn_close(struct rbd_conn *cn)
+{
+	if (!cn)
+		return;
+	if (cn->watching)
+		rbd_update_unwatch(cn->image, cn->watch);
+	if (cn->image)
+		rbd_close(cn->image);
+	if (cn->ioctx)
+		rados_ioctx_destroy(cn->ioctx);
+	if (cn->cluster)
+		rados_shutdown(cn->cluster);
+	free(cn);
+}
+
 static void rbd_teardown(struct bs_rbd *r)
 {
-	if (r->watching)
-		rbd_update_unwatch(r->image, r->watch);
-	if (r->image)
-		rbd_close(r->image);
-	if (r->ioctx)
-		rados_ioctx_destroy(r->ioctx);
-	if (r->cluster)
-		rados_shutdown(r->cluster);
+	conn_close(atomic_load(&r->conn[0]));
+	conn_close(atomic_load(&r->conn[1]));
+	pthread_cond_destroy(&r->cv);
+	pthread_mutex_destroy(&r->mu);
 	free(r);
 }
 
-static int conf_set(struct bs_rbd *r, const char *k, const char *v,
+static int conf_set(rados_t cl, const char *k, const char *v,
 		    char *err, size_t errlen)
 {
-	int e = rados_conf_set(r->cluster, k, v);
+	int e = rados_conf_set(cl, k, v);
 
 	if (e < 0)
 		bs_seterr(err, errlen, "ceph option %s=%s: %s", k, v,
@@ -204,7 +299,7 @@ static int conf_set(struct bs_rbd *r, const char *k, const char *v,
  * the image computes the same one, and it survives renames of the image
  * or the pool; a copy or clone of the image has another id. "" when
  * librados cannot tell (then the caller makes a random one). */
-static void image_identity(struct bs_rbd *r, char out[37])
+static void image_identity(struct rbd_conn *r, char out[37])
 {
 	static const uint8_t ns[16] = { /* utarget's RBD namespace */
 		0x6f, 0x1c, 0x2e, 0x58, 0x93, 0x0b, 0x4d, 0x71,
@@ -242,102 +337,489 @@ static void image_identity(struct bs_rbd *r, char out[37])
 		 md[9], md[10], md[11], md[12], md[13], md[14], md[15]);
 }
 
+/* Connects to the cluster and opens the image (creating it of size when
+ * create and it is missing). The whole of it again on an HA reconnect. */
+static int conn_open(struct bs_rbd *r, bool create, uint64_t size,
+		     struct rbd_conn **out, char *err, size_t errlen)
+{
+	const struct rbd_cfg *c = &r->cfg;
+	struct rbd_conn *cn = calloc(1, sizeof(*cn));
+	char tmo[16], *addrs = NULL;
+	int e;
+
+	*out = NULL;
+	if (!cn)
+		return -ENOMEM;
+	cn->r = r;
+	e = rados_create(&cn->cluster, c->id[0] ? c->id : NULL);
+	if (e < 0) {
+		cn->cluster = NULL;
+		bs_seterr(err, errlen, "rados_create: %s", strerror(-e));
+		goto fail;
+	}
+	/* NULL: the default search ($CEPH_CONF, /etc/ceph/ceph.conf, ...) */
+	e = rados_conf_read_file(cn->cluster, c->conf[0] ? c->conf : NULL);
+	if (e < 0) {
+		bs_seterr(err, errlen, "cannot read ceph config %s: %s",
+			  c->conf[0] ? c->conf : "(default)", strerror(-e));
+		goto fail;
+	}
+	snprintf(tmo, sizeof(tmo), "%u", c->timeout);
+	/* Bound every wait on the cluster (connect, mon and OSD requests):
+	 * a hung request is what makes an initiator's multipath give up on
+	 * the whole path; an error it can retry is what it wants. The cache
+	 * off makes an acknowledged write a durable one (see the top). */
+	if ((e = conf_set(cn->cluster, "rados_osd_op_timeout", tmo, err, errlen)) < 0 ||
+	    (e = conf_set(cn->cluster, "rados_mon_op_timeout", tmo, err, errlen)) < 0 ||
+	    (e = conf_set(cn->cluster, "client_mount_timeout", tmo, err, errlen)) < 0 ||
+	    (e = conf_set(cn->cluster, "rbd_cache", "false", err, errlen)) < 0 ||
+	    /* UNMAP promises zeros on read (LBPRZ): partial-object discards
+	     * must zero, not be skipped. */
+	    (e = conf_set(cn->cluster, "rbd_skip_partial_discard", "false", err, errlen)) < 0 ||
+	    /* librbd may write straight from the task buffer instead of
+	     * copying it (librbd's create_write_raw: with the cache off it
+	     * then holds back the completion until its last reference to the
+	     * buffer is gone). The buffer lives until the completion, so
+	     * this is safe, and it is one copy of every byte fewer. */
+	    (e = conf_set(cn->cluster, "rbd_disable_zero_copy_writes", "false", err,
+			  errlen)) < 0)
+		goto fail;
+	/* HA: breaking a dead owner's lock must fence it (librbd's default,
+	 * made sure of: without it a stale owner could still write) */
+	if (c->ha && (e = conf_set(cn->cluster, "rbd_blocklist_on_break_lock",
+				   "true", err, errlen)) < 0)
+		goto fail;
+	e = rados_connect(cn->cluster);
+	if (e < 0) {
+		bs_seterr(err, errlen, "cannot connect to the Ceph cluster%s%s: %s",
+			  c->conf[0] ? " of " : "", c->conf, strerror(-e));
+		rados_shutdown(cn->cluster);
+		cn->cluster = NULL;
+		goto fail;
+	}
+	if (rados_getaddrs(cn->cluster, &addrs) == 0 && addrs) {
+		snprintf(cn->addr, sizeof(cn->addr), "%s", addrs);
+		free(addrs);
+	}
+	e = rados_ioctx_create(cn->cluster, c->pool, &cn->ioctx);
+	if (e < 0) {
+		cn->ioctx = NULL;
+		bs_seterr(err, errlen, "pool %s: %s", c->pool, strerror(-e));
+		goto fail;
+	}
+	e = rbd_open(cn->ioctx, c->image, &cn->image, NULL);
+	if (e == -ENOENT && create) {
+		int order = 0;
+
+		if (!size) {
+			bs_seterr(err, errlen, "size must be given to create image %s/%s",
+				  c->pool, c->image);
+			e = -EINVAL;
+			goto fail;
+		}
+		e = rbd_create(cn->ioctx, c->image, size, &order);
+		if (e < 0) {
+			bs_seterr(err, errlen, "cannot create image %s/%s: %s",
+				  c->pool, c->image, strerror(-e));
+			goto fail;
+		}
+		e = rbd_open(cn->ioctx, c->image, &cn->image, NULL);
+	}
+	if (e < 0) {
+		cn->image = NULL;
+		bs_seterr(err, errlen, "cannot open image %s/%s: %s%s", c->pool,
+			  c->image, strerror(-e),
+			  e == -ENOENT ? " (create it with rbd create, or pass create_image=true)" : "");
+		goto fail;
+	}
+	if (c->ha) {
+		uint64_t features = 0;
+
+		e = rbd_get_features(cn->image, &features);
+		if (e == 0 && !(features & RBD_FEATURE_EXCLUSIVE_LOCK)) {
+			bs_seterr(err, errlen, "ha=1 needs the exclusive-lock "
+				  "feature on image %s/%s (rbd feature enable "
+				  "%s/%s exclusive-lock)", c->pool, c->image,
+				  c->pool, c->image);
+			e = -EINVAL;
+		}
+		if (e < 0) {
+			if (e != -EINVAL)
+				bs_seterr(err, errlen, "rbd_get_features %s/%s: %s",
+					  c->pool, c->image, strerror(-e));
+			goto fail;
+		}
+	}
+	*out = cn;
+	return 0;
+fail:
+	conn_close(cn);
+	return e;
+}
+
+static void conn_watch(struct rbd_conn *cn)
+{
+	int e = rbd_update_watch(cn->image, &cn->watch, update_cb, cn);
+
+	if (e < 0)
+		log_warn("user:rbd %s: rbd_update_watch: %s (resizes by other clients will not be seen)",
+			 cn->r->dev->name, strerror(-e));
+	else
+		cn->watching = true;
+}
+
+/* ---- HA: the exclusive lock decides who is optimized ---- */
+
+static void ha_apply(struct bs_rbd *r, const uint16_t *rtpi, unsigned n)
+{
+	void (*fn)(struct bs_dev *, const uint16_t *, unsigned, void *) =
+		__atomic_load_n(&r->dev->owner_ports, __ATOMIC_ACQUIRE);
+
+	if (fn)
+		fn(r->dev, rtpi, n, r->dev->resized_arg);
+}
+
+static unsigned ha_local(struct bs_rbd *r, uint16_t *rtpi, unsigned max)
+{
+	unsigned (*fn)(struct bs_dev *, uint16_t *, unsigned, void *) =
+		__atomic_load_n(&r->dev->local_ports, __ATOMIC_ACQUIRE);
+
+	return fn ? fn(r->dev, rtpi, max, r->dev->resized_arg) : 0;
+}
+
+/* The lock's owner (its client address) in out, "" when unlocked. */
+static int lock_owner(struct rbd_conn *cn, char *out, size_t len)
+{
+	rbd_lock_mode_t mode;
+	char *owners[4];
+	size_t n = 4;
+	int e;
+
+	out[0] = 0;
+	e = rbd_lock_get_owners(cn->image, &mode, owners, &n);
+	if (e == -ENOENT)
+		return 0;
+	if (e < 0)
+		return e;
+	if (n)
+		snprintf(out, len, "%s", owners[0]);
+	rbd_lock_get_owners_cleanup(owners, n);
+	return 0;
+}
+
+/* Does the client at addr still watch the image header? A gateway that
+ * died or lost the cluster loses its watch after the OSDs' `osd client
+ * watch timeout` (30 s by default); that is what "dead" means here, as in
+ * librbd's own lock breaking (managed_lock::BreakRequest). */
+static int owner_alive(struct rbd_conn *cn, const char *addr)
+{
+	rbd_image_watcher_t w[32];
+	size_t n = 32;
+	int e, alive = 0;
+
+	e = rbd_watchers_list(cn->image, w, &n);
+	if (e < 0)
+		return e;
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(w[i].addr, addr))
+			alive = 1;
+	rbd_watchers_list_cleanup(w, n);
+	return alive;
+}
+
+static size_t fmt_ports(char *b, size_t len, const char *addr,
+			const uint16_t *rtpi, unsigned n)
+{
+	size_t at = (size_t)snprintf(b, len, "%s ", addr);
+
+	for (unsigned i = 0; i < n && at < len; i++)
+		at += (size_t)snprintf(b + at, len - at, "%s%u", i ? "," : "",
+				       rtpi[i]);
+	return at;
+}
+
+/* The owner's ports from its record, if the record is the owner's own
+ * (a dead owner's record stays behind until the next one writes). */
+static unsigned read_owner_ports(struct rbd_conn *cn, const char *owner,
+				 uint16_t *rtpi, unsigned max)
+{
+	char v[512], *sp, *tok, *save = NULL;
+	size_t len = sizeof(v);
+	unsigned n = 0;
+
+	if (rbd_metadata_get(cn->image, HA_KEY, v, &len) < 0)
+		return 0;
+	v[sizeof(v) - 1] = 0;
+	sp = strchr(v, ' ');
+	if (!sp)
+		return 0;
+	*sp++ = 0;
+	if (strcmp(v, owner))
+		return 0;
+	for (tok = strtok_r(sp, ",", &save); tok && n < max;
+	     tok = strtok_r(NULL, ",", &save)) {
+		unsigned long p = strtoul(tok, NULL, 10);
+
+		if (p && p <= 65535)
+			rtpi[n++] = (uint16_t)p;
+	}
+	return n;
+}
+
+static bool is_fenced(int e)
+{
+	/* librados' EBLOCKLISTED is ESHUTDOWN on Linux */
+	return e == -ESHUTDOWN;
+}
+
+/* Blocklisted: nothing this client sends will be served again. Standby
+ * first (the data path refuses before it reaches librbd), then a new
+ * client; the old one goes when its last request is back. */
+static void ha_reconnect(struct bs_rbd *r)
+{
+	unsigned g = atomic_load(&r->gen), old = g & 1;
+	struct rbd_conn *cn = NULL, *was;
+	char err[512];
+	int e;
+
+	r->owner = false;
+	r->published[0] = 0;
+	ha_apply(r, NULL, 0);
+	e = conn_open(r, false, 0, &cn, err, sizeof(err));
+	if (e < 0) {
+		log_warn("user:rbd %s: reconnecting after being fenced: %s "
+			 "(retrying)", r->dev->name, err);
+		return;
+	}
+	conn_watch(cn);
+	/* a resize while we were cut off: the watch of the old client
+	 * never heard it */
+	update_cb(cn);
+	atomic_store(&r->conn[old ^ 1], cn);
+	atomic_store(&r->gen, g + 1);
+	/* requests on the old client fail fast (blocklisted) or time out
+	 * within osd_op_timeout: wait for them, then close it */
+	while (atomic_load(&r->users[old]))
+		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000000 }, NULL);
+	was = atomic_load(&r->conn[old]);
+	atomic_store(&r->conn[old], NULL);
+	conn_close(was);
+	r->fenced = false;
+	log_info("user:rbd %s: reconnected to the cluster as %s; rejoining "
+		 "as a non-owner", r->dev->name, cn->addr);
+}
+
+static void ha_fenced(struct bs_rbd *r, int e)
+{
+	log_warn("user:rbd %s: this gateway was fenced (%s): its ports go "
+		 "standby", r->dev->name, strerror(-e));
+	r->fenced = true;
+	ha_reconnect(r);
+}
+
+/* One look at the lock (the HA thread, once a second and when a request
+ * came back blocklisted). Every gateway runs the same rules, so they
+ * agree: the lock's owner is optimized; nobody else takes the lock while
+ * the owner's watch lives; when it is gone, the first survivor to get
+ * the lock (it is a RADOS object lock: one wins) is the new owner. */
+static void ha_tick(struct bs_rbd *r)
+{
+	struct rbd_conn *cn;
+	uint16_t local[HA_MAX_PORTS], own[HA_MAX_PORTS];
+	unsigned nl, no;
+	char owner[256], rec[512];
+	int e, tries = 2;
+
+	if (r->fenced) {
+		ha_reconnect(r);
+		if (r->fenced)
+			return;
+	}
+again:
+	cn = atomic_load(&r->conn[atomic_load(&r->gen) & 1]);
+	e = lock_owner(cn, owner, sizeof(owner));
+	if (e < 0) {
+		if (is_fenced(e))
+			ha_fenced(r, e);
+		/* else the cluster is unreachable: keep the states; if we
+		 * are the owner our watch will lapse and another takes
+		 * over, which we learn when we are back */
+		return;
+	}
+	if (owner[0] && !strcmp(owner, cn->addr)) {
+		if (!r->owner)
+			log_info("user:rbd %s: this gateway (%s) owns the "
+				 "image's lock: its ports are active/optimized",
+				 r->dev->name, cn->addr);
+		r->owner = true;
+		nl = ha_local(r, local, HA_MAX_PORTS);
+		fmt_ports(rec, sizeof(rec), cn->addr, local, nl);
+		if (strcmp(rec, r->published)) {
+			e = rbd_metadata_set(cn->image, HA_KEY, rec);
+			if (is_fenced(e)) {
+				ha_fenced(r, e);
+				return;
+			}
+			if (e == 0)
+				snprintf(r->published, sizeof(r->published),
+					 "%s", rec);
+		}
+		ha_apply(r, local, nl);
+		return;
+	}
+	if (r->owner) {
+		log_warn("user:rbd %s: this gateway lost the image's lock to "
+			 "%s: its ports go standby", r->dev->name,
+			 owner[0] ? owner : "nobody");
+		r->owner = false;
+		r->published[0] = 0;
+	}
+	if (owner[0]) {
+		e = owner_alive(cn, owner);
+		if (is_fenced(e)) {
+			ha_fenced(r, e);
+			return;
+		}
+		if (e) {	/* alive, or we cannot tell: it stays owner */
+			if (strcmp(owner, r->last_owner))
+				log_info("user:rbd %s: the image's lock is "
+					 "held by %s", r->dev->name, owner);
+			snprintf(r->last_owner, sizeof(r->last_owner), "%s",
+				 owner);
+			no = read_owner_ports(cn, owner, own, HA_MAX_PORTS);
+			ha_apply(r, own, no);
+			return;
+		}
+		/* the owner has no watch: dead or cut off. Break its lock;
+		 * librbd blocklists it first (rbd_blocklist_on_break_lock),
+		 * so it can never write again, even if it comes back. */
+		ha_apply(r, NULL, 0);
+		log_warn("user:rbd %s: lock owner %s has no watch on the image: "
+			 "breaking its lock (it is blocklisted)", r->dev->name,
+			 owner);
+		e = rbd_lock_break(cn->image, RBD_LOCK_MODE_EXCLUSIVE, owner);
+		if (e < 0 && e != -ENOENT) {
+			if (is_fenced(e))
+				ha_fenced(r, e);
+			else
+				log_warn("user:rbd %s: rbd_lock_break: %s",
+					 r->dev->name, strerror(-e));
+			return;
+		}
+	}
+	/* free: whoever gets it first owns it; the others see it next time */
+	e = rbd_lock_acquire(cn->image, RBD_LOCK_MODE_EXCLUSIVE);
+	if (is_fenced(e)) {
+		ha_fenced(r, e);
+		return;
+	}
+	if (e < 0) {
+		ha_apply(r, NULL, 0);
+		return;
+	}
+	if (--tries)
+		goto again;
+}
+
+static void *ha_thread(void *arg)
+{
+	struct bs_rbd *r = arg;
+	struct timespec t;
+
+	pthread_mutex_lock(&r->mu);
+	while (!r->stop) {
+		pthread_mutex_unlock(&r->mu);
+		atomic_store(&r->poke, false);
+		ha_tick(r);
+		pthread_mutex_lock(&r->mu);
+		if (r->stop || atomic_load(&r->poke))
+			continue;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		t.tv_sec += HA_TICK_MS / 1000;
+		t.tv_nsec += (HA_TICK_MS % 1000) * 1000000L;
+		if (t.tv_nsec >= 1000000000L) {
+			t.tv_sec++;
+			t.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&r->cv, &r->mu, &t);
+	}
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+/* A request came back blocklisted: have the HA thread look now rather
+ * than at its next tick. Any thread (librbd's completion threads). */
+static void ha_poke(struct bs_rbd *r)
+{
+	if (!r->cfg.ha || atomic_exchange(&r->poke, true))
+		return;
+	pthread_mutex_lock(&r->mu);
+	pthread_cond_signal(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+static int ha_start(struct bs_rbd *r, char *err, size_t errlen)
+{
+	pthread_condattr_t ca;
+	int e;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_destroy(&r->cv);
+	e = pthread_cond_init(&r->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (e == 0)
+		e = pthread_create(&r->thread, NULL, ha_thread, r);
+	if (e) {
+		bs_seterr(err, errlen, "cannot start the HA thread: %s",
+			  strerror(e));
+		return -e;
+	}
+	r->thread_on = true;
+	return 0;
+}
+
+static void ha_stop(struct bs_rbd *r)
+{
+	if (!r->thread_on)
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->stop = true;
+	pthread_cond_signal(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	pthread_join(r->thread, NULL);
+	r->thread_on = false;
+}
+
 static int rbd_open_dev(struct bs_dev *dev, const struct bs_config *cfg,
 			char *err, size_t errlen)
 {
-	struct rbd_cfg c;
 	struct bs_rbd *r;
+	struct rbd_conn *cn;
 	rbd_image_info_t info;
-	char tmo[16];
 	int e;
 
-	e = parse_cfg(cfg->dev, &c, err, errlen);
-	if (e < 0)
-		return e;
-	if (strlen(cfg->dev) >= sizeof(dev->path)) {
+	if (cfg->dev && strlen(cfg->dev) >= sizeof(dev->path)) {
 		bs_seterr(err, errlen, "cfgstring is too long");
 		return -ENAMETOOLONG;
 	}
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
 	r->dev = dev;
-	e = rados_create(&r->cluster, c.id[0] ? c.id : NULL);
-	if (e < 0) {
-		r->cluster = NULL;
-		bs_seterr(err, errlen, "rados_create: %s", strerror(-e));
+	e = parse_cfg(cfg->dev, &r->cfg, err, errlen);
+	if (e < 0)
 		goto fail;
-	}
-	/* NULL: the default search ($CEPH_CONF, /etc/ceph/ceph.conf, ...) */
-	e = rados_conf_read_file(r->cluster, c.conf[0] ? c.conf : NULL);
-	if (e < 0) {
-		bs_seterr(err, errlen, "cannot read ceph config %s: %s",
-			  c.conf[0] ? c.conf : "(default)", strerror(-e));
+	e = conn_open(r, cfg->create, cfg->size, &cn, err, errlen);
+	if (e < 0)
 		goto fail;
-	}
-	snprintf(tmo, sizeof(tmo), "%u", c.timeout);
-	/* Bound every wait on the cluster (connect, mon and OSD requests):
-	 * a hung request is what makes an initiator's multipath give up on
-	 * the whole path; an error it can retry is what it wants. The cache
-	 * off makes an acknowledged write a durable one (see the top). */
-	if ((e = conf_set(r, "rados_osd_op_timeout", tmo, err, errlen)) < 0 ||
-	    (e = conf_set(r, "rados_mon_op_timeout", tmo, err, errlen)) < 0 ||
-	    (e = conf_set(r, "client_mount_timeout", tmo, err, errlen)) < 0 ||
-	    (e = conf_set(r, "rbd_cache", "false", err, errlen)) < 0 ||
-	    /* UNMAP promises zeros on read (LBPRZ): partial-object discards
-	     * must zero, not be skipped. */
-	    (e = conf_set(r, "rbd_skip_partial_discard", "false", err, errlen)) < 0 ||
-	    /* librbd may write straight from the task buffer instead of
-	     * copying it (librbd's create_write_raw: with the cache off it
-	     * then holds back the completion until its last reference to the
-	     * buffer is gone). The buffer lives until the completion, so
-	     * this is safe, and it is one copy of every byte fewer. */
-	    (e = conf_set(r, "rbd_disable_zero_copy_writes", "false", err,
-			  errlen)) < 0)
-		goto fail;
-	e = rados_connect(r->cluster);
+	atomic_store(&r->conn[0], cn);
+	e = rbd_stat(cn->image, &info, sizeof(info));
 	if (e < 0) {
-		bs_seterr(err, errlen, "cannot connect to the Ceph cluster%s%s: %s",
-			  c.conf[0] ? " of " : "", c.conf, strerror(-e));
-		rados_shutdown(r->cluster);
-		r->cluster = NULL;
-		goto fail;
-	}
-	e = rados_ioctx_create(r->cluster, c.pool, &r->ioctx);
-	if (e < 0) {
-		r->ioctx = NULL;
-		bs_seterr(err, errlen, "pool %s: %s", c.pool, strerror(-e));
-		goto fail;
-	}
-	e = rbd_open(r->ioctx, c.image, &r->image, NULL);
-	if (e == -ENOENT && cfg->create) {
-		int order = 0;
-
-		if (!cfg->size) {
-			bs_seterr(err, errlen, "size must be given to create image %s/%s",
-				  c.pool, c.image);
-			e = -EINVAL;
-			goto fail;
-		}
-		e = rbd_create(r->ioctx, c.image, cfg->size, &order);
-		if (e < 0) {
-			bs_seterr(err, errlen, "cannot create image %s/%s: %s",
-				  c.pool, c.image, strerror(-e));
-			goto fail;
-		}
-		e = rbd_open(r->ioctx, c.image, &r->image, NULL);
-	}
-	if (e < 0) {
-		r->image = NULL;
-		bs_seterr(err, errlen, "cannot open image %s/%s: %s%s", c.pool,
-			  c.image, strerror(-e),
-			  e == -ENOENT ? " (create it with rbd create, or pass create_image=true)" : "");
-		goto fail;
-	}
-	e = rbd_stat(r->image, &info, sizeof(info));
-	if (e < 0) {
-		bs_seterr(err, errlen, "rbd_stat %s/%s: %s", c.pool, c.image,
-			  strerror(-e));
+		bs_seterr(err, errlen, "rbd_stat %s/%s: %s", r->cfg.pool,
+			  r->cfg.image, strerror(-e));
 		goto fail;
 	}
 	dev->block_size = cfg->block_size ? cfg->block_size : 512;
@@ -347,14 +829,14 @@ static int rbd_open_dev(struct bs_dev *dev, const struct bs_config *cfg,
 		bs_seterr(err, errlen,
 			  "size %" PRIu64 " is larger than image %s/%s (%" PRIu64
 			  " bytes): grow it with rbd resize",
-			  cfg->size, c.pool, c.image, info.size);
+			  cfg->size, r->cfg.pool, r->cfg.image, info.size);
 		e = -EINVAL;
 		goto fail;
 	}
 	dev->size = info.size - info.size % dev->block_size;
 	if (!dev->size) {
 		bs_seterr(err, errlen, "image %s/%s is smaller than one block",
-			  c.pool, c.image);
+			  r->cfg.pool, r->cfg.image);
 		e = -EINVAL;
 		goto fail;
 	}
@@ -371,15 +853,13 @@ static int rbd_open_dev(struct bs_dev *dev, const struct bs_config *cfg,
 	 * the granularity an initiator should align UNMAP to (SBC-3 6.6.4). */
 	dev->unmap_granularity = (uint32_t)(info.obj_size > UINT32_MAX ? 0 : info.obj_size);
 	atomic_store(&dev->write_back, false);
-	image_identity(r, dev->ident_uuid);
+	image_identity(cn, dev->ident_uuid);
 	memcpy(dev->path, cfg->dev, strlen(cfg->dev) + 1);
+	dev->alua_managed = r->cfg.ha;
 	dev->priv = r;
-	e = rbd_update_watch(r->image, &r->watch, update_cb, r);
-	if (e < 0)
-		log_warn("user:rbd %s: rbd_update_watch: %s (resizes by other clients will not be seen)",
-			 dev->name, strerror(-e));
-	else
-		r->watching = true;
+	conn_watch(cn);
+	if (r->cfg.ha && (e = ha_start(r, err, errlen)) < 0)
+		goto fail;
 	return 0;
 fail:
 	rbd_teardown(r);
@@ -393,9 +873,12 @@ static void rbd_close_dev(struct bs_dev *dev)
 
 	/* Every bs_io holds a reference on the LU above us until done(), so
 	 * nothing is in flight here; rbd_close still waits for librbd's own
-	 * background work. */
-	if (r)
+	 * background work (and releases the lock an HA owner holds, so a
+	 * survivor takes over at once). */
+	if (r) {
+		ha_stop(r);
 		rbd_teardown(r);
+	}
 	dev->priv = NULL;
 }
 
@@ -408,23 +891,36 @@ static void post_done(void *arg)
 	io->done(io, (int)(intptr_t)io->bs_priv);
 }
 
-static int map_res(const struct bs_io *io, ssize_t res)
+static int map_res(struct bs_rbd *r, const struct bs_io *io, ssize_t res)
 {
 	if (res >= 0)
 		return 0;
 	if (io->op == BS_COMPARE_AND_WRITE && res == -EILSEQ)
 		return -EILSEQ;
+	if (r->cfg.ha && (res == -EROFS || res == -ESHUTDOWN)) {
+		/* HA: a write without the lock (managed mode: -EROFS) or
+		 * from a fenced gateway (-EBLOCKLISTED): never success, and
+		 * the sense multipath retries on another path (NOT READY,
+		 * ASYMMETRIC ACCESS STATE TRANSITION, sbc.c io_error) while
+		 * the HA thread turns our ports standby. */
+		ha_poke(r);
+		return -ESHUTDOWN;
+	}
 	return (int)res;
 }
 
-/* librbd thread: hand the result to the worker the request came from. */
+/* librbd thread: hand the result to the worker the request came from.
+ * Until then bs_priv holds the backstore and done_bytes the slot of the
+ * connection the request went to. */
 static void aio_cb(rbd_completion_t c, void *arg)
 {
 	struct bs_io *io = arg;
+	struct bs_rbd *r = io->bs_priv;
 	ssize_t res = rbd_aio_get_return_value(c);
 
 	rbd_aio_release(c);
-	io->bs_priv = (void *)(intptr_t)map_res(io, res);
+	io->bs_priv = (void *)(intptr_t)map_res(r, io, res);
+	conn_leave(r, (unsigned)io->done_bytes);
 	/* the node lives in the request: no allocation, cannot fail */
 	io->post.fn = post_done;
 	io->post.arg = io;
@@ -432,7 +928,7 @@ static void aio_cb(rbd_completion_t c, void *arg)
 	io_loop_post_node(io->loop, &io->post);
 }
 
-static int issue(struct bs_rbd *r, struct bs_io *io, rbd_completion_t c)
+static int issue(struct rbd_conn *r, struct bs_io *io, rbd_completion_t c)
 {
 	switch (io->op) {
 	case BS_READ:
@@ -467,8 +963,10 @@ static int issue(struct bs_rbd *r, struct bs_io *io, rbd_completion_t c)
 static void rbd_submit(struct bs_dev *dev, struct bs_io *io)
 {
 	struct bs_rbd *r = dev->priv;
+	struct rbd_conn *cn;
 	rbd_completion_t c;
 	bool async = io->loop != NULL;
+	unsigned slot;
 	int e = bs_io_check(dev, io);
 
 	if (e <= 0) {
@@ -476,23 +974,29 @@ static void rbd_submit(struct bs_dev *dev, struct bs_io *io)
 		return;
 	}
 	io->miscompare_off = 0;
+	cn = conn_enter(r, &slot);
+	io->bs_priv = r;
+	io->done_bytes = slot;
 	e = rbd_aio_create_completion(io, async ? aio_cb : NULL, &c);
 	if (e < 0) {
+		conn_leave(r, slot);
 		io->done(io, e);
 		return;
 	}
-	e = issue(r, io, c);
+	e = issue(cn, io, c);
 	if (e < 0) {
 		/* not queued: no callback will come */
 		rbd_aio_release(c);
-		io->done(io, e);
+		conn_leave(r, slot);
+		io->done(io, map_res(r, io, e));
 		return;
 	}
 	if (async)
 		return;
 	rbd_aio_wait_for_complete(c);
-	e = map_res(io, rbd_aio_get_return_value(c));
+	e = map_res(r, io, rbd_aio_get_return_value(c));
 	rbd_aio_release(c);
+	conn_leave(r, slot);
 	io->done(io, e);
 }
 
@@ -526,9 +1030,12 @@ static int rbd_map_status(struct bs_dev *dev, uint64_t off, uint64_t *len,
 {
 	struct bs_rbd *r = dev->priv;
 	struct diff_state d = { .off = off };
+	unsigned slot;
+	struct rbd_conn *cn = conn_enter(r, &slot);
 	int e;
 
-	e = rbd_diff_iterate2(r->image, NULL, off, *len, 1, 1, diff_cb, &d);
+	e = rbd_diff_iterate2(cn->image, NULL, off, *len, 1, 1, diff_cb, &d);
+	conn_leave(r, slot);
 	if (e < 0 && e != -EEXIST)
 		return e;
 	if (!d.found) {

@@ -141,7 +141,8 @@ static int c_rbd_create(struct shell *sh, struct node *n, struct cli_args *a)
 	}
 	if (!s.cfgstring)
 		return cli_error(sh, "cfgstring must be given: "
-				 "POOL/IMAGE[;conf=PATH][;id=USER][;osd_op_timeout=N]");
+				 "POOL/IMAGE[;conf=PATH][;id=USER][;osd_op_timeout=N]"
+				 "[;ha=1][;pr=cluster]");
 	if (a->v[4] && cmd_bool_arg(sh, a->v[4], 0, &s.create_image))
 		return -1;
 	if (ut_backstore_create(sh->ut, &s, &r))
@@ -253,8 +254,11 @@ const struct command cli_cmds_storage[] = {
 	  SIG(1, "name", "size", "cfgstring", "wwn", "create_image"),
 	  c_rbd_create,
 	  "Create a Ceph RBD storage object: cfgstring=POOL/IMAGE[;conf=PATH]\n"
-	  "[;id=USER][;osd_op_timeout=N]. size defaults to the image's;\n"
-	  "create_image=true creates a missing image of size." },
+	  "[;id=USER][;osd_op_timeout=N][;ha=1][;pr=cluster]. size defaults\n"
+	  "to the image's; create_image=true creates a missing image of size;\n"
+	  "ha=1: one of several gateways, ALUA states from the image's lock;\n"
+	  "pr=cluster: persistent reservations shared by the gateways\n"
+	  "(docs/rbd.md)." },
 	{ "delete", T(N_PLUGIN), NULL, SIG(1, "name"), c_so_delete,
 	  "Delete a storage object (refused while a LUN uses it)." },
 	{ "create", T(N_ALUA), NULL, SIG(2, "name", "tag"), c_alua_create,

@@ -224,6 +224,12 @@ int ctl_alua_set(struct scsi_lu *lu, struct scsi_alua_gp *gp, json_t *attrs,
 				 "from 0 to %lld", k, f->max);
 			return -EINVAL;
 		}
+		if (f->kind == F_STATE && !restoring && lu->bs->alua_managed) {
+			snprintf(err, errlen, "alua_access_state of %s is "
+				 "derived from the RBD image's lock (ha=1): "
+				 "not settable", lu->name);
+			return -EPERM;
+		}
 		if (f->kind == F_STATE && val[i] != SCSI_ALUA_AO &&
 		    val[i] != SCSI_ALUA_ANO && val[i] != SCSI_ALUA_STANDBY &&
 		    val[i] != SCSI_ALUA_UNAVAILABLE && val[i] != SCSI_ALUA_OFFLINE &&
@@ -282,7 +288,9 @@ int ctl_alua_set(struct scsi_lu *lu, struct scsi_alua_gp *gp, json_t *attrs,
 		uint8_t status = have[ti] ? (uint8_t)val[ti] :
 				 restoring ? atomic_load(&gp->status) : 2;
 
-		if (have[si])
+		/* derived states (HA): a saved one is not restored, the
+		 * backstore sets them from the lock */
+		if (have[si] && !lu->bs->alua_managed)
 			scsi_alua_gp_set_state(lu, gp, (uint8_t)val[si], status,
 					       !restoring);
 		else if (have[ti])

@@ -428,7 +428,7 @@ static void load_tpg(struct restore *r, struct iscsi_target *t, json_t *j)
 	}
 	json_array_foreach(json_object_get(j, "node_acls"), i, v)
 		load_acl(r, tpg, v, what);
-	tpg->enable = jbool(j, "enable", true);
+	iscsi_tpg_set_enable(tpg, jbool(j, "enable", true));
 }
 
 static void load_targets(struct restore *r, json_t *root)

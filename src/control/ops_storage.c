@@ -68,7 +68,7 @@ json_t *m_bs_create(json_t *p, struct rpc_error *e)
 		}
 		if (!c || !c[4])
 			return ops_fail(e, RPC_INVALID_PARAMS,
-				    "Missing parameter cfgstring (POOL/IMAGE[;conf=PATH][;id=USER][;osd_op_timeout=N])");
+				    "Missing parameter cfgstring (POOL/IMAGE[;conf=PATH][;id=USER][;osd_op_timeout=N][;ha=1])");
 		spec.plugin = plug->name;
 		spec.dev = c;
 	}

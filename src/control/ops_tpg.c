@@ -59,8 +59,7 @@ json_t *m_tpg_enable(json_t *p, struct rpc_error *e)
 	en = ops_p_bool(p, "enable", true, e, &bad);
 	if (bad)
 		return NULL;
-	tpg->enable = en;
-	iscsi_fabric.generation++;
+	iscsi_tpg_set_enable(tpg, en);
 	if (!en)
 		iscsi_sessions_refresh(tpg->target->wwn, tpg->tag);
 	return json_object();

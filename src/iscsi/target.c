@@ -195,6 +195,7 @@ struct iscsi_tpg_lun *iscsi_tpg_lun_new(struct iscsi_tpg *tpg, uint32_t index,
 		return NULL;
 	}
 	scsi_alua_port_set_name(l->alua, tpg->target->wwn, tpg->tag);
+	scsi_alua_port_set_local(l->alua, tpg->enable);
 	scsi_lu_get(lu);
 	copy_str(l->so_path, sizeof(l->so_path), so_path);
 	list_for_each_entry(pos, &tpg->luns, link)
@@ -203,6 +204,18 @@ struct iscsi_tpg_lun *iscsi_tpg_lun_new(struct iscsi_tpg *tpg, uint32_t index,
 	list_add_tail(&l->link, &pos->link);
 	iscsi_fabric.generation++;
 	return l;
+}
+
+void iscsi_tpg_set_enable(struct iscsi_tpg *tpg, bool en)
+{
+	struct iscsi_tpg_lun *l;
+
+	tpg->enable = en;
+	/* the LUs' ports follow: an HA backstore's lock owner makes the
+	 * groups of its enabled ports optimized (scsi_alua_port.local) */
+	list_for_each_entry(l, &tpg->luns, link)
+		scsi_alua_port_set_local(l->alua, en);
+	iscsi_fabric.generation++;
 }
 
 void iscsi_tpg_lun_free(struct iscsi_tpg_lun *l)

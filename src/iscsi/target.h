@@ -145,6 +145,8 @@ void iscsi_acl_free(struct iscsi_acl *acl);
 struct iscsi_tpg_lun *iscsi_tpg_lun_new(struct iscsi_tpg *tpg, uint32_t index,
 					struct scsi_lu *lu, const char *so_path);
 void iscsi_tpg_lun_free(struct iscsi_tpg_lun *l);
+/* tpg->enable, and the local bit of its LUNs' ALUA ports. */
+void iscsi_tpg_set_enable(struct iscsi_tpg *tpg, bool en);
 struct iscsi_mapped_lun *iscsi_mapped_lun_new(struct iscsi_acl *acl,
 					      uint32_t index, uint32_t tpg_lun,
 					      bool wp);

@@ -87,6 +87,11 @@ int scsi_alua_gp_create(struct scsi_lu *lu, const char *name, uint16_t id,
 	snprintf(gp->name, sizeof(gp->name), "%s", name);
 	gp->id = id;
 	scsi_alua_gp_defaults(gp);
+	/* A backstore that derives the states (HA) makes them optimized
+	 * only where it owns the LU: until it has looked, standby, so a
+	 * gateway never starts out serving I/O it may not do. */
+	if (lu->bs && lu->bs->alua_managed)
+		atomic_init(&gp->state, SCSI_ALUA_STANDBY);
 	pthread_mutex_lock(&lu->lock);
 	if (find_locked(lu, name, id)) {
 		rc = -EEXIST;
@@ -288,6 +293,72 @@ void scsi_alua_port_set_gp(struct scsi_lu *lu, struct scsi_alua_port *port,
 	scsi_lu_establish_ua(lu, SCSI_UA_ALUA_CHANGED);
 }
 
+void scsi_alua_port_set_local(struct scsi_alua_port *port, bool local)
+{
+	if (port)
+		atomic_store(&port->local, local);
+}
+
+unsigned scsi_alua_local_ports(struct scsi_lu *lu, uint16_t *rtpi,
+			       unsigned max)
+{
+	struct scsi_alua_port *p;
+	unsigned n = 0;
+
+	pthread_mutex_lock(&lu->lock);
+	list_for_each_entry(p, &lu->alua_ports, link) {
+		unsigned i;
+
+		if (p->deleted || !atomic_load(&p->local) || n == max)
+			continue;
+		/* insertion sort: a handful of ports, and a stable order
+		 * makes the owner record in the cluster compare equal */
+		for (i = n; i > 0 && rtpi[i - 1] > p->rtpi; i--)
+			rtpi[i] = rtpi[i - 1];
+		rtpi[i] = p->rtpi;
+		n++;
+	}
+	pthread_mutex_unlock(&lu->lock);
+	return n;
+}
+
+#define HA_MAX_GPS 64
+
+void scsi_alua_ha_apply(struct scsi_lu *lu, const uint16_t *rtpi, unsigned n)
+{
+	struct scsi_alua_gp *gp, *todo[HA_MAX_GPS];
+	struct scsi_alua_port *p;
+	uint8_t want[HA_MAX_GPS];
+	unsigned k = 0;
+
+	/* Decide under the lock (groups and memberships are the control
+	 * thread's), change outside it: announcing takes the LU's lock. */
+	pthread_mutex_lock(&lu->lock);
+	list_for_each_entry(gp, &lu->alua_gps, link) {
+		uint8_t st = SCSI_ALUA_STANDBY;
+
+		if (gp->deleted || k == HA_MAX_GPS)
+			continue;
+		list_for_each_entry(p, &lu->alua_ports, link) {
+			if (p->deleted || atomic_load(&p->gp) != gp)
+				continue;
+			for (unsigned i = 0; i < n; i++)
+				if (rtpi[i] == p->rtpi)
+					st = SCSI_ALUA_AO;
+		}
+		if (atomic_load(&gp->state) == st &&
+		    atomic_load(&gp->pending) == SCSI_ALUA_NONE)
+			continue;
+		todo[k] = gp;
+		want[k++] = st;
+	}
+	pthread_mutex_unlock(&lu->lock);
+	/* implicit (SPC-4 5.16.2.5: the device server changed it), not
+	 * delayed: the lock already moved, the ports must follow now */
+	for (unsigned i = 0; i < k; i++)
+		set_state(lu, todo[i], want[i], 2, NULL, false);
+}
+
 /* ---- the data path ---- */
 
 static struct scsi_alua_gp *cmd_gp(const struct scsi_cmd *cmd)
@@ -309,9 +380,16 @@ void scsi_alua_due(struct scsi_lun_ent *ent)
 uint8_t scsi_alua_tpgs(const struct scsi_cmd *cmd)
 {
 	const struct scsi_alua_gp *gp = cmd_gp(cmd);
+	/* States a backstore derives from its cluster lock cannot be set
+	 * by SET TARGET PORT GROUPS: implicit only, so scsi_dh_alua does
+	 * not try (SPC-4 6.4.2, TPGS 01b). */
+	uint8_t mask;
 
+	if (!gp)	/* no port: not an ALUA LUN (or no LUN at all) */
+		return 0;
+	mask = cmd->lu->bs->alua_managed ? 1 : 3;
 	/* INQUIRY TPGS (SPC-4 6.4.2): 01b implicit, 10b explicit */
-	return gp ? (uint8_t)((gp->access_type & 3) << 4) : 0;
+	return (uint8_t)((gp->access_type & mask) << 4);
 }
 
 uint16_t scsi_alua_gp_id(const struct scsi_cmd *cmd)
@@ -480,7 +558,7 @@ int spc_prepare_stpg(struct scsi_cmd *cmd)
 	/* Explicit transitions only where the group allows them (LIO
 	 * answers INVALID FIELD IN CDB through its unsupported-opcode path
 	 * here; the issue asks for that sense too). */
-	if (!gp || !(gp->access_type & 2)) {
+	if (!gp || !(gp->access_type & 2) || cmd->lu->bs->alua_managed) {
 		scsi_set_sense_field(cmd, true, 0, 7);
 		return 1;
 	}

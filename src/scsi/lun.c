@@ -102,6 +102,21 @@ static void lu_resized(struct bs_dev *bs, uint64_t new_size, void *arg)
 	scsi_lu_establish_ua(lu, SCSI_UA_CAPACITY_CHANGED);
 }
 
+/* A backstore that derives the LU's ALUA states (bs_dev.alua_managed). */
+static unsigned lu_local_ports(struct bs_dev *bs, uint16_t *rtpi, unsigned max,
+			       void *arg)
+{
+	(void)bs;
+	return scsi_alua_local_ports(arg, rtpi, max);
+}
+
+static void lu_owner_ports(struct bs_dev *bs, const uint16_t *rtpi, unsigned n,
+			   void *arg)
+{
+	(void)bs;
+	scsi_alua_ha_apply(arg, rtpi, n);
+}
+
 struct scsi_lu *scsi_lu_create(struct bs_dev *bs, const char *name,
 			       const char *plugin, const char *wwn,
 			       const struct scsi_lu_attrs *attrs)
@@ -152,6 +167,9 @@ struct scsi_lu *scsi_lu_create(struct bs_dev *bs, const char *name,
 	atomic_init(&lu->reserved, false);
 	bs->resized_arg = lu;
 	bs->resized = lu_resized;
+	/* the plugin's thread may be running already (user:rbd HA) */
+	__atomic_store_n(&bs->local_ports, lu_local_ports, __ATOMIC_RELEASE);
+	__atomic_store_n(&bs->owner_ports, lu_owner_ports, __ATOMIC_RELEASE);
 	scsi_pr_restore(lu);
 	pthread_mutex_lock(&lu_reg_lock);
 	list_add_tail(&lu->reg_link, &lu_registry);

@@ -256,6 +256,11 @@ struct scsi_alua_port {
 	atomic_bool offline;
 	_Atomic uint8_t sec_status;   /* 0 none, 1 by STPG, 2 implicit */
 	bool sec_write_md;            /* stored only (LIO: /var/target/alua) */
+	/* This daemon serves through the port (its TPG is enabled). A gateway
+	 * of an HA group also has the other gateways' TPGs, disabled, so that
+	 * every gateway reports every port (docs/rbd.md); the backstore's
+	 * lock owner makes the groups of its local ports optimized. */
+	atomic_bool local;
 	struct scsi_lu_shard stats[SCSI_STATS_SHARDS];
 };
 
@@ -443,5 +448,16 @@ void scsi_alua_port_set_offline(struct scsi_lu *lu, struct scsi_alua_port *port,
 				bool offline);
 void scsi_alua_port_set_gp(struct scsi_lu *lu, struct scsi_alua_port *port,
 			   struct scsi_alua_gp *gp);
+/* The port's TPG was enabled or disabled here (see scsi_alua_port.local). */
+void scsi_alua_port_set_local(struct scsi_alua_port *port, bool local);
+/* States derived from a backstore's cluster lock (bs_dev.alua_managed,
+ * user:rbd ;ha=1); any thread. Every group holding one of the n ports
+ * rtpi becomes active/optimized, every other group standby (implicit
+ * transitions, status 2); a change raises ASYMMETRIC ACCESS STATE CHANGED
+ * as any other. n == 0: nobody is known to own the LU, all standby. */
+void scsi_alua_ha_apply(struct scsi_lu *lu, const uint16_t *rtpi, unsigned n);
+/* The RTPIs of the LU's local ports, ascending, at most max; how many. */
+unsigned scsi_alua_local_ports(struct scsi_lu *lu, uint16_t *rtpi,
+			       unsigned max);
 
 #endif

@@ -101,8 +101,11 @@ class LinuxGuest:
         per forward, each running fwd.py for every connection the guest opens to it."""
         fwd = os.path.join(REPO, "scripts", "guest", "fwd.py")
         parts = ["user", "id=n0", "restrict=on"]
-        for gaddr, gport, hport in self.forwards:
-            cmd = "%s %s 127.0.0.1 %d %s" % (sys.executable, fwd, hport, self.fwd_log)
+        for f in self.forwards:
+            # (guest address, guest port, host port[, host address: 127.0.0.1])
+            gaddr, gport, hport = f[:3]
+            haddr = f[3] if len(f) > 3 else "127.0.0.1"
+            cmd = "%s %s %s %d %s" % (sys.executable, fwd, haddr, hport, self.fwd_log)
             # qemu's option parser takes ",," for a comma inside a value
             parts.append("guestfwd=tcp:%s:%d-cmd:%s" % (gaddr, gport, cmd.replace(",", ",,")))
         return ",".join(parts)

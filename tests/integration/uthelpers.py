@@ -260,10 +260,13 @@ def owns_listener(pgid, port):
 class Daemon:
     """One utargetd process running in the foreground on a config written to workdir."""
 
-    def __init__(self, binary, cfg, workdir, name="utargetd", argv=None, env=None):
+    def __init__(self, binary, cfg, workdir, name="utargetd", argv=None, env=None,
+                 host="127.0.0.1"):
         """argv: run this command instead of `binary -c CFG -s SOCK -f` (cfg then only
-        supplies the port); env: extra environment variables."""
+        supplies the port); env: extra environment variables; host: the portal address
+        start() waits for (127.0.0.2 ... for gateways of one HA group)."""
         self.binary = binary
+        self.host = host
         self.argv = argv
         self.extra_env = dict(env or {})
         self.cfg = cfg
@@ -313,12 +316,12 @@ class Daemon:
             if rc is not None:
                 self.stopped = True
                 raise AssertionError(
-                    "utargetd exited with status %d before its portal 127.0.0.1:%d "
+                    "utargetd exited with status %d before its portal %s:%d "
                     "accepted connections\ncommand: %s\n--- stderr tail ---\n%s"
-                    % (rc, self.port, " ".join(cmd), self.stderr_tail()))
+                    % (rc, self.host, self.port, " ".join(cmd), self.stderr_tail()))
             accepted = False
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                with socket.create_connection((self.host, self.port), timeout=0.5):
                     accepted = True
             except OSError:
                 pass
@@ -328,9 +331,9 @@ class Daemon:
             if time.monotonic() > deadline:
                 self.kill()
                 raise AssertionError(
-                    "utargetd's portal 127.0.0.1:%d did not accept TCP within %.0f s%s\n"
+                    "utargetd's portal %s:%d did not accept TCP within %.0f s%s\n"
                     "--- stderr tail ---\n%s" % (
-                        self.port, timeout,
+                        self.host, self.port, timeout,
                         " (the port is held by another program)" if accepted else "",
                         self.stderr_tail()))
             time.sleep(0.05)

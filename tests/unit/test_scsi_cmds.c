@@ -293,6 +293,90 @@ static void test_alua_port_offline(void **state)
 	free(b);
 }
 
+/* States derived by the backstore (user:rbd ha=1): the groups holding the
+ * owner's ports active/optimized, every other standby, with 2A/06 to every
+ * nexus; TPGS implicit only and SET TARGET PORT GROUPS refused, since the
+ * lock and not the initiator decides (SPC-4 5.16.2.5, 6.4.2). */
+/* Unit attentions off a nexus whose port may be standby, where TEST UNIT
+ * READY is refused: READ CAPACITY (10) passes there (SPC-4 5.16.2.4.4). */
+static void clear_ua_any(struct scsi_nexus *nx)
+{
+	static const uint8_t rc10[10] = { 0x25 };
+	uint8_t *b = abuf(8);
+	struct scsi_cmd cmd;
+	int i;
+
+	for (i = 0; i < 16; i++)
+		if (run(nx, &cmd, rc10, 10, b, 8) == SAM_STAT_GOOD)
+			break;
+	free(b);
+	assert_true(i < 16);
+}
+
+static void test_alua_ha_derived(void **state)
+{
+	struct env *e = *state;
+	struct scsi_nexus nx2;
+	struct scsi_alua_gp *g1, *g2;
+	struct scsi_alua_port *p1 = scsi_alua_port_add(e->lu, 7);
+	struct scsi_alua_port *p2 = scsi_alua_port_add(e->lu, 9);
+	static const uint8_t inq[6] = { 0x12, 0, 0, 0, 36, 0 };
+	static const uint8_t rd[10] = { 0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0 };
+	uint8_t stpg[12] = { 0xa4, 0x0a };
+	uint16_t local[4];
+	struct scsi_cmd cmd;
+	uint8_t *b = abuf(512);
+
+	e->lu->bs->alua_managed = true;
+	assert_int_equal(scsi_alua_gp_create(e->lu, "gw1", 1, &g1), 0);
+	assert_int_equal(scsi_alua_gp_create(e->lu, "gw2", 2, &g2), 0);
+	/* a new group of a managed LU starts standby */
+	assert_int_equal(atomic_load(&g1->state), SCSI_ALUA_STANDBY);
+	scsi_alua_port_set_gp(e->lu, p1, g1);
+	scsi_alua_port_set_gp(e->lu, p2, g2);
+	scsi_alua_port_set_local(p2, true);
+	scsi_alua_port_set_local(p1, true);
+	assert_int_equal(scsi_alua_local_ports(e->lu, local, 4), 2);
+	assert_int_equal(local[0], 7);
+	assert_int_equal(local[1], 9);
+	scsi_alua_port_set_local(p2, false);
+	assert_int_equal(scsi_alua_local_ports(e->lu, local, 4), 1);
+	nexus_init(&nx2, "iqn.1994-05.com.example:a", 2, e->lu);
+	e->nx.map->ent[0].port = p1;
+	nx2.map->ent[0].port = p2;
+	clear_ua_any(&e->nx);
+	clear_ua_any(&nx2);
+
+	scsi_alua_ha_apply(e->lu, local, 1);
+	assert_int_equal(scsi_alua_gp_state(e->lu, g1), SCSI_ALUA_AO);
+	assert_int_equal(scsi_alua_gp_state(e->lu, g2), SCSI_ALUA_STANDBY);
+	assert_int_equal(atomic_load(&g1->status), 2);
+	/* the change is announced; then the standby port refuses READ */
+	assert_int_equal(run(&nx2, &cmd, rd, 10, b, 512), SAM_STAT_CHECK_CONDITION);
+	assert_sense(&cmd, SK_UNIT_ATTENTION, ASC_ALUA_STATE_CHANGED);
+	assert_int_equal(run(&nx2, &cmd, rd, 10, b, 512), SAM_STAT_CHECK_CONDITION);
+	assert_sense(&cmd, SK_NOT_READY, ASC_LU_NOT_ACCESSIBLE_STANDBY);
+	clear_ua_any(&e->nx);
+	assert_int_equal(run(&e->nx, &cmd, rd, 10, b, 512), SAM_STAT_GOOD);
+	/* implicit only, no STPG */
+	assert_int_equal(run(&e->nx, &cmd, inq, 6, b, 36), SAM_STAT_GOOD);
+	assert_int_equal((b[5] >> 4) & 3, 1);
+	put_be32(stpg + 6, 8);
+	memset(b, 0, 8);
+	put_be16(b + 6, 2);
+	assert_int_equal(run(&e->nx, &cmd, stpg, 12, b, 8), SAM_STAT_CHECK_CONDITION);
+	assert_sense(&cmd, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
+	assert_int_equal(scsi_alua_gp_state(e->lu, g2), SCSI_ALUA_STANDBY);
+	/* nobody known to own the LU: everything standby */
+	scsi_alua_ha_apply(e->lu, NULL, 0);
+	assert_int_equal(scsi_alua_gp_state(e->lu, g1), SCSI_ALUA_STANDBY);
+	clear_ua_any(&e->nx);
+	assert_int_equal(run(&e->nx, &cmd, rd, 10, b, 512), SAM_STAT_CHECK_CONDITION);
+	assert_sense(&cmd, SK_NOT_READY, ASC_LU_NOT_ACCESSIBLE_STANDBY);
+	scsi_nexus_clear(&nx2);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -304,6 +388,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rsoc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_xcopy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alua_port_offline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_alua_ha_derived, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

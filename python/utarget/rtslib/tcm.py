@@ -352,7 +352,7 @@ def _pscsi_old(backstore, name, dev=None, client=None):
 class UserBackedStorageObject(StorageObject):
     """A tcmu-style user-backed object; utargetd serves the rbd handler itself
     (librbd), so config must be "rbd/POOL/IMAGE[;conf=PATH][;id=USER]
-    [;osd_op_timeout=N]".
+    [;osd_op_timeout=N][;ha=1]".
 
     rtslib-fb: UserBackedStorageObject(name, config=None, size=None, wwn=None,
     hw_max_sectors=None, control=None, index=None). size may be left out: the
