@@ -22,7 +22,10 @@
  *
  * Resize: rbd_update_watch tells us when another client changed the image
  * header; a new size goes to bs_dev.resized (the LU raises CAPACITY DATA
- * HAS CHANGED, SBC-3 4.13 / SPC-4 6.37 table). */
+ * HAS CHANGED, SBC-3 4.13 / SPC-4 6.37 table).
+ *
+ * pr=cluster: persistent reservations shared by every gateway that
+ * exports the image, kept in a RADOS object beside it (rbd_pr.c). */
 #include "backstore/bs_internal.h"
 
 #include <errno.h>
@@ -35,9 +38,11 @@
 #include <rados/librados.h>
 #include <rbd/librbd.h>
 
+#include "backstore/rbd_pr.h"
 #include "util/log.h"
 
 #define RBD_DEFAULT_TIMEOUT 30 /* seconds, when osd_op_timeout is not given */
+#define RBD_DEFAULT_PR_LEASE 10 /* seconds, when pr_lease is not given */
 
 struct bs_rbd {
 	rados_t cluster;
@@ -46,6 +51,7 @@ struct bs_rbd {
 	uint64_t watch;
 	bool watching;
 	struct bs_dev *dev;
+	struct rbd_pr *pr; /* pr=cluster */
 };
 
 /* ---- configuration string ---- */
@@ -56,6 +62,8 @@ struct rbd_cfg {
 	char conf[4096];
 	char id[128];
 	unsigned timeout;
+	bool pr_cluster;   /* pr=cluster (default pr=local) */
+	unsigned pr_lease; /* seconds */
 };
 
 static int parse_cfg(const char *s, struct rbd_cfg *c, char *err, size_t errlen)
@@ -64,6 +72,7 @@ static int parse_cfg(const char *s, struct rbd_cfg *c, char *err, size_t errlen)
 
 	memset(c, 0, sizeof(*c));
 	c->timeout = RBD_DEFAULT_TIMEOUT;
+	c->pr_lease = RBD_DEFAULT_PR_LEASE;
 	if (!s || !s[0]) {
 		bs_seterr(err, errlen,
 			  "cfgstring must be given: POOL/IMAGE[;conf=PATH][;id=USER][;osd_op_timeout=N]");
@@ -119,6 +128,24 @@ static int parse_cfg(const char *s, struct rbd_cfg *c, char *err, size_t errlen)
 				return -EINVAL;
 			}
 			c->timeout = (unsigned)v;
+		} else if (!strcmp(tok, "pr")) {
+			if (strcmp(eq, "cluster") && strcmp(eq, "local")) {
+				bs_seterr(err, errlen,
+					  "pr '%s' must be cluster or local", eq);
+				return -EINVAL;
+			}
+			c->pr_cluster = !strcmp(eq, "cluster");
+		} else if (!strcmp(tok, "pr_lease")) {
+			char *end;
+			unsigned long v = strtoul(eq, &end, 10);
+
+			if (!*eq || *end || v < 2 || v > 300) {
+				bs_seterr(err, errlen,
+					  "pr_lease '%s' is not a number of seconds (2-300)",
+					  eq);
+				return -EINVAL;
+			}
+			c->pr_lease = (unsigned)v;
 		} else {
 			bs_seterr(err, errlen, "unknown cfgstring option '%s'", tok);
 			return -EINVAL;
@@ -176,6 +203,7 @@ static int rbd_resize_dev(struct bs_dev *dev, uint64_t want, uint64_t *size,
 
 static void rbd_teardown(struct bs_rbd *r)
 {
+	rbd_pr_close(r->pr);
 	if (r->watching)
 		rbd_update_unwatch(r->image, r->watch);
 	if (r->image)
@@ -295,6 +323,11 @@ static int rbd_open_dev(struct bs_dev *dev, const struct bs_config *cfg,
 	    (e = conf_set(r, "rbd_disable_zero_copy_writes", "false", err,
 			  errlen)) < 0)
 		goto fail;
+	/* pr=cluster: the objecter pings watches once per tick; a tick of a
+	 * second keeps rados_watch_check's age well under the lease */
+	if (c.pr_cluster &&
+	    (e = conf_set(r, "objecter_tick_interval", "1", err, errlen)) < 0)
+		goto fail;
 	e = rados_connect(r->cluster);
 	if (e < 0) {
 		bs_seterr(err, errlen, "cannot connect to the Ceph cluster%s%s: %s",
@@ -374,6 +407,20 @@ static int rbd_open_dev(struct bs_dev *dev, const struct bs_config *cfg,
 	image_identity(r, dev->ident_uuid);
 	memcpy(dev->path, cfg->dev, strlen(cfg->dev) + 1);
 	dev->priv = r;
+	if (c.pr_cluster) {
+		char id[128];
+
+		e = rbd_get_id(r->image, id, sizeof(id));
+		if (e < 0) {
+			bs_seterr(err, errlen, "pr=cluster: rbd_get_id %s/%s: %s",
+				  c.pool, c.image, strerror(-e));
+			goto fail;
+		}
+		e = rbd_pr_open(dev, r->cluster, r->ioctx, id, c.pr_lease,
+				&r->pr, err, errlen);
+		if (e < 0)
+			goto fail;
+	}
 	e = rbd_update_watch(r->image, &r->watch, update_cb, r);
 	if (e < 0)
 		log_warn("user:rbd %s: rbd_update_watch: %s (resizes by other clients will not be seen)",
@@ -397,6 +444,13 @@ static void rbd_close_dev(struct bs_dev *dev)
 	if (r)
 		rbd_teardown(r);
 	dev->priv = NULL;
+}
+
+struct rbd_pr *rbd_dev_pr(struct bs_dev *dev)
+{
+	struct bs_rbd *r = dev->priv;
+
+	return r ? r->pr : NULL;
 }
 
 /* ---- I/O ---- */
@@ -554,4 +608,7 @@ const struct bs_ops bs_rbd_ops = {
 	.submit = rbd_submit,
 	.map_status = rbd_map_status,
 	.resize = rbd_resize_dev,
+	.pr_load = rbd_pr_load,
+	.pr_store = rbd_pr_store,
+	.pr_attach = rbd_pr_attach,
 };

@@ -260,9 +260,12 @@ def owns_listener(pgid, port):
 class Daemon:
     """One utargetd process running in the foreground on a config written to workdir."""
 
-    def __init__(self, binary, cfg, workdir, name="utargetd", argv=None, env=None):
+    def __init__(self, binary, cfg, workdir, name="utargetd", argv=None, env=None,
+                 host="127.0.0.1"):
         """argv: run this command instead of `binary -c CFG -s SOCK -f` (cfg then only
-        supplies the port); env: extra environment variables."""
+        supplies the port); env: extra environment variables; host: the address of the
+        portal that says the daemon is up (a gateway on 127.0.0.2 ...)."""
+        self.host = host
         self.binary = binary
         self.argv = argv
         self.extra_env = dict(env or {})
@@ -318,7 +321,7 @@ class Daemon:
                     % (rc, self.port, " ".join(cmd), self.stderr_tail()))
             accepted = False
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                with socket.create_connection((self.host, self.port), timeout=0.5):
                     accepted = True
             except OSError:
                 pass
