@@ -89,6 +89,12 @@ struct scsi_pr {
 	bool aptpl;
 	const struct scsi_nexus *spc2; /* SPC-2 RESERVE holder */
 	/* cluster state only */
+	bool spc2_c;           /* SPC-2 RESERVE held by the nexus spc2_nx */
+	struct pr_nx {
+		char iport[INITIATOR_PORT_MAX];
+		char tname[SCSI_NAME_MAX];
+		uint16_t tpgt;
+	} spc2_nx;
 	uint64_t version;      /* of the stored state this is a copy of */
 	uint64_t events_from;  /* log holds every event of versions >= this */
 	struct pr_evlog log;
@@ -151,7 +157,7 @@ static struct scsi_pr *pr_get(struct scsi_lu *lu)
 static void update_reserved(struct scsi_lu *lu)
 {
 	struct scsi_pr *pr = lu->pr;
-	bool active = pr && (pr->spc2 || !list_empty(&pr->regs));
+	bool active = pr && (pr->spc2 || pr->spc2_c || !list_empty(&pr->regs));
 
 	if (lu->bs && lu->bs->pr_shared) {
 		/* every command must see the lease (scsi_pr_check) */
@@ -166,6 +172,35 @@ static bool pr_shared(const struct scsi_lu *lu)
 {
 	return lu->bs && lu->bs->pr_shared;
 }
+
+static void nx_id(struct pr_nx *id, const struct scsi_nexus *nx)
+{
+	snprintf(id->iport, sizeof(id->iport), "%s", nx->initiator_port);
+	snprintf(id->tname, sizeof(id->tname), "%s", nx->tport.target_name);
+	id->tpgt = nx->tport.tpgt;
+}
+
+static bool nx_is(const struct pr_nx *id, const struct scsi_nexus *nx)
+{
+	return nx && id->tpgt == nx->tport.tpgt &&
+	       !strcmp(id->iport, nx->initiator_port) &&
+	       !strcmp(id->tname, nx->tport.target_name);
+}
+
+/* An SPC-2 reservation exists: this gateway's nexus (local state), or in
+ * the cluster's state a nexus named by initiator and target port, which
+ * may be on any gateway. */
+static bool spc2_held(const struct scsi_pr *pr)
+{
+	return pr->spc2 || pr->spc2_c;
+}
+
+static bool spc2_is(const struct scsi_pr *pr, const struct scsi_nexus *nx)
+{
+	return pr->spc2_c ? nx_is(&pr->spc2_nx, nx) : pr->spc2 == nx;
+}
+
+static void spc2_clear_cluster(struct scsi_lu *lu, const struct scsi_nexus *nx);
 
 /* May lu->pr be trusted: loaded once, and the backstore's lease on it
  * (renewed while its watch is confirmed) not run out. */
@@ -444,6 +479,8 @@ void scsi_pr_free(struct scsi_lu *lu)
 void scsi_pr_nexus_gone(struct scsi_lu *lu, const struct scsi_nexus *nx)
 {
 	pthread_mutex_lock(&lu->lock);
+	if (lu->pr && lu->pr->spc2_c && spc2_is(lu->pr, nx))
+		spc2_clear_cluster(lu, nx);
 	if (lu->pr && lu->pr->spc2 == nx) {
 		lu->pr->spc2 = NULL;
 		update_reserved(lu);
@@ -455,6 +492,8 @@ void scsi_pr_nexus_gone(struct scsi_lu *lu, const struct scsi_nexus *nx)
  * SPC-2 reservations; persistent reservations survive them. */
 void scsi_pr_reset_locked(struct scsi_lu *lu)
 {
+	if (lu->pr && lu->pr->spc2_c)
+		spc2_clear_cluster(lu, NULL);
 	if (lu->pr && lu->pr->spc2) {
 		lu->pr->spc2 = NULL;
 		update_reserved(lu);
@@ -522,8 +561,8 @@ static bool pr_conflict(struct scsi_cmd *cmd)
 
 	if (!pr)
 		return false;
-	if (pr->spc2)
-		return pr->spc2 != cmd->nexus && !spc2_allowed(cmd->cdb);
+	if (spc2_held(pr))
+		return !spc2_is(pr, cmd->nexus) && !spc2_allowed(cmd->cdb);
 	if (list_empty(&pr->regs))
 		return false;
 	/* SPC-4 5.12.3: while registrations exist, RESERVE and RELEASE
@@ -590,30 +629,51 @@ int spc_prepare_reserve(struct scsi_cmd *cmd)
 	return 0;
 }
 
-void spc_exec_reserve(struct scsi_cmd *cmd)
+/* lu->lock held. With cluster state the holder is named, not pointed
+ * at, so that every gateway enforces it. */
+static void reserve_eval(struct scsi_cmd *cmd)
 {
 	struct scsi_lu *lu = cmd->lu;
 	bool reserve = cmd->cdb[0] == 0x16 || cmd->cdb[0] == 0x56;
 
-	pthread_mutex_lock(&lu->lock);
 	if (lu->pr && !list_empty(&lu->pr->regs)) {
 		set_conflict(cmd);
 	} else if (reserve) {
 		if (!pr_get(lu)) {
 			scsi_set_sense(cmd, SK_HARDWARE_ERROR,
 				       ASC_INTERNAL_TARGET_FAILURE);
-		} else if (lu->pr->spc2 && lu->pr->spc2 != cmd->nexus) {
+		} else if (spc2_held(lu->pr) && !spc2_is(lu->pr, cmd->nexus)) {
 			set_conflict(cmd);
+		} else if (pr_shared(lu)) {
+			lu->pr->spc2_c = true;
+			nx_id(&lu->pr->spc2_nx, cmd->nexus);
+			scsi_set_good(cmd);
 		} else {
 			lu->pr->spc2 = cmd->nexus;
 			scsi_set_good(cmd);
 		}
 	} else {
 		/* RELEASE by a non-holder: GOOD, nothing released */
-		if (lu->pr && lu->pr->spc2 == cmd->nexus)
+		if (lu->pr && spc2_is(lu->pr, cmd->nexus)) {
 			lu->pr->spc2 = NULL;
+			lu->pr->spc2_c = false;
+		}
 		scsi_set_good(cmd);
 	}
+}
+
+static void pr_out_cluster_start(struct scsi_cmd *cmd);
+
+void spc_exec_reserve(struct scsi_cmd *cmd)
+{
+	struct scsi_lu *lu = cmd->lu;
+
+	if (pr_shared(lu)) {
+		pr_out_cluster_start(cmd);
+		return;
+	}
+	pthread_mutex_lock(&lu->lock);
+	reserve_eval(cmd);
 	update_reserved(lu);
 	pthread_mutex_unlock(&lu->lock);
 	scsi_cmd_complete(cmd);
@@ -1177,7 +1237,7 @@ static void pr_out(struct scsi_cmd *cmd)
 		return;
 	}
 	/* SPC-4 5.12.3: under an SPC-2 reservation PR OUT conflicts */
-	if (lu->pr->spc2) {
+	if (spc2_held(lu->pr)) {
 		set_conflict(cmd);
 		return;
 	}
@@ -1228,8 +1288,6 @@ out:
 		pr_save(lu);
 }
 
-static void pr_out_cluster_start(struct scsi_cmd *cmd);
-
 void spc_exec_pr_out(struct scsi_cmd *cmd)
 {
 	struct scsi_lu *lu = cmd->lu;
@@ -1268,6 +1326,8 @@ static struct scsi_pr *pr_dup(const struct scsi_pr *src)
 	pr->type = src->type;
 	pr->aptpl = src->aptpl;
 	pr->spc2 = src->spc2;
+	pr->spc2_c = src->spc2_c;
+	pr->spc2_nx = src->spc2_nx;
 	pr->version = src->version;
 	pr->events_from = src->events_from;
 	list_for_each_entry(r, &src->regs, link) {
@@ -1423,6 +1483,16 @@ static char *pr_encode(const struct scsi_pr *pr, size_t *len)
 	}
 	if (!pr->holder)
 		json_object_set_new(root, "reservation", json_null());
+	if (pr->spc2_c) {
+		json_t *x = json_object();
+
+		json_object_set_new(x, "initiator_port", json_string(pr->spc2_nx.iport));
+		json_object_set_new(x, "target_name", json_string(pr->spc2_nx.tname));
+		json_object_set_new(x, "tpgt", json_integer(pr->spc2_nx.tpgt));
+		json_object_set_new(root, "spc2_reservation", x);
+	} else {
+		json_object_set_new(root, "spc2_reservation", json_null());
+	}
 	json_object_set_new(root, "events_from",
 			    json_integer((json_int_t)pr->events_from));
 	json_object_set(root, "events", evs);
@@ -1507,6 +1577,17 @@ static struct scsi_pr *pr_decode(const struct scsi_lu *lu, const char *data,
 		}
 		pr->holder = byidx[h];
 		pr->type = t;
+	}
+	v = json_object_get(root, "spc2_reservation");
+	if (json_is_object(v)) {
+		if (!str_get(v, "initiator_port", pr->spc2_nx.iport,
+			     sizeof(pr->spc2_nx.iport)) ||
+		    !str_get(v, "target_name", pr->spc2_nx.tname,
+			     sizeof(pr->spc2_nx.tname)))
+			goto fail;
+		pr->spc2_nx.tpgt =
+			(uint16_t)json_integer_value(json_object_get(v, "tpgt"));
+		pr->spc2_c = true;
 	}
 	evs = json_object_get(root, "events");
 	json_array_foreach(evs, i, v) {
@@ -1603,7 +1684,6 @@ static void pr_install_locked(struct scsi_lu *lu, struct scsi_pr *fresh)
 			if (fresh->log.v[i].version > old->version)
 				ev_apply(lu, &fresh->log.v[i]);
 	}
-	fresh->spc2 = old ? old->spc2 : NULL; /* SPC-2 is per gateway */
 	lu->pr = fresh;
 	pr_destroy(old);
 	atomic_store(&lu->pr_loaded, true);
@@ -1662,17 +1742,17 @@ static void pr_cluster_attach(struct scsi_lu *lu)
 	pthread_mutex_unlock(&lu->lock);
 }
 
-static void pr_out_complete_post(void *arg)
-{
-	scsi_cmd_complete(arg);
-}
+/* Evaluates a change against a copy of the state (lu->pr is the copy,
+ * lu->lock held): 1 to store it, 0 to leave the state as it is. */
+typedef int (*pr_eval_fn)(struct scsi_lu *lu, void *ctx);
 
-/* Evaluates and stores one PR OUT (SPC-4 6.16) against the cluster's
- * latest state; runs on its own thread, as the stores block. */
-static void *pr_out_cluster(void *arg)
+/* One update of the cluster's state: load the latest, evaluate against it,
+ * compare-and-swap; another gateway's store in between means doing it
+ * all again against theirs. Blocks: helper threads only. 0, or -errno
+ * when the cluster could not be read or written (-ENOMEM, -EINVAL: the
+ * state is not ours to understand). */
+static int cluster_update(struct scsi_lu *lu, pr_eval_fn eval, void *ctx)
 {
-	struct scsi_cmd *cmd = arg;
-	struct scsi_lu *lu = cmd->lu;
 	struct bs_dev *bs = lu->bs;
 	unsigned tries;
 
@@ -1682,17 +1762,16 @@ static void *pr_out_cluster(void *arg)
 		char *buf = NULL, *out;
 		size_t len = 0;
 		uint64_t base;
-		int e;
+		int e, store;
 
 		e = bs->ops->pr_load(bs, &buf, &len);
 		fresh = e < 0 ? NULL : pr_decode(lu, buf, len);
 		free(buf);
 		if (!fresh) {
-			log_warn("storage object %s: PERSISTENT RESERVE OUT: "
-				 "cannot read the cluster's state: %s", lu->name,
+			log_warn("storage object %s: cannot read the persistent "
+				 "reservation state from the cluster: %s", lu->name,
 				 e < 0 ? strerror(-e) : "not understood");
-			set_stale(cmd);
-			break;
+			return e < 0 ? e : -EINVAL;
 		}
 		pthread_mutex_lock(&lu->lock);
 		pr_install_locked(lu, fresh);
@@ -1700,9 +1779,7 @@ static void *pr_out_cluster(void *arg)
 		work = pr_dup(cached);
 		if (!work) {
 			pthread_mutex_unlock(&lu->lock);
-			scsi_set_sense(cmd, SK_HARDWARE_ERROR,
-				       ASC_INTERNAL_TARGET_FAILURE);
-			break;
+			return -ENOMEM;
 		}
 		base = cached->version;
 		/* the same rules as a local LU, on a copy nobody else sees
@@ -1710,14 +1787,14 @@ static void *pr_out_cluster(void *arg)
 		 * recorded instead of raised */
 		lu->pr = work;
 		recording = &evs;
-		pr_out(cmd);
+		store = eval(lu, ctx);
 		recording = NULL;
 		lu->pr = cached;
 		pthread_mutex_unlock(&lu->lock);
-		if (cmd->status != SAM_STAT_GOOD) {
+		if (!store) {
 			free(evs.v);
 			pr_destroy(work);
-			break;
+			return 0;
 		}
 		work->version = base + 1;
 		e = pr_log_add(work, &evs);
@@ -1725,9 +1802,7 @@ static void *pr_out_cluster(void *arg)
 		out = e < 0 ? NULL : pr_encode(work, &len);
 		if (!out) {
 			pr_destroy(work);
-			scsi_set_sense(cmd, SK_HARDWARE_ERROR,
-				       ASC_INTERNAL_TARGET_FAILURE);
-			break;
+			return -ENOMEM;
 		}
 		e = bs->ops->pr_store(bs, base, base + 1, out, len);
 		free(out);
@@ -1740,18 +1815,46 @@ static void *pr_out_cluster(void *arg)
 			continue;
 		}
 		if (e < 0) {
-			log_warn("storage object %s: PERSISTENT RESERVE OUT: cannot "
-				 "store the state in the cluster: %s", lu->name,
+			log_warn("storage object %s: cannot store the persistent "
+				 "reservation state in the cluster: %s", lu->name,
 				 strerror(-e));
 			pr_destroy(work);
-			set_stale(cmd);
-			break;
+			return e;
 		}
 		pthread_mutex_lock(&lu->lock);
 		pr_install_locked(lu, work);
 		pthread_mutex_unlock(&lu->lock);
-		break;
+		return 0;
 	}
+}
+
+/* PERSISTENT RESERVE OUT (SPC-4 6.16), RESERVE / RELEASE (SPC-2 7.21,
+ * 7.13): stored when it succeeded. */
+static int eval_cmd(struct scsi_lu *lu, void *ctx)
+{
+	struct scsi_cmd *cmd = ctx;
+
+	if (cmd->cdb[0] == 0x5f)
+		pr_out(cmd);
+	else
+		reserve_eval(cmd);
+	return cmd->status == SAM_STAT_GOOD;
+}
+
+static void pr_out_complete_post(void *arg)
+{
+	scsi_cmd_complete(arg);
+}
+
+static void *pr_out_cluster(void *arg)
+{
+	struct scsi_cmd *cmd = arg;
+	int e = cluster_update(cmd->lu, eval_cmd, cmd);
+
+	if (e == -ENOMEM)
+		scsi_set_sense(cmd, SK_HARDWARE_ERROR, ASC_INTERNAL_TARGET_FAILURE);
+	else if (e < 0)
+		set_stale(cmd); /* retryable; see docs/rbd.md for a lost reply */
 	if (cmd->loop) {
 		/* the completion belongs to the command's worker */
 		cmd->bio.post.fn = pr_out_complete_post;
@@ -1764,7 +1867,7 @@ static void *pr_out_cluster(void *arg)
 	return NULL;
 }
 
-static void pr_out_cluster_start(struct scsi_cmd *cmd)
+static bool spawn(void *(*fn)(void *), void *arg)
 {
 	pthread_attr_t a;
 	pthread_t t;
@@ -1772,11 +1875,77 @@ static void pr_out_cluster_start(struct scsi_cmd *cmd)
 
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	e = pthread_create(&t, &a, pr_out_cluster, cmd);
+	e = pthread_create(&t, &a, fn, arg);
 	pthread_attr_destroy(&a);
-	if (e) {
+	return e == 0;
+}
+
+static void pr_out_cluster_start(struct scsi_cmd *cmd)
+{
+	if (!spawn(pr_out_cluster, cmd)) {
 		cmd->status = SAM_STAT_BUSY;
 		cmd->sense_len = 0;
 		scsi_cmd_complete(cmd);
+	}
+}
+
+/* The end of an SPC-2 reservation that nobody's command asked for: its
+ * nexus ended (any: a LUN or target reset, SPC-2 5.5.1) */
+struct spc2_clear {
+	struct scsi_lu *lu;
+	bool any;
+	struct pr_nx nx;
+};
+
+static int eval_spc2_clear(struct scsi_lu *lu, void *ctx)
+{
+	struct spc2_clear *c = ctx;
+	struct scsi_pr *pr = lu->pr;
+
+	if (!pr->spc2_c)
+		return 0;
+	if (!c->any && (pr->spc2_nx.tpgt != c->nx.tpgt ||
+			strcmp(pr->spc2_nx.iport, c->nx.iport) ||
+			strcmp(pr->spc2_nx.tname, c->nx.tname)))
+		return 0;
+	pr->spc2_c = false;
+	return 1;
+}
+
+static void *spc2_clear_thread(void *arg)
+{
+	struct spc2_clear *c = arg;
+	int e = cluster_update(c->lu, eval_spc2_clear, c);
+
+	if (e < 0)
+		log_warn("storage object %s: the SPC-2 reservation could not be "
+			 "released in the cluster: %s", c->lu->name, strerror(-e));
+	scsi_lu_put(c->lu);
+	free(c);
+	return NULL;
+}
+
+/* lu->lock held, so nothing blocks here: the update runs on a thread of
+ * its own. Until it is stored the reservation still holds (on every
+ * gateway alike). */
+static void spc2_clear_cluster(struct scsi_lu *lu, const struct scsi_nexus *nx)
+{
+	struct spc2_clear *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		log_warn("storage object %s: no memory to release an SPC-2 "
+			 "reservation", lu->name);
+		return;
+	}
+	c->lu = lu;
+	c->any = nx == NULL;
+	if (nx)
+		nx_id(&c->nx, nx);
+	scsi_lu_get(lu);
+	if (!spawn(spc2_clear_thread, c)) {
+		log_warn("storage object %s: cannot release an SPC-2 "
+			 "reservation (no thread)", lu->name);
+		scsi_lu_put(lu);
+		free(c);
 	}
 }
