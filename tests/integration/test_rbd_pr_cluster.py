@@ -256,3 +256,33 @@ def test_frozen_gateway_does_not_serve_a_stale_reservation(utarget, workdir, cep
     assert _read_resv(i2b) == (0xA1, WE)
     i1a.close()
     i2b.close()
+
+
+def test_spc2_reserve_across_gateways(utarget, workdir, ceph):
+    """SPC-2 RESERVE(6) through A holds on B too (SPC-2 7.21: another initiator's WRITE and
+    RESERVE conflict, INQUIRY does not); RELEASE by a non-holder changes nothing; the
+    reservation ends with the holder's session, and B sees that (polled: the release is
+    stored asynchronously, docs/rbd.md)."""
+    image = _image(ceph)
+    a, b = _gateways(utarget, workdir, ceph, image)
+    i1a = a.conn(I1, ISID1)
+    i2b = b.conn(I2, ISID2)
+    reserve6, release6 = bytes([0x16, 0, 0, 0, 0, 0]), bytes([0x17, 0, 0, 0, 0, 0])
+    assert i1a.command(reserve6, timeout=PR_TIMEOUT)[0].status == 0
+    assert _write(i2b).status == 0x18
+    assert i2b.command(reserve6, timeout=PR_TIMEOUT)[0].status == 0x18
+    assert i2b.command(release6, timeout=PR_TIMEOUT)[0].status == 0   # a no-op
+    assert i2b.command(bytes([0x12, 0, 0, 0, 36, 0]), edtl=36, read=True)[0].status == 0
+    assert _write(i1a).status == 0
+    assert _write(i2b).status == 0x18
+    # PERSISTENT RESERVE OUT conflicts under an SPC-2 reservation (SPC-4 5.12.3)
+    assert _prout(i2b, 0, sakey=0xB2).status == 0x18
+    i1a.logout()
+    i1a.close()
+    deadline = time.monotonic() + 10
+    while i2b.command(reserve6, timeout=PR_TIMEOUT)[0].status != 0:
+        assert time.monotonic() < deadline, "the SPC-2 reservation outlived its session"
+        time.sleep(0.1)
+    assert _write(i2b).status == 0
+    assert i2b.command(release6, timeout=PR_TIMEOUT)[0].status == 0
+    i2b.close()
