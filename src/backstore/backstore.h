@@ -102,7 +102,9 @@ struct bs_ops {
 			const char *buf, size_t len);
 	/* Who to tell when another gateway stored a new state: changed runs
 	 * on a plugin thread with that state (data NULL: call pr_load), and
-	 * must have taken it when it returns; 0 or -errno. NULL detaches. */
+	 * must have taken it when it returns; 0 or -errno. pr_attach calls
+	 * changed(NULL) once before it returns, for the current state; if
+	 * that fails the plugin retries on its own until it succeeds. */
 	void (*pr_attach)(struct bs_dev *dev,
 			  int (*changed)(void *arg, const char *data, size_t len),
 			  void *arg);

@@ -75,7 +75,7 @@ static int parse_cfg(const char *s, struct rbd_cfg *c, char *err, size_t errlen)
 	c->pr_lease = RBD_DEFAULT_PR_LEASE;
 	if (!s || !s[0]) {
 		bs_seterr(err, errlen,
-			  "cfgstring must be given: POOL/IMAGE[;conf=PATH][;id=USER][;osd_op_timeout=N]");
+			  "cfgstring must be given: POOL/IMAGE[;conf=PATH][;id=USER][;osd_op_timeout=N][;pr=cluster[;pr_lease=N]]");
 		return -EINVAL;
 	}
 	if (strlen(s) >= sizeof(buf)) {

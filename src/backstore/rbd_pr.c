@@ -374,8 +374,21 @@ void rbd_pr_attach(struct bs_dev *dev,
 
 	if (!p)
 		return;
+	int e = 0;
+
 	pthread_mutex_lock(&p->cb_lock);
 	p->changed = changed;
 	p->arg = arg;
+	if (changed)
+		e = changed(arg, NULL, 0);
 	pthread_mutex_unlock(&p->cb_lock);
+	if (e < 0) {
+		/* the lease thread re-watches and reloads until it works;
+		 * nothing that needs the state is served meanwhile */
+		log_warn("user:rbd %s: cannot read %s: %s (retrying)", dev->name,
+			 p->oid, strerror(-e));
+		lease_end(p);
+		atomic_store(&p->broken, true);
+		wake(p);
+	}
 }

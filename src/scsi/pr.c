@@ -1720,13 +1720,11 @@ static void pr_cluster_attach(struct scsi_lu *lu)
 {
 	int e;
 
+	/* reads the state through pr_changed before it returns (and, if
+	 * that fails, keeps trying: until then pr_loaded is false and
+	 * nothing that depends on the state is served) */
 	lu->bs->ops->pr_attach(lu->bs, pr_changed, lu);
-	e = pr_changed(lu, NULL, 0);
-	if (e < 0)
-		log_warn("storage object %s: cannot read the persistent "
-			 "reservation state from the cluster: %s (commands that "
-			 "depend on it are refused until it is read)",
-			 lu->name, strerror(-e));
+	e = atomic_load(&lu->pr_loaded) ? 0 : -EAGAIN;
 	pthread_mutex_lock(&lu->lock);
 	if (e >= 0) {
 		const struct pr_reg *r;

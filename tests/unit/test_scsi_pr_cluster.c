@@ -78,6 +78,8 @@ static void sh_attach(struct bs_dev *dev,
 {
 	g_sh.changed[sh_index(dev)] = changed;
 	g_sh.arg[sh_index(dev)] = arg;
+	if (changed) /* the current state, as bs_ops.pr_attach promises */
+		assert_int_equal(changed(arg, NULL, 0), 0);
 }
 
 static void sh_close(struct bs_dev *dev)
