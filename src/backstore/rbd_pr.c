@@ -167,7 +167,7 @@ static void lease_tick(struct rbd_pr *p, bool *warned)
 		*warned = false;
 	}
 	age = rados_watch_check(p->ioctx, p->cookie);
-	if (age < 0 || (unsigned)age >= p->lease_ms) {
+	if (age < 0 || (unsigned)age >= p->lease_ms - p->lease_ms / 10) {
 		/* an error, or the OSD has not confirmed the watch for a
 		 * lease (we were frozen, or cut off): it may have dropped it
 		 * and notified without us */
@@ -175,8 +175,14 @@ static void lease_tick(struct rbd_pr *p, bool *warned)
 		atomic_store(&p->broken, true);
 		return;
 	}
+	/* librados counts the age from when the last confirmed ping was
+	 * sent, so the OSD (which drops the watch a watch timeout after it
+	 * received a ping) never forgets us before our lease ends; a tenth
+	 * off covers the coarse clocks on both sides. A notifier whose notify
+	 * completed because the OSD dropped our watch therefore finds us
+	 * past our lease. */
 	atomic_store(&p->dev->pr_valid_until_ms,
-		     io_now_ms() - (uint64_t)age + p->lease_ms);
+		     io_now_ms() - (uint64_t)age + p->lease_ms - p->lease_ms / 10);
 }
 
 static void *lease_thread(void *arg)
