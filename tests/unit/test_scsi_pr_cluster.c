@@ -299,6 +299,27 @@ static void test_preempt_through_b_raises_ua_on_a(void **state)
 	assert_int_equal(write1(&e->i2b, &cmd), SAM_STAT_GOOD);
 }
 
+/* SPC-4 5.12.11.2.2: releasing a registrants-only reservation tells the
+ * other registrants, here on the other gateway (RESERVATIONS RELEASED). */
+static void test_release_raises_ua_on_the_other_gateway(void **state)
+{
+	struct env *e = *state;
+	static const uint8_t tur[6] = { 0 };
+	struct scsi_cmd cmd;
+
+	assert_int_equal(prout(&e->i1a, 0, 0, 0, 0xaa, &cmd), SAM_STAT_GOOD);
+	assert_int_equal(prout(&e->i2b, 0, 0, 0, 0xbb, &cmd), SAM_STAT_GOOD);
+	assert_int_equal(prout(&e->i1a, 1, 0x05, 0xaa, 0, &cmd), SAM_STAT_GOOD);
+	/* a registrant may write under WRITE EXCLUSIVE - REGISTRANTS ONLY */
+	assert_int_equal(write1(&e->i2b, &cmd), SAM_STAT_GOOD);
+	assert_int_equal(prout(&e->i1a, 2, 0x05, 0xaa, 0, &cmd), SAM_STAT_GOOD);
+	assert_int_equal(crun(&e->i2b, &cmd, tur, 6, NULL, 0),
+			 SAM_STAT_CHECK_CONDITION);
+	assert_sense(&cmd, SK_UNIT_ATTENTION, ASC_RESERVATIONS_RELEASED);
+	/* not the releasing nexus */
+	assert_int_equal(crun(&e->i1a, &cmd, tur, 6, NULL, 0), SAM_STAT_GOOD);
+}
+
 /* Gateway B registers between A's load and A's store. */
 static void race_register_b(void)
 {
@@ -350,6 +371,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_reservation_through_a_enforced_on_b, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_preempt_through_b_raises_ua_on_a, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_release_raises_ua_on_the_other_gateway, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compare_and_swap_retries_against_the_new_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_lease_no_service, setup, teardown),
 	};
