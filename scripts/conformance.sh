@@ -35,14 +35,21 @@ fi
 
 # BACKSTORE=rbd: the LUN is an RBD image on a throwaway Ceph cluster
 # (scripts/ceph-cluster.sh) served through the user:rbd backstore.
+# GATEWAYS=2 (with BACKSTORE=rbd, issue 18): two daemons, one TPG each
+# (gateway A: tpg 1 on 127.0.0.1, gateway B: tpg 2 on 127.0.0.2), serve
+# the image with pr=cluster, so every persistent reservation goes through
+# the RADOS object both share; PRIMARY=2 makes B the suite's first URL
+# (where its single-path tests, the PR ones among them, run).
 backstore=${BACKSTORE:-fileio}
+gateways=${GATEWAYS:-1}
+pid2=
 tmp=$(mktemp -d /tmp/utarget-conformance.XXXXXX)
 pid=
 cleanup() {
-	if [ -n "$pid" ]; then
-		kill "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-	fi
+	for p in $pid $pid2; do
+		kill "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
 	[ "$backstore" = rbd ] && "$here/scripts/ceph-cluster.sh" stop "$tmp/ceph" >/dev/null 2>&1
 	rm -rf "$tmp"
 }
@@ -62,7 +69,7 @@ if [ "$backstore" = rbd ]; then
 	fi
 	rbd -c "$tmp/ceph/ceph.conf" create --size 128M rbd/conf0 || exit 1
 	so='{"name": "conf0", "plugin": "user", "size": 134217728,
-   "config": "rbd/rbd/conf0;conf='$tmp'/ceph/ceph.conf", "attributes": {}}'
+   "config": "rbd/rbd/conf0;conf='$tmp'/ceph/ceph.conf'$([ "$gateways" = 2 ] && echo ";pr=cluster")'", "attributes": {}}'
 	so_path=/backstores/user/conf0
 fi
 # Two TPGs (two target ports, relative port ids 1 and 2, issue 17), each
@@ -78,24 +85,43 @@ tpg() {
      "node_acls": []}
 EOF
 }
-cat >"$tmp/cfg.json" <<EOF
+cfg() {
+	cat <<EOF
 {"fabric_modules": [],
  "storage_objects": [$so],
  "targets": [{"fabric": "iscsi", "wwn": "$iqn",
-   "tpgs": [$(tpg 1 127.0.0.1), $(tpg 2 127.0.0.2)]}]}
+   "tpgs": [$1]}]}
 EOF
+}
+if [ "$gateways" = 2 ]; then
+	[ "$backstore" = rbd ] || { echo "conformance: GATEWAYS=2 needs BACKSTORE=rbd" >&2; exit 2; }
+	cfg "$(tpg 1 127.0.0.1)" >"$tmp/cfg.json"
+	cfg "$(tpg 2 127.0.0.2)" >"$tmp/cfg2.json"
+else
+	cfg "$(tpg 1 127.0.0.1), $(tpg 2 127.0.0.2)" >"$tmp/cfg.json"
+fi
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 "$daemon" -c "$tmp/cfg.json" -s "$tmp/sock" -f >"$tmp/daemon.log" 2>&1 &
 pid=$!
-for _ in $(seq 50); do
-	python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
-	sleep 0.1
+if [ "$gateways" = 2 ]; then
+	"$daemon" -c "$tmp/cfg2.json" -s "$tmp/sock2" -f >"$tmp/daemon2.log" 2>&1 &
+	pid2=$!
+fi
+for ip in 127.0.0.1 $([ "$gateways" = 2 ] && echo 127.0.0.2); do
+	for _ in $(seq 100); do
+		python3 -c "import socket,sys; socket.create_connection(('$ip', $port), 0.2)" 2>/dev/null && break
+		sleep 0.1
+	done
 done
 
 url1=iscsi://127.0.0.1:$port/$iqn/0
 url2=iscsi://127.0.0.2:$port/$iqn/0
+if [ "${PRIMARY:-1}" = 2 ]; then
+	url1=iscsi://127.0.0.2:$port/$iqn/0
+	url2=iscsi://127.0.0.1:$port/$iqn/0
+fi
 echo "conformance: $daemon ($backstore), iscsi-test-cu -d -t $spec $url1 $url2"
 # stdout unbuffered, so each test's messages stay next to its name
 stdbuf -o0 -e0 timeout ${CONFORMANCE_TIMEOUT:-300} iscsi-test-cu -d -t "$spec" "$url1" "$url2" \
@@ -103,19 +129,24 @@ stdbuf -o0 -e0 timeout ${CONFORMANCE_TIMEOUT:-300} iscsi-test-cu -d -t "$spec" "
 suite_rc=$?
 
 daemon_ok=1
-if ! kill -0 "$pid" 2>/dev/null; then
-	echo "conformance: the daemon died during the run" >&2
-	daemon_ok=0
-else
-	kill "$pid"
-	wait "$pid" 2>/dev/null
-fi
+for p in $pid $pid2; do
+	if ! kill -0 "$p" 2>/dev/null; then
+		echo "conformance: a daemon died during the run" >&2
+		daemon_ok=0
+	else
+		kill "$p"
+		wait "$p" 2>/dev/null
+	fi
+done
 pid=
-if grep -qE "ERROR: (Address|Leak|Undefined)Sanitizer|WARNING: ThreadSanitizer|runtime error:" "$tmp/daemon.log"; then
-	echo "conformance: sanitizer report from the daemon:" >&2
-	grep -A20 -E "ERROR: |WARNING: ThreadSanitizer|runtime error:" "$tmp/daemon.log" | head -60 >&2
-	daemon_ok=0
-fi
+pid2=
+for log in "$tmp/daemon.log" $([ "$gateways" = 2 ] && echo "$tmp/daemon2.log"); do
+	if grep -qE "ERROR: (Address|Leak|Undefined)Sanitizer|WARNING: ThreadSanitizer|runtime error:" "$log"; then
+		echo "conformance: sanitizer report from the daemon ($log):" >&2
+		grep -A20 -E "ERROR: |WARNING: ThreadSanitizer|runtime error:" "$log" | head -60 >&2
+		daemon_ok=0
+	fi
+done
 
 python3 - "$tmp/suite.txt" "$suite_rc" "$daemon_ok" <<'EOF'
 import re, sys
@@ -163,5 +194,6 @@ if [ $rc -ne 0 ]; then
 	echo "conformance: FAILED (suite output kept in $tmp.log)" >&2
 	cp "$tmp/suite.txt" "$tmp.log" 2>/dev/null
 	cat "$tmp/daemon.log" >>"$tmp.log" 2>/dev/null
+	[ "$gateways" = 2 ] && cat "$tmp/daemon2.log" >>"$tmp.log" 2>/dev/null
 fi
 exit $rc

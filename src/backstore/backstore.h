@@ -83,6 +83,31 @@ struct bs_ops {
 	int (*resize)(struct bs_dev *dev, uint64_t want, uint64_t *size,
 		      char *err, size_t errlen);
 	void (*shrink_tail)(struct bs_dev *dev, uint64_t old_size);
+	/* Optional, only when the plugin set dev->pr_shared: persistent
+	 * reservation state kept in the medium's cluster, shared by every
+	 * gateway that serves it (user:rbd with pr=cluster, docs/rbd.md).
+	 * The bytes are the SCSI layer's (src/scsi/pr.c encodes them); the
+	 * plugin stores them with a version. Both calls block (never call
+	 * them on a worker or with the LU's lock held).
+	 * pr_load: the stored state, malloc'd in *buf (NUL-terminated, *len
+	 * bytes, 0 = nothing stored yet); 0 or -errno.
+	 * pr_store: compare-and-swap: replaces the state if the stored one
+	 * is still the one the caller loaded (version: its "version"
+	 * member, 0 for none), else -ECANCELED. On success it returns only
+	 * once every other live gateway has taken the new state (the
+	 * changed hook ran there) or can no longer serve the old one (its
+	 * lease ran out). */
+	int (*pr_load)(struct bs_dev *dev, char **buf, size_t *len);
+	int (*pr_store)(struct bs_dev *dev, uint64_t version, uint64_t new_version,
+			const char *buf, size_t len);
+	/* Who to tell when another gateway stored a new state: changed runs
+	 * on a plugin thread with that state (data NULL: call pr_load), and
+	 * must have taken it when it returns; 0 or -errno. pr_attach calls
+	 * changed(NULL) once before it returns, for the current state; if
+	 * that fails the plugin retries on its own until it succeeds. */
+	void (*pr_attach)(struct bs_dev *dev,
+			  int (*changed)(void *arg, const char *data, size_t len),
+			  void *arg);
 };
 
 struct bs_dev {
@@ -123,6 +148,13 @@ struct bs_dev {
 				unsigned max, void *arg);
 	void (*owner_ports)(struct bs_dev *dev, const uint16_t *rtpi,
 			    unsigned n, void *arg);
+	/* The persistent reservation state lives in the medium (pr_load /
+	 * pr_store above). pr_valid_until_ms (CLOCK_MONOTONIC, io_now_ms) is
+	 * the plugin's lease on the copy the SCSI layer caches: past it (a
+	 * lost watch, a frozen process) the cache may be stale and commands
+	 * that depend on it must not be served from it. */
+	bool pr_shared;
+	_Atomic uint64_t pr_valid_until_ms;
 	void *priv;
 };
 

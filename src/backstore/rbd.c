@@ -31,7 +31,12 @@
  * the others read them, and when the owner's watch on the header is gone
  * (it died or lost the cluster) a survivor breaks the lock, which
  * blocklists the old owner, and takes it. A gateway that finds itself
- * blocklisted goes standby and reconnects with a new rados client. */
+ * blocklisted goes standby and reconnects with a new rados client.
+ *
+ * pr=cluster: persistent reservations shared by every gateway that
+ * exports the image, kept in a RADOS object beside it (rbd_pr.c), on a
+ * rados client of their own: HA's fencing blocklists and replaces the
+ * image's client, and the reservation state must stay reachable. */
 #include "backstore/bs_internal.h"
 
 #include <errno.h>
@@ -46,9 +51,11 @@
 #include <rados/librados.h>
 #include <rbd/librbd.h>
 
+#include "backstore/rbd_pr.h"
 #include "util/log.h"
 
 #define RBD_DEFAULT_TIMEOUT 30 /* seconds, when osd_op_timeout is not given */
+#define RBD_DEFAULT_PR_LEASE 10 /* seconds, when pr_lease is not given */
 
 #define HA_TICK_MS 1000   /* how often the HA thread looks at the lock */
 #define HA_KEY "utarget.ha_owner" /* image metadata: "ADDR RTPI,RTPI..." */
@@ -63,6 +70,8 @@ struct rbd_cfg {
 	char id[128];
 	unsigned timeout;
 	bool ha;
+	bool pr_cluster;   /* pr=cluster (default pr=local) */
+	unsigned pr_lease; /* seconds */
 };
 
 /* One cluster connection with the image open on it. A blocklisted client
@@ -101,6 +110,10 @@ struct bs_rbd {
 	bool fenced;           /* blocklisted: reconnect pending */
 	char published[512];   /* the HA_KEY value we wrote */
 	char last_owner[256];  /* for the log: the owner we last saw */
+	/* pr=cluster: its own client (never blocklisted by HA's fencing) */
+	rados_t pr_cluster;
+	rados_ioctx_t pr_ioctx;
+	struct rbd_pr *pr;
 };
 
 static int parse_cfg(const char *s, struct rbd_cfg *c, char *err, size_t errlen)
@@ -109,9 +122,10 @@ static int parse_cfg(const char *s, struct rbd_cfg *c, char *err, size_t errlen)
 
 	memset(c, 0, sizeof(*c));
 	c->timeout = RBD_DEFAULT_TIMEOUT;
+	c->pr_lease = RBD_DEFAULT_PR_LEASE;
 	if (!s || !s[0]) {
 		bs_seterr(err, errlen,
-			  "cfgstring must be given: POOL/IMAGE[;conf=PATH][;id=USER][;osd_op_timeout=N][;ha=0|1]");
+			  "cfgstring must be given: POOL/IMAGE[;conf=PATH][;id=USER][;osd_op_timeout=N][;ha=0|1][;pr=cluster[;pr_lease=N]]");
 		return -EINVAL;
 	}
 	if (strlen(s) >= sizeof(buf)) {
@@ -172,6 +186,24 @@ static int parse_cfg(const char *s, struct rbd_cfg *c, char *err, size_t errlen)
 				return -EINVAL;
 			}
 			c->ha = eq[0] == '1';
+		} else if (!strcmp(tok, "pr")) {
+			if (strcmp(eq, "cluster") && strcmp(eq, "local")) {
+				bs_seterr(err, errlen,
+					  "pr '%s' must be cluster or local", eq);
+				return -EINVAL;
+			}
+			c->pr_cluster = !strcmp(eq, "cluster");
+		} else if (!strcmp(tok, "pr_lease")) {
+			char *end;
+			unsigned long v = strtoul(eq, &end, 10);
+
+			if (!*eq || *end || v < 2 || v > 300) {
+				bs_seterr(err, errlen,
+					  "pr_lease '%s' is not a number of seconds (2-300)",
+					  eq);
+				return -EINVAL;
+			}
+			c->pr_lease = (unsigned)v;
 		} else {
 			bs_seterr(err, errlen, "unknown cfgstring option '%s'", tok);
 			return -EINVAL;
@@ -275,6 +307,11 @@ static void conn_close(struct rbd_conn *cn)
 
 static void rbd_teardown(struct bs_rbd *r)
 {
+	rbd_pr_close(r->pr);
+	if (r->pr_ioctx)
+		rados_ioctx_destroy(r->pr_ioctx);
+	if (r->pr_cluster)
+		rados_shutdown(r->pr_cluster);
 	conn_close(atomic_load(&r->conn[0]));
 	conn_close(atomic_load(&r->conn[1]));
 	pthread_cond_destroy(&r->cv);
@@ -339,26 +376,23 @@ static void image_identity(struct rbd_conn *r, char out[37])
 
 /* Connects to the cluster and opens the image (creating it of size when
  * create and it is missing). The whole of it again on an HA reconnect. */
-static int conn_open(struct bs_rbd *r, bool create, uint64_t size,
-		     struct rbd_conn **out, char *err, size_t errlen)
+/* A connected rados client with the gateway's settings; *out NULL on
+ * error. */
+static int cluster_connect(const struct rbd_cfg *c, rados_t *out, char *err,
+			   size_t errlen)
 {
-	const struct rbd_cfg *c = &r->cfg;
-	struct rbd_conn *cn = calloc(1, sizeof(*cn));
-	char tmo[16], *addrs = NULL;
+	rados_t cl;
+	char tmo[16];
 	int e;
 
 	*out = NULL;
-	if (!cn)
-		return -ENOMEM;
-	cn->r = r;
-	e = rados_create(&cn->cluster, c->id[0] ? c->id : NULL);
+	e = rados_create(&cl, c->id[0] ? c->id : NULL);
 	if (e < 0) {
-		cn->cluster = NULL;
 		bs_seterr(err, errlen, "rados_create: %s", strerror(-e));
-		goto fail;
+		return e;
 	}
 	/* NULL: the default search ($CEPH_CONF, /etc/ceph/ceph.conf, ...) */
-	e = rados_conf_read_file(cn->cluster, c->conf[0] ? c->conf : NULL);
+	e = rados_conf_read_file(cl, c->conf[0] ? c->conf : NULL);
 	if (e < 0) {
 		bs_seterr(err, errlen, "cannot read ceph config %s: %s",
 			  c->conf[0] ? c->conf : "(default)", strerror(-e));
@@ -369,34 +403,59 @@ static int conn_open(struct bs_rbd *r, bool create, uint64_t size,
 	 * a hung request is what makes an initiator's multipath give up on
 	 * the whole path; an error it can retry is what it wants. The cache
 	 * off makes an acknowledged write a durable one (see the top). */
-	if ((e = conf_set(cn->cluster, "rados_osd_op_timeout", tmo, err, errlen)) < 0 ||
-	    (e = conf_set(cn->cluster, "rados_mon_op_timeout", tmo, err, errlen)) < 0 ||
-	    (e = conf_set(cn->cluster, "client_mount_timeout", tmo, err, errlen)) < 0 ||
-	    (e = conf_set(cn->cluster, "rbd_cache", "false", err, errlen)) < 0 ||
+	if ((e = conf_set(cl, "rados_osd_op_timeout", tmo, err, errlen)) < 0 ||
+	    (e = conf_set(cl, "rados_mon_op_timeout", tmo, err, errlen)) < 0 ||
+	    (e = conf_set(cl, "client_mount_timeout", tmo, err, errlen)) < 0 ||
+	    (e = conf_set(cl, "rbd_cache", "false", err, errlen)) < 0 ||
 	    /* UNMAP promises zeros on read (LBPRZ): partial-object discards
 	     * must zero, not be skipped. */
-	    (e = conf_set(cn->cluster, "rbd_skip_partial_discard", "false", err, errlen)) < 0 ||
+	    (e = conf_set(cl, "rbd_skip_partial_discard", "false", err, errlen)) < 0 ||
 	    /* librbd may write straight from the task buffer instead of
 	     * copying it (librbd's create_write_raw: with the cache off it
 	     * then holds back the completion until its last reference to the
 	     * buffer is gone). The buffer lives until the completion, so
 	     * this is safe, and it is one copy of every byte fewer. */
-	    (e = conf_set(cn->cluster, "rbd_disable_zero_copy_writes", "false", err,
+	    (e = conf_set(cl, "rbd_disable_zero_copy_writes", "false", err,
 			  errlen)) < 0)
 		goto fail;
 	/* HA: breaking a dead owner's lock must fence it (librbd's default,
 	 * made sure of: without it a stale owner could still write) */
-	if (c->ha && (e = conf_set(cn->cluster, "rbd_blocklist_on_break_lock",
+	if (c->ha && (e = conf_set(cl, "rbd_blocklist_on_break_lock",
 				   "true", err, errlen)) < 0)
 		goto fail;
-	e = rados_connect(cn->cluster);
+	/* pr=cluster: the objecter pings watches once per tick; a tick of a
+	 * second keeps rados_watch_check's age well under the lease */
+	if (c->pr_cluster &&
+	    (e = conf_set(cl, "objecter_tick_interval", "1", err, errlen)) < 0)
+		goto fail;
+	e = rados_connect(cl);
 	if (e < 0) {
 		bs_seterr(err, errlen, "cannot connect to the Ceph cluster%s%s: %s",
 			  c->conf[0] ? " of " : "", c->conf, strerror(-e));
-		rados_shutdown(cn->cluster);
-		cn->cluster = NULL;
 		goto fail;
 	}
+	*out = cl;
+	return 0;
+fail:
+	rados_shutdown(cl);
+	return e;
+}
+
+static int conn_open(struct bs_rbd *r, bool create, uint64_t size,
+		     struct rbd_conn **out, char *err, size_t errlen)
+{
+	const struct rbd_cfg *c = &r->cfg;
+	struct rbd_conn *cn = calloc(1, sizeof(*cn));
+	char *addrs = NULL;
+	int e;
+
+	*out = NULL;
+	if (!cn)
+		return -ENOMEM;
+	cn->r = r;
+	e = cluster_connect(c, &cn->cluster, err, errlen);
+	if (e < 0)
+		goto fail;
 	if (rados_getaddrs(cn->cluster, &addrs) == 0 && addrs) {
 		snprintf(cn->addr, sizeof(cn->addr), "%s", addrs);
 		free(addrs);
@@ -791,6 +850,33 @@ static void ha_stop(struct bs_rbd *r)
 	r->thread_on = false;
 }
 
+/* pr=cluster: the state object's client and the watch on it (rbd_pr.c),
+ * named by the image's id so renames keep it */
+static int pr_open(struct bs_rbd *r, struct rbd_conn *cn, char *err,
+		   size_t errlen)
+{
+	char id[128];
+	int e = rbd_get_id(cn->image, id, sizeof(id));
+
+	if (e < 0) {
+		bs_seterr(err, errlen, "pr=cluster: rbd_get_id %s/%s: %s",
+			  r->cfg.pool, r->cfg.image, strerror(-e));
+		return e;
+	}
+	e = cluster_connect(&r->cfg, &r->pr_cluster, err, errlen);
+	if (e < 0)
+		return e;
+	e = rados_ioctx_create(r->pr_cluster, r->cfg.pool, &r->pr_ioctx);
+	if (e < 0) {
+		r->pr_ioctx = NULL;
+		bs_seterr(err, errlen, "pr=cluster: pool %s: %s", r->cfg.pool,
+			  strerror(-e));
+		return e;
+	}
+	return rbd_pr_open(r->dev, r->pr_cluster, r->pr_ioctx, id,
+			   r->cfg.pr_lease, &r->pr, err, errlen);
+}
+
 static int rbd_open_dev(struct bs_dev *dev, const struct bs_config *cfg,
 			char *err, size_t errlen)
 {
@@ -857,6 +943,8 @@ static int rbd_open_dev(struct bs_dev *dev, const struct bs_config *cfg,
 	memcpy(dev->path, cfg->dev, strlen(cfg->dev) + 1);
 	dev->alua_managed = r->cfg.ha;
 	dev->priv = r;
+	if (r->cfg.pr_cluster && (e = pr_open(r, cn, err, errlen)) < 0)
+		goto fail;
 	conn_watch(cn);
 	if (r->cfg.ha && (e = ha_start(r, err, errlen)) < 0)
 		goto fail;
@@ -880,6 +968,13 @@ static void rbd_close_dev(struct bs_dev *dev)
 		rbd_teardown(r);
 	}
 	dev->priv = NULL;
+}
+
+struct rbd_pr *rbd_dev_pr(struct bs_dev *dev)
+{
+	struct bs_rbd *r = dev->priv;
+
+	return r ? r->pr : NULL;
 }
 
 /* ---- I/O ---- */
@@ -1061,4 +1156,7 @@ const struct bs_ops bs_rbd_ops = {
 	.submit = rbd_submit,
 	.map_status = rbd_map_status,
 	.resize = rbd_resize_dev,
+	.pr_load = rbd_pr_load,
+	.pr_store = rbd_pr_store,
+	.pr_attach = rbd_pr_attach,
 };

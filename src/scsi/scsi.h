@@ -170,6 +170,13 @@ struct scsi_lu {
 	 * persistent reservation exists). */
 	struct scsi_pr *pr;
 	atomic_bool reserved;
+	/* State kept in the backstore's cluster (bs->pr_shared, pr.c):
+	 * 'reserved' then stays true so every command comes to
+	 * scsi_pr_check, which looks at the lease; pr_active says whether
+	 * there is anything to check (what 'reserved' says otherwise), and
+	 * pr_loaded whether the state was ever read. */
+	atomic_bool pr_active;
+	atomic_bool pr_loaded;
 	struct list_head reg_link; /* global LU registry (lun.c), by wwn */
 	struct scsi_xcopy *xcopy;  /* EXTENDED COPY results (xcopy.c), under lock */
 	/* ALUA (alua.c): target port groups and the ports in them, under

@@ -85,11 +85,12 @@ def loop_factory(workdir):
 
 @pytest.fixture
 def utarget(request, utargetd_bin, workdir, loop_factory):
-    """utarget(cfg, name='utargetd', argv=None, env=None) -> a started uthelpers.Daemon."""
+    """utarget(cfg, name='utargetd', argv=None, env=None, host='127.0.0.1') -> a started
+    uthelpers.Daemon (host: where its first portal listens)."""
     daemons = request.node.stash.setdefault(_DAEMONS, [])
 
-    def start(cfg, name="utargetd", timeout=10.0, argv=None, env=None):
-        d = ut.Daemon(utargetd_bin, cfg, workdir, name=name, argv=argv, env=env)
+    def start(cfg, name="utargetd", timeout=10.0, argv=None, env=None, host="127.0.0.1"):
+        d = ut.Daemon(utargetd_bin, cfg, workdir, name=name, argv=argv, env=env, host=host)
         daemons.append(d)
         return d.start(timeout=timeout)
 
