@@ -37,7 +37,7 @@ def _image(ceph, size=32 * MiB):
     return name
 
 
-def _gw_config(ceph, image, me, port, path, n=2):
+def _gw_config(ceph, image, me, port, path, n=2, opts=None):
     """Gateway `me`'s saveconfig.json: the TPGs of all n gateways, only its own enabled
     with a portal."""
     tpgs = []
@@ -55,7 +55,7 @@ def _gw_config(ceph, image, me, port, path, n=2):
            # no wwn: the LU identity comes from the image, the same on both
            "storage_objects": [{
                "name": "r0", "plugin": "user",
-               "config": "rbd/" + ceph.cfgstring(image, ha=1),
+               "config": "rbd/" + ceph.cfgstring(image, ha=1, **(opts or {})),
                "attributes": {},
                "alua_tpgs": [{"name": "gw%d" % t, "tg_pt_gp_id": t}
                              for t in range(1, n + 1)]}],
@@ -68,9 +68,9 @@ class Gateways:
     """Starts gateway daemons (each in its own directory); at the end stops the live
     ones cleanly (exit 0, no sanitizer report) and kills whatever is left."""
 
-    def __init__(self, binary, workdir, ceph, image, n=2):
+    def __init__(self, binary, workdir, ceph, image, n=2, opts=None):
         self.binary, self.workdir, self.ceph, self.image = binary, str(workdir), ceph, image
-        self.n = n
+        self.n, self.opts = n, opts
         self.ports = {me: ut.free_port(HOSTS[me]) for me in range(1, n + 1)}
         self.daemons = []
 
@@ -78,7 +78,8 @@ class Gateways:
         d_dir = os.path.join(self.workdir, "gw%d-%d" % (me, run))
         os.makedirs(d_dir, exist_ok=True)
         cfg_path = os.path.join(d_dir, "saveconfig.json")
-        _gw_config(self.ceph, self.image, me, self.ports[me], cfg_path, self.n)
+        _gw_config(self.ceph, self.image, me, self.ports[me], cfg_path, self.n,
+                   self.opts)
         cfg = ut.Config(self.ports[me], d_dir)
         sock = os.path.join(d_dir, "ctl.sock")
         d = ut.Daemon(self.binary, cfg, d_dir, name="gw%d" % me, host=HOSTS[me],
@@ -108,8 +109,8 @@ class Gateways:
 def gateways(utargetd_bin, workdir, ceph):
     made = []
 
-    def make(image, n=2):
-        g = Gateways(utargetd_bin, workdir, ceph, image, n)
+    def make(image, n=2, **opts):
+        g = Gateways(utargetd_bin, workdir, ceph, image, n, opts)
         made.append(g)
         return g
 
@@ -127,9 +128,12 @@ def _sense(p):
     return s[2] & 0xf, s[12], s[13]
 
 
-def _conn(host, port, isid=None):
+def _conn(host, port, isid=None, initiator=None):
     c = raw.RawConn(host, port, isid=isid)
-    c.login(target=IQN)
+    if initiator:
+        c.login(target=IQN, initiator=initiator)
+    else:
+        c.login(target=IQN)
     return c
 
 
@@ -571,3 +575,61 @@ def test_kernel_multipath_sigkill_owner(gateways, ceph, workdir, guest_cache):
     exp = _export(ceph, image, workdir)
     for seek in range(1, 9):
         assert exp[seek * MiB:(seek + 1) * MiB] == pat, "region %d MiB on the image" % seek
+
+
+def _prout(c, sa, key=0, sakey=0, typ=0, all_tg_pt=False):
+    """PERSISTENT RESERVE OUT (SPC-4 6.16) with the basic parameter list."""
+    par = struct.pack(">QQ", key, sakey) + bytes(4) + bytes([0x04 if all_tg_pt else 0]) + bytes(3)
+    cdb = bytes([0x5f, sa, typ, 0, 0]) + struct.pack(">I", len(par)) + bytes(1)
+    return _cmd(c, cdb, edtl=len(par), write=True, data=par)[0]
+
+
+def _read_reservation(c):
+    """(key, type) of PR IN READ RESERVATION (SPC-4 6.15.3), None when there is none."""
+    p, d = _cmd(c, bytes([0x5e, 1, 0, 0, 0, 0, 0]) + struct.pack(">H", 64) + bytes(1),
+                edtl=64, read=True)
+    assert p.status == 0, _sense(p)
+    if struct.unpack(">I", d[4:8])[0] == 0:
+        return None
+    return struct.unpack(">Q", d[8:16])[0], d[21] & 0x0f
+
+
+def test_reservation_holds_across_lock_failover(gateways, ceph, workdir):
+    """ha=1 and pr=cluster together (issue 18): I1 registers (ALL_TG_PT, as a clustered
+    initiator registers every path) and reserves WRITE EXCLUSIVE through the owner gw1;
+    gw1 is SIGKILLed; gw2 takes the lock and turns optimized; through gw2 the
+    reservation still holds: I2's WRITE gets RESERVATION CONFLICT, the holder I1 writes
+    and reads back, READ RESERVATION shows I1's key. The reservation state has a rados
+    client of its own, so the failover's blocklisting leaves it alone."""
+    I1, I2 = "iqn.1994-05.com.example:ha-node1", "iqn.1994-05.com.example:ha-node2"
+    image = _image(ceph)
+    g = gateways(image, pr="cluster", pr_lease=5)
+    g.start(1)
+    a1 = _conn(HOSTS[1], g.ports[1], initiator=I1)
+    _wait_states(a1, {1: AO, 2: STANDBY}, 20, "gw1 alone")
+    g.start(2)
+    b2 = _conn(HOSTS[2], g.ports[2], initiator=I2)
+    b1 = _conn(HOSTS[2], g.ports[2], initiator=I1)
+    _wait_states(b2, {1: AO, 2: STANDBY}, 20, "gw2 joining")
+    p = _prout(a1, 0, sakey=0xa1, all_tg_pt=True)          # REGISTER
+    assert p.status == 0, _sense(p)
+    p = _prout(a1, 1, key=0xa1, typ=1)                      # RESERVE, WRITE EXCLUSIVE
+    assert p.status == 0, _sense(p)
+    a2 = _conn(HOSTS[1], g.ports[1], initiator=I2)
+    p = _write(a2, 0, b"\x11" * 4096)
+    assert p.status == 0x18, "I2's WRITE through gw1: status %#x" % p.status
+    a2.close()
+    a1.close()
+    g.daemons[0].kill()
+    _wait_states(b2, {1: STANDBY, 2: AO}, FAILOVER_BOUND, "after SIGKILL of the owner")
+    assert _read_reservation(b2) == (0xa1, 1)
+    p = _write(b2, 0, b"\x22" * 4096)
+    assert p.status == 0x18, "I2's WRITE through gw2 after failover: status %#x" % p.status
+    data = os.urandom(8192)
+    p = _write(b1, 16, data)
+    assert p.status == 0, _sense(p)
+    p, din = _read(b1, 16, len(data))
+    assert p.status == 0 and din == data
+    assert _export(ceph, image, workdir)[16 * 512:16 * 512 + len(data)] == data
+    b1.close()
+    b2.close()
