@@ -410,6 +410,13 @@ int iscsi_portal_new(struct iscsi_tpg *tpg, const char *ip, uint16_t port,
 	snprintf(p->ip, sizeof(p->ip), "%s", ip);
 	p->port = port;
 	p->tpg = tpg;
+	if (tpg->remote) {
+		/* another gateway's address: it listens there, not us */
+		list_add_tail(&p->link, &tpg->portals);
+		iscsi_fabric.generation++;
+		*out = p;
+		return 0;
+	}
 	pthread_mutex_lock(&ls_lock);
 	ls = listener_find(&p->addr);
 	if (!ls && is_wildcard(&p->addr))
