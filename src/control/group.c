@@ -49,6 +49,7 @@
 #define GROUP_CHECK_MS 1000
 #define GROUP_NOTIFY_MS 2000
 #define GROUP_RETRIES 16
+#define GROUP_WATCH_TIMEOUT_S 30
 #define GROUP_DEFAULT_TIMEOUT 10 /* seconds, every rados request */
 
 static struct {
@@ -66,6 +67,7 @@ static struct {
 	struct io_timer tick;
 	atomic_bool kick_posted;
 	atomic_bool watch_lost;
+	atomic_int watch_err;	/* the last watch error, for the log */
 	uint64_t version;	/* of the document the model was made from */
 	json_t *doc;		/* that document */
 	json_t *gateways;	/* its gateways section (owned) */
@@ -436,7 +438,9 @@ static int sync_locked(bool force, char *err, size_t errlen)
 	rc = doc_read(&doc, &ver, err, errlen);
 	if (rc)
 		return rc;
-	if (force || ver != g.version) {
+	/* forced (a re-watch, SIGHUP): only a document that differs from
+	 * the one applied, so a no-op does not refresh sessions */
+	if (ver != g.version || !g.doc || !json_equal(doc, g.doc)) {
 		log_info("group %s/%s: applying version %" PRIu64 " (had %" PRIu64 ")",
 			 g.pool, g.obj, ver, g.version);
 		rc = apply_doc(doc, ver, err, errlen);
@@ -564,14 +568,18 @@ static void watch_err(void *arg, uint64_t handle, int err)
 {
 	(void)arg;
 	(void)handle;
-	(void)err;
+	atomic_store(&g.watch_err, err);
 	atomic_store(&g.watch_lost, true);
 	kick();
 }
 
 static int watch_start(void)
 {
-	int rc = rados_watch2(g.io, g.obj, &g.watch, watch_cb, watch_err, NULL);
+	/* our own watch timeout: the cluster's osd_client_watch_timeout may
+	 * be as short as librados' ping interval (5 s in the tests, where
+	 * the watch would then drop every few seconds) */
+	int rc = rados_watch3(g.io, g.obj, &g.watch, watch_cb, watch_err,
+			      GROUP_WATCH_TIMEOUT_S, NULL);
 
 	g.watching = rc == 0;
 	return rc;
@@ -593,7 +601,8 @@ static void check(bool force)
 			snprintf(g.last_error, sizeof(g.last_error), "watch: %s",
 				 strerror(-rc));
 		else
-			log_info("group %s/%s: watching again", g.pool, g.obj);
+			log_info("group %s/%s: watch lost (%s), watching again",
+				 g.pool, g.obj, strerror(-atomic_load(&g.watch_err)));
 		force = true; /* notifies may have been missed meanwhile */
 	}
 	rc = sync_locked(force, err, sizeof(err));
