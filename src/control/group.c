@@ -349,6 +349,8 @@ struct notify_ctx {
 	size_t len;
 };
 
+static atomic_int notifies; /* in flight, for the stop to wait on */
+
 static void notify_done(rados_completion_t c, void *arg)
 {
 	struct notify_ctx *n = arg;
@@ -360,6 +362,7 @@ static void notify_done(rados_completion_t c, void *arg)
 		rados_buffer_free(n->reply);
 	free(n);
 	rados_aio_release(c);
+	atomic_fetch_sub(&notifies, 1);
 }
 
 /* Tell the other gateways; asynchronous, so a dead watcher does not hold
@@ -377,8 +380,10 @@ static void doc_notify(uint64_t ver)
 		return;
 	}
 	snprintf(v, sizeof(v), "%" PRIu64, ver);
+	atomic_fetch_add(&notifies, 1);
 	if (rados_aio_notify(g.io, g.obj, c, v, strlen(v), GROUP_NOTIFY_MS,
 			     &n->reply, &n->len) < 0) {
+		atomic_fetch_sub(&notifies, 1);
 		free(n);
 		rados_aio_release(c);
 	}
@@ -614,10 +619,79 @@ static void check(bool force)
 	pthread_mutex_unlock(&iscsi_fabric.lock);
 }
 
+/* The periodic check asks for the xattr asynchronously: an unreachable
+ * cluster must not stall the control loop (which also accepts iSCSI
+ * connections) for the timeout every second. Only when the cluster
+ * answered does the control thread talk to it synchronously (re-watch,
+ * read and apply a newer document). One probe at a time. */
+static struct {
+	rados_completion_t c;
+	char buf[32];
+	atomic_bool busy;
+	bool failing;	/* the last probe failed: log the recovery once */
+} probe;
+
+static void on_probe(void *arg)
+{
+	uint64_t ver = 0;
+	int rc;
+
+	(void)arg;
+	if (!probe.c)
+		return; /* released by ctl_group_stop */
+	rc = rados_aio_get_return_value(probe.c);
+	if (rc >= (int)sizeof(probe.buf))
+		rc = -ERANGE;
+	rados_aio_release(probe.c);
+	probe.c = NULL;
+	if (rc >= 0) {
+		probe.buf[rc] = 0;
+		ver = strtoull(probe.buf, NULL, 10);
+	}
+	atomic_store(&probe.busy, false);
+	if (!g.active)
+		return;
+	if (rc < 0) {
+		if (!probe.failing)
+			log_warn("group %s/%s: cannot read the version (%s); running "
+				 "version %" PRIu64 " unchanged", g.pool, g.obj,
+				 strerror(-rc), g.version);
+		snprintf(g.last_error, sizeof(g.last_error), "version check: %s",
+			 strerror(-rc));
+		probe.failing = true;
+		return;
+	}
+	if (probe.failing)
+		log_info("group %s/%s: the object answers again", g.pool, g.obj);
+	probe.failing = false;
+	if (ver != g.version || atomic_load(&g.watch_lost) || !g.watching)
+		check(false);
+}
+
+/* librados thread */
+static void probe_done(rados_completion_t c, void *arg)
+{
+	(void)c;
+	(void)arg;
+	if (io_loop_post(g.loop, on_probe, NULL))
+		log_err("group: out of memory posting the version check");
+}
+
 static void on_tick(struct io_timer *t)
 {
-	check(false);
 	io_timer_arm(g.loop, t, GROUP_CHECK_MS);
+	if (atomic_exchange(&probe.busy, true))
+		return; /* the last one has not answered yet */
+	if (rados_aio_create_completion(NULL, probe_done, NULL, &probe.c) < 0) {
+		atomic_store(&probe.busy, false);
+		return;
+	}
+	if (rados_aio_getxattr(g.io, g.obj, probe.c, GROUP_XATTR, probe.buf,
+			       sizeof(probe.buf) - 1) < 0) {
+		rados_aio_release(probe.c);
+		probe.c = NULL;
+		atomic_store(&probe.busy, false);
+	}
 }
 
 void ctl_group_resync(void)
@@ -752,8 +826,21 @@ void ctl_group_stop(void)
 	g.watching = false;
 	if (g.cluster)
 		rados_watch_flush(g.cluster); /* no callback runs after this */
+	if (probe.c) {
+		/* the version probe in flight: its callback posts on_probe,
+		 * which the loop still runs and which then finds no probe */
+		rados_aio_wait_for_complete_and_cb(probe.c);
+		rados_aio_release(probe.c);
+		probe.c = NULL;
+	}
+	/* notifies in flight end within their timeout; their callbacks
+	 * touch no more than their own memory, but must have run before
+	 * the cluster handle goes */
+	for (int i = 0; i < (GROUP_NOTIFY_MS + 1000) / 10 &&
+			atomic_load(&notifies) > 0; i++)
+		usleep(10000);
 	if (g.io) {
-		rados_aio_flush(g.io);	/* notifies in flight */
+		rados_aio_flush(g.io);
 		rados_ioctx_destroy(g.io);
 		g.io = NULL;
 	}
