@@ -29,12 +29,12 @@ class Gateway(ut.Daemon):
     """A utargetd in a gateway group; ready when its control socket answers group.status
     (its portal, if any, is on its own address, not 127.0.0.1)."""
 
-    def __init__(self, binary, workdir, ceph, obj, name, host, port):
+    def __init__(self, binary, workdir, ceph, obj, name, host, port, opts=""):
         self.host = host
         cfg = ut.Config(port, workdir)
         super().__init__(binary, cfg, workdir, name=name)
         self.argv = [binary, "-c", self.cfg_path, "-s", self.sock, "-f",
-                     "-o", "group=rbd/%s;conf=%s" % (obj, ceph.conf), "-o", "gateway=" + name]
+                     "-o", "group=rbd/%s;conf=%s%s" % (obj, ceph.conf, opts), "-o", "gateway=" + name]
 
     def start(self, timeout=20.0):
         env = dict(os.environ)
@@ -79,8 +79,8 @@ def group(utargetd_bin, workdir, ceph):
     port = ut.free_port("127.0.0.2")
     started = []
 
-    def start(name, host):
-        gw = Gateway(utargetd_bin, workdir, ceph, obj, name, host, port)
+    def start(name, host, opts=""):
+        gw = Gateway(utargetd_bin, workdir, ceph, obj, name, host, port, opts)
         started.append(gw)
         return gw.start()
     start.obj = obj
@@ -143,12 +143,12 @@ def image(ceph, size=32 * MiB):
     return name
 
 
-def two_gateways(group, ceph):
+def two_gateways(group, ceph, opts=""):
     """A (127.0.0.2, tpg1) and B (127.0.0.3, tpg2) exporting one image as LUN 0 of both
     TPGs. A makes the storage object, the target and its TPG; B its own TPG."""
     img = image(ceph)
-    a = group("gw-a", "127.0.0.2")
-    b = group("gw-b", "127.0.0.3")
+    a = group("gw-a", "127.0.0.2", opts)
+    b = group("gw-b", "127.0.0.3", opts)
     a.call("backstore.create", plugin="user:rbd", name="r0", cfgstring=ceph.cfgstring(img))
     a.call("target.create", wwn=IQN)
     a.call("tpg.create", wwn=IQN, tag=1)
@@ -381,4 +381,48 @@ def test_refused_change_is_not_written(group, ceph):
         assert st["version"] == va and st["written"] >= 1, st
         cfg = gw.call("get_config")
         assert cfg["targets"] == before["targets"], gw.host
+    stop_all(group)
+
+
+def test_cluster_away_changes_refused_then_resume(group, ceph):
+    """With the OSD down a change is refused (and not made: the group's document cannot
+    be read or written), while reads and the portals keep being served at once (the
+    periodic version check does not block the control loop). With the OSD back, changes
+    go through again and reach the other gateway."""
+    a, b = two_gateways(group, ceph, opts=";timeout=3")
+    b.call("acl.create", wwn=IQN, tag=2, node_wwn=INI)
+    wait_for("A has the ACL", lambda: INI in acls(a.call("get_config"), 2))
+    before = a.call("get_config")
+    ceph.stop_osd()
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(RpcError) as ei:
+            a.call("acl.create", wwn=IQN, tag=1, node_wwn=INI)
+        took = time.monotonic() - t0
+        assert "gateway group" in ei.value.message and "nothing changed" in \
+            ei.value.message or "not made" in ei.value.message, ei.value.message
+        assert took < 10, took
+        assert a.call("get_config")["targets"] == before["targets"]
+        # the loop is not held up by the periodic check: reads answer at once, and
+        # B's initiator still logs in and reads (its backstore's I/O needs no OSD for a
+        # login + TEST UNIT READY)
+        deadline = time.monotonic() + 3.5   # several periodic checks meet the OSD down
+        while time.monotonic() < deadline:
+            t0 = time.monotonic()
+            b.call("group.status")
+            assert time.monotonic() - t0 < 1.0, "B's control loop was held up"
+        with login("127.0.0.3", group.port) as c:
+            p, _ = c.command(raw.TUR)
+            assert p is not None
+    finally:
+        ceph.start_osd()
+    # back: the same change now goes through and reaches B
+    def retry():
+        try:
+            a.call("acl.create", wwn=IQN, tag=1, node_wwn=INI)
+            return True
+        except RpcError:
+            return False
+    wait_for("a change goes through with the OSD back", retry, timeout=60)
+    wait_for("B has it", lambda: INI in acls(b.call("get_config"), 1))
     stop_all(group)
