@@ -543,11 +543,34 @@ json_t *ctl_group_run(const struct rpc_method *m, json_t *params,
 
 static void check(bool force);
 
+/* Posts run inside the loop's event dispatch (the wake eventfd's
+ * handler), and applying a document may close and free listeners whose
+ * events are still to be dispatched in the same epoll batch: the check
+ * runs at the end of the iteration instead, after every event. */
+static struct io_deferred check_d;
+static bool check_queued;
+
+static void run_check(struct io_deferred *d)
+{
+	(void)d;
+	check_queued = false;
+	check(false);
+}
+
+static void schedule_check(void)
+{
+	if (!g.active || check_queued)
+		return;
+	check_queued = true;
+	check_d.fn = run_check;
+	io_loop_defer(g.loop, &check_d);
+}
+
 static void on_kick(void *arg)
 {
 	(void)arg;
 	atomic_store(&g.kick_posted, false);
-	check(false);
+	schedule_check();
 }
 
 /* librados threads: never the model, only a post to the control loop */
@@ -665,7 +688,7 @@ static void on_probe(void *arg)
 		log_info("group %s/%s: the object answers again", g.pool, g.obj);
 	probe.failing = false;
 	if (ver != g.version || atomic_load(&g.watch_lost) || !g.watching)
-		check(false);
+		schedule_check();
 }
 
 /* librados thread */
