@@ -190,6 +190,21 @@ def read_back(c, lba, pattern):
     assert din == bytes([pattern]) * 4096
 
 
+def rtpg_ports(c):
+    """REPORT TARGET PORT GROUPS: {group id: sorted relative target port ids}."""
+    cdb = bytes([0xa3, 0x0a, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0])
+    p, din = c.command(cdb, edtl=4096, read=True)
+    assert p is not None and p.status == 0, p
+    n = int.from_bytes(din[0:4], "big") + 4
+    out, off = {}, 4
+    while off < n:
+        gid, cnt = int.from_bytes(din[off + 2:off + 4], "big"), din[off + 7]
+        out[gid] = sorted(int.from_bytes(din[off + 8 + 4 * i + 2:off + 8 + 4 * i + 4], "big")
+                          for i in range(cnt))
+        off += 8 + 4 * cnt
+    return out
+
+
 def send_targets(host, port, initiator=INI):
     """TargetAddress values of a SendTargets=All (each one, in order)."""
     c = raw.RawConn(host, port)
@@ -241,6 +256,11 @@ def test_change_on_a_is_live_on_b_within_a_second(group, ceph, workdir):
     c = login("127.0.0.2", port)
     with c:
         read_back(c, 100, 0x5a)
+        via_a = rtpg_ports(c)
+    # both gateways' ports, with the same relative port ids, in the LU's ALUA group
+    with login("127.0.0.3", port) as c:
+        via_b = rtpg_ports(c)
+    assert via_a == via_b and sorted(sum(via_a.values(), [])) == [1, 2], (via_a, via_b)
 
     # SendTargets on either gateway lists both gateways' portals with their tags
     want = ["127.0.0.2:%d,1" % port, "127.0.0.3:%d,2" % port]
