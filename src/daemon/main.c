@@ -418,6 +418,7 @@ int main(int argc, char **argv)
 	if (rc) {
 		log_err("configuration not loaded: %s", err);
 		ctl_config_clear();
+		io_loop_run_once(d.loop, 0); /* closed listeners' frees */
 		io_workers_stop();
 		io_loop_destroy(d.loop);
 		close(d.sig.fd);
@@ -430,6 +431,7 @@ int main(int argc, char **argv)
 		log_err("%s", err);
 		ctl_group_stop();
 		ctl_config_clear();
+		io_loop_run_once(d.loop, 0); /* closed listeners' frees */
 		io_workers_stop();
 		io_loop_destroy(d.loop);
 		close(d.sig.fd);
@@ -441,6 +443,7 @@ int main(int argc, char **argv)
 		ctl_rpc_stop();
 		ctl_group_stop();
 		ctl_config_clear();
+		io_loop_run_once(d.loop, 0); /* closed listeners' frees */
 		io_workers_stop();
 		io_loop_destroy(d.loop);
 		close(d.sig.fd);
@@ -464,6 +467,8 @@ int main(int argc, char **argv)
 	ctl_rpc_stop();
 	ctl_group_stop();
 	shutdown_all();
+	/* the deferred work the shutdown queued (closed listeners' frees) */
+	io_loop_run_once(d.loop, 0);
 	close(d.sig.fd);
 	io_loop_destroy(d.loop);
 	log_info("stopped");
