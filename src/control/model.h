@@ -74,6 +74,14 @@ int ctl_config_restore(json_t *root, bool abort_on_error, json_t *errors,
  * fabric lock. */
 int ctl_config_reload(const char *path, json_t *errors, unsigned *kept,
 		      char *err, size_t errlen);
+/* The same from a document already parsed, caller holding the lock (the
+ * gateway group's apply, control/group.c). A kept target for which
+ * stale() says true is re-created all the same. */
+struct iscsi_target;
+int ctl_config_reload_locked(json_t *root, const char *what, json_t *errors,
+			     unsigned *kept,
+			     bool (*stale)(const struct iscsi_target *),
+			     char *err, size_t errlen);
 int ctl_config_load_file(const char *path, bool abort_on_error,
 			 json_t *errors, char *err, size_t errlen);
 

@@ -4,6 +4,7 @@
  * configuration as it was; live sessions then get what the change means
  * for them (new LUN maps, or their end). Called with iscsi_fabric.lock
  * held, on the control thread. */
+#include "control/group.h"
 #include "control/ops_int.h"
 #include "control/rpc.h"
 
@@ -17,6 +18,7 @@ const struct rpc_method ctl_methods[] = {
 	{ "stats", m_stats, true },
 	{ "stats.get", m_stats_get, true },
 	{ "describe", m_describe, true },
+	{ "group.status", m_group_status, true },
 	{ "backstore.create", m_bs_create, false },
 	{ "backstore.delete", m_bs_delete, false },
 	{ "backstore.resize", m_bs_resize, false },

@@ -112,7 +112,8 @@ static int ptrs_add(struct ptrs *l, void *p)
 /* Decide, under the fabric lock, what stays: fills kept_paths (storage
  * object paths) and kept_wwns, and the lists of what goes. */
 static int classify(json_t *fsos, json_t *ftgts, json_t *kept_paths,
-		    json_t *kept_wwns, struct ptrs *drop_sos, struct ptrs *drop_tgts)
+		    json_t *kept_wwns, struct ptrs *drop_sos, struct ptrs *drop_tgts,
+		    bool (*stale)(const struct iscsi_target *))
 {
 	json_t *cur = ctl_config_dump(), *ctgts;
 	struct iscsi_target *t;
@@ -143,7 +144,8 @@ static int classify(json_t *fsos, json_t *ftgts, json_t *kept_paths,
 		json_t *ct = find_by(ctgts, "wwn", t->wwn, NULL, NULL);
 		json_t *ft = find_by(ftgts, "wwn", t->wwn, NULL, NULL);
 
-		if (ct && ft && described_by(ft, ct) && !uses_dropped_so(ct, kept_paths))
+		if (ct && ft && described_by(ft, ct) && !uses_dropped_so(ct, kept_paths) &&
+		    !(stale && stale(t)))
 			json_object_set_new(kept_wwns, t->wwn, json_true());
 		else if (ptrs_add(drop_tgts, t))
 			rc = -ENOMEM;
@@ -181,31 +183,19 @@ static json_t *to_create(json_t *root, json_t *kept_paths, json_t *kept_wwns)
 	return rest;
 }
 
-int ctl_config_reload(const char *path, json_t *errors, unsigned *kept,
-		      char *err, size_t errlen)
+int ctl_config_reload_locked(json_t *root, const char *what, json_t *errors,
+			     unsigned *kept,
+			     bool (*stale)(const struct iscsi_target *),
+			     char *err, size_t errlen)
 {
-	json_t *root, *kept_paths, *kept_wwns, *rest;
+	json_t *kept_paths = json_object(), *kept_wwns = json_object(), *rest;
 	struct ptrs drop_sos = { 0 }, drop_tgts = { 0 };
-	json_error_t jerr;
 	size_t i;
 	int rc;
 
-	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-	if (!root) {
-		snprintf(err, errlen, "%s: line %d: %s", path, jerr.line, jerr.text);
-		return -EINVAL;
-	}
-	if (!json_is_object(root)) {
-		json_decref(root);
-		snprintf(err, errlen, "%s: not a saveconfig.json object", path);
-		return -EINVAL;
-	}
-	kept_paths = json_object();
-	kept_wwns = json_object();
-	pthread_mutex_lock(&iscsi_fabric.lock);
 	rc = classify(json_object_get(root, "storage_objects"),
 		      json_object_get(root, "targets"), kept_paths, kept_wwns,
-		      &drop_sos, &drop_tgts);
+		      &drop_sos, &drop_tgts, stale);
 	if (rc) {
 		/* nothing was changed yet: the running config stays whole */
 		snprintf(err, errlen, "out of memory");
@@ -224,17 +214,41 @@ int ctl_config_reload(const char *path, json_t *errors, unsigned *kept,
 	json_decref(rest);
 	iscsi_sessions_refresh(NULL, -1);
 	ctl_config_version++;
-	*kept = (unsigned)(json_object_size(kept_paths) + json_object_size(kept_wwns));
+	if (kept)
+		*kept = (unsigned)(json_object_size(kept_paths) +
+				   json_object_size(kept_wwns));
 	log_info("reload %s: kept %zu storage objects and %zu targets as they were, "
-		 "removed or re-created %zu and %zu", path,
+		 "removed or re-created %zu and %zu", what,
 		 json_object_size(kept_paths), json_object_size(kept_wwns),
 		 drop_sos.n, drop_tgts.n);
 out:
-	pthread_mutex_unlock(&iscsi_fabric.lock);
 	free(drop_sos.p);
 	free(drop_tgts.p);
 	json_decref(kept_paths);
 	json_decref(kept_wwns);
+	return rc;
+}
+
+int ctl_config_reload(const char *path, json_t *errors, unsigned *kept,
+		      char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *root;
+	int rc;
+
+	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		snprintf(err, errlen, "%s: line %d: %s", path, jerr.line, jerr.text);
+		return -EINVAL;
+	}
+	if (!json_is_object(root)) {
+		json_decref(root);
+		snprintf(err, errlen, "%s: not a saveconfig.json object", path);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&iscsi_fabric.lock);
+	rc = ctl_config_reload_locked(root, path, errors, kept, NULL, err, errlen);
+	pthread_mutex_unlock(&iscsi_fabric.lock);
 	json_decref(root);
 	return rc;
 }

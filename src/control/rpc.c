@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "control/group.h"
 #include "control/rpc.h"
 #include "iscsi/target.h"
 #include "util/list.h"
@@ -114,7 +115,12 @@ json_t *ctl_rpc_handle(json_t *req)
 			 (unsigned long long)ctl_config_version);
 		result = NULL;
 	} else {
-		result = m->fn(params, &e);
+		/* in a gateway group a change goes through the group's
+		 * document first (control/group.c) */
+		if (!m->reads && ctl_group_active())
+			result = ctl_group_run(m, params, &e);
+		else
+			result = m->fn(params, &e);
 		if (result && !m->reads)
 			ctl_config_version++;
 	}

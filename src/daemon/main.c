@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "control/group.h"
 #include "control/model.h"
 #include "control/rpc.h"
 #include "daemon/metrics_http.h"
@@ -76,6 +77,13 @@ static void usage(FILE *f)
 		"             http://IP:PORT/metrics (off by default)\n"
 		"  -o stats=off  no I/O counters or latency clock on the data path\n"
 		"             (LUNs, storage objects, sessions; logins still count)\n"
+		"  -o group=POOL/OBJECT[;conf=PATH][;id=USER][;timeout=SECONDS]\n"
+		"             join a gateway group: the configuration is the RADOS\n"
+		"             object's document (created from FILE when missing), every\n"
+		"             change is written there and other gateways' changes are\n"
+		"             applied live; FILE becomes a local copy (docs/gateway-group.md)\n"
+		"  -o gateway=NAME  this gateway's name in the group (default: the host\n"
+		"             name); it serves the TPGs the document lists under NAME\n"
 		"  -v         more log (debug); -q less (warnings; -qq errors only)\n"
 		"  -V         print the version\n"
 		"Signals: SIGHUP re-reads the configuration file and applies what changed\n"
@@ -101,6 +109,15 @@ static int set_limit(const char *arg)
 		metrics_listen = eq + 1; /* checked when it starts */
 		return 0;
 	}
+	if (!strcmp(name, "group") || !strcmp(name, "gateway")) {
+		char err[512];
+
+		if (ctl_group_set_option(name, eq + 1, err, sizeof(err))) {
+			fprintf(stderr, "utargetd: %s\n", err);
+			return -1;
+		}
+		return 0;
+	}
 	if (!strcmp(name, "stats")) {
 		if (strcmp(eq + 1, "on") && strcmp(eq + 1, "off"))
 			goto bad;
@@ -123,7 +140,7 @@ static int set_limit(const char *arg)
 bad:
 	fprintf(stderr, "utargetd: bad limit '%s' (max_sessions_per_target=1..65535, "
 		"max_connections_per_portal=1..1000000, max_connection_buffers>=1048576, "
-		"metrics_listen=IP:PORT, stats=on|off)\n",
+		"metrics_listen=IP:PORT, stats=on|off, group=POOL/OBJECT, gateway=NAME)\n",
 		arg);
 	return -1;
 }
@@ -185,6 +202,14 @@ static void reload(void)
 	size_t i;
 	json_t *e;
 
+	if (ctl_group_active()) {
+		/* the group's document is the configuration; the file is a copy */
+		ut_sd_notify("RELOADING=1\nSTATUS=reloading the group's document");
+		ctl_group_resync();
+		ut_sd_notify("READY=1\nSTATUS=serving (reloaded)");
+		json_decref(errors);
+		return;
+	}
 	ut_sd_notify("RELOADING=1\nSTATUS=reloading %s", ctl_settings.config_file);
 	if (ctl_config_reload(ctl_settings.config_file, errors, &kept, err,
 			      sizeof(err)))
@@ -364,7 +389,15 @@ int main(int argc, char **argv)
 				 prdir, strerror(errno));
 		scsi_set_pr_state_dir(prdir);
 	}
-	if (import) {
+	if (ctl_group_configured() && import) {
+		snprintf(err, sizeof(err), "-i / --import-lio and -o group do not "
+			 "go together: restore the file into a gateway of the group "
+			 "with restoreconfig");
+		rc = -EINVAL;
+	} else if (ctl_group_configured()) {
+		/* the group's document instead of the file (docs/gateway-group.md) */
+		rc = ctl_group_start(d.loop, cfg, err, sizeof(err));
+	} else if (import) {
 		/* a migration: what cannot be taken over is logged one line each
 		 * (restore: ..., skipped / ignored) and counted here */
 		json_t *errors = json_array();
@@ -384,6 +417,8 @@ int main(int argc, char **argv)
 	}
 	if (rc) {
 		log_err("configuration not loaded: %s", err);
+		ctl_config_clear();
+		io_loop_run_once(d.loop, 0); /* closed listeners' frees */
 		io_workers_stop();
 		io_loop_destroy(d.loop);
 		close(d.sig.fd);
@@ -394,7 +429,9 @@ int main(int argc, char **argv)
 	rc = ctl_rpc_start(d.loop, sock, err, sizeof(err));
 	if (rc) {
 		log_err("%s", err);
+		ctl_group_stop();
 		ctl_config_clear();
+		io_loop_run_once(d.loop, 0); /* closed listeners' frees */
 		io_workers_stop();
 		io_loop_destroy(d.loop);
 		close(d.sig.fd);
@@ -404,7 +441,9 @@ int main(int argc, char **argv)
 	    metrics_http_start(d.loop, metrics_listen, err, sizeof(err))) {
 		log_err("%s", err);
 		ctl_rpc_stop();
+		ctl_group_stop();
 		ctl_config_clear();
+		io_loop_run_once(d.loop, 0); /* closed listeners' frees */
 		io_workers_stop();
 		io_loop_destroy(d.loop);
 		close(d.sig.fd);
@@ -426,7 +465,10 @@ int main(int argc, char **argv)
 	ut_sd_notify("STOPPING=1");
 	metrics_http_stop();
 	ctl_rpc_stop();
+	ctl_group_stop();
 	shutdown_all();
+	/* the deferred work the shutdown queued (closed listeners' frees) */
+	io_loop_run_once(d.loop, 0);
 	close(d.sig.fd);
 	io_loop_destroy(d.loop);
 	log_info("stopped");

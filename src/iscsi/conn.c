@@ -1011,7 +1011,8 @@ static uint64_t login_timeout_ms(const struct sockaddr_storage *la)
 	pthread_mutex_lock(&iscsi_fabric.lock);
 	list_for_each_entry(t, &iscsi_fabric.targets, link)
 		list_for_each_entry(tpg, &t->tpgs, link) {
-			if (!tpg->enable || tpg->attrs.login_timeout <= secs)
+			if (!iscsi_tpg_serving(tpg) ||
+			    tpg->attrs.login_timeout <= secs)
 				continue;
 			list_for_each_entry(p, &tpg->portals, link)
 				if (iscsi_portal_matches(p, la)) {

@@ -15,6 +15,9 @@
 static bool tpg_visible(const struct iscsi_tpg *tpg, const char *initiator,
 			const struct sockaddr_storage *peer)
 {
+	/* enable, not iscsi_tpg_serving: another gateway's TPG of a
+	 * gateway group is offered with its portals, as its owner serves
+	 * it (ceph-iscsi's gateways list every gateway's portals too) */
 	if (!tpg->enable && tpg->attrs.tpg_enabled_sendtargets)
 		return false;
 	/* a TPG that would refuse this source address (allowed_networks,

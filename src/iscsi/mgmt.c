@@ -38,7 +38,7 @@ static void refresh_on_worker(void *arg)
 		pthread_mutex_lock(&iscsi_fabric.lock);
 		t = iscsi_target_find(s->target_name);
 		tpg = t ? iscsi_tpg_find(t, s->tpgt) : NULL;
-		if (tpg && tpg->enable)
+		if (tpg && iscsi_tpg_serving(tpg))
 			map = iscsi_tpg_build_map(tpg, s->initiator_name, &denied);
 		pthread_mutex_unlock(&iscsi_fabric.lock);
 	}

@@ -30,6 +30,7 @@ struct iscsi_listener {
 	bool dead;   /* no portal left: freed when its last connection ends */
 	bool paused; /* accept backs off on EMFILE */
 	struct io_timer resume;
+	struct io_deferred gone; /* the free, at the end of the loop iteration */
 };
 
 struct iscsi_limits iscsi_limits = {
@@ -157,6 +158,11 @@ static void listener_event(struct io_handler *h, uint32_t events)
 	int i;
 
 	(void)events;
+	/* closed by a configuration change earlier in this loop iteration,
+	 * its event still in the same epoll batch (its fd number may be a
+	 * new listener's already) */
+	if (ls->dead || h->fd < 0)
+		return;
 	for (i = 0; i < 64; i++) {
 		int fd = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct io_loop *w;
@@ -287,6 +293,29 @@ fail:
 	return rc;
 }
 
+static void listener_free_deferred(struct io_deferred *d)
+{
+	free(container_of(d, struct iscsi_listener, gone));
+}
+
+/* ls has no portal any more (ls_lock held): freed when its last
+ * connection ends, or, with none, once the accept loop has dispatched
+ * the events it already has (a change made from an event handler — an
+ * RPC, a gateway group's apply — may close a listener whose event comes
+ * later in the same epoll batch). */
+static void listener_release(struct iscsi_listener *ls)
+{
+	ls->dead = true;
+	if (ls->conns)
+		return;
+	if (accept_loop) {
+		ls->gone.fn = listener_free_deferred;
+		io_loop_defer(accept_loop, &ls->gone);
+	} else {
+		free(ls);
+	}
+}
+
 /* Stop listening on ls (ls_lock held): connections accepted on it carry on
  * and still point at it; it is freed when the last of them ends. */
 static void listener_close(struct iscsi_listener *ls)
@@ -296,11 +325,10 @@ static void listener_close(struct iscsi_listener *ls)
 			io_loop_del(accept_loop, &ls->h);
 		io_timer_cancel(&ls->resume);
 		close(ls->h.fd);
+		ls->h.fd = -1;
 	}
 	list_del(&ls->link);
-	ls->dead = true;
-	if (ls->conns == 0)
-		free(ls);
+	listener_release(ls);
 }
 
 /* Every portal using from uses to instead (iscsi_fabric.lock held). */
@@ -362,18 +390,14 @@ static int wildcard_open(struct iscsi_portal *np, struct iscsi_listener **out,
 				continue;
 			}
 			move_portals(ls, re);
-			ls->dead = true;
-			if (ls->conns == 0)
-				free(ls);
+			listener_release(ls);
 		}
 		return rc;
 	}
 	list_for_each_entry_safe(ls, tmp, &old, link) {
 		list_del(&ls->link);
 		move_portals(ls, nl);
-		ls->dead = true;
-		if (ls->conns == 0)
-			free(ls);
+		listener_release(ls);
 	}
 	*out = nl;
 	return 0;
@@ -410,6 +434,13 @@ int iscsi_portal_new(struct iscsi_tpg *tpg, const char *ip, uint16_t port,
 	snprintf(p->ip, sizeof(p->ip), "%s", ip);
 	p->port = port;
 	p->tpg = tpg;
+	if (tpg->remote) {
+		/* another gateway's address: it listens there, not us */
+		list_add_tail(&p->link, &tpg->portals);
+		iscsi_fabric.generation++;
+		*out = p;
+		return 0;
+	}
 	pthread_mutex_lock(&ls_lock);
 	ls = listener_find(&p->addr);
 	if (!ls && is_wildcard(&p->addr))

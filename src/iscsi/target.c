@@ -121,6 +121,8 @@ struct iscsi_tpg *iscsi_tpg_new(struct iscsi_target *t, uint16_t tag)
 	tpg->target = t;
 	tpg->tag = tag;
 	tpg->rtpi = rtpi;
+	tpg->remote = iscsi_fabric.tpg_remote &&
+		      iscsi_fabric.tpg_remote(t->wwn, tag);
 	iscsi_tpg_attrs_default(&tpg->attrs);
 	iscsi_tpg_params_default(&tpg->params);
 	list_init(&tpg->luns);
@@ -297,7 +299,7 @@ bool iscsi_fabric_has_exact_portal(const struct sockaddr_storage *la)
 
 	list_for_each_entry(t, &iscsi_fabric.targets, link)
 		list_for_each_entry(tpg, &t->tpgs, link) {
-			if (!tpg->enable)
+			if (!iscsi_tpg_serving(tpg))
 				continue;
 			list_for_each_entry(p, &tpg->portals, link)
 				if (!iscsi_portal_is_wildcard(p) &&
@@ -322,7 +324,7 @@ struct iscsi_tpg *iscsi_tpg_for_addr(struct iscsi_target *t,
 	bool exact = iscsi_fabric_has_exact_portal(la);
 
 	list_for_each_entry(tpg, &t->tpgs, link) {
-		if (!tpg->enable)
+		if (!iscsi_tpg_serving(tpg))
 			continue;
 		list_for_each_entry(p, &tpg->portals, link)
 			if (iscsi_portal_matches(p, la) &&

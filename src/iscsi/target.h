@@ -106,6 +106,12 @@ struct iscsi_tpg {
 	 * target port; unique among every TPG of the daemon (target.c) */
 	uint16_t rtpi;
 	bool enable;
+	/* Another gateway of a gateway group serves this TPG (issue 18,
+	 * docs/gateway-group.md): it is kept for its RTPI, LUNs, ACLs and
+	 * ALUA membership, and listed by SendTargets as its owner has it,
+	 * but it takes no login here and its portals bind no listener.
+	 * Set at creation (iscsi_fabric.tpg_remote), never changed after. */
+	bool remote;
 	struct iscsi_tpg_attrs attrs;
 	struct iscsi_tpg_params params;
 	struct iscsi_auth auth;
@@ -127,9 +133,19 @@ struct iscsi_fabric {
 	bool discovery_enable_auth;
 	struct iscsi_auth discovery_auth;
 	uint32_t generation; /* bumped on every change */
+	/* Gateway groups: is TPG (wwn, tag) another gateway's? Asked once
+	 * when a TPG is created; NULL (no group) = every TPG is local. */
+	bool (*tpg_remote)(const char *wwn, uint16_t tag);
 };
 
 extern struct iscsi_fabric iscsi_fabric;
+
+/* Does this daemon serve logins on tpg (enabled and not another
+ * gateway's)? */
+static inline bool iscsi_tpg_serving(const struct iscsi_tpg *tpg)
+{
+	return tpg->enable && !tpg->remote;
+}
 
 void iscsi_tpg_attrs_default(struct iscsi_tpg_attrs *a);
 void iscsi_acl_attrs_default(struct iscsi_acl_attrs *a);
