@@ -132,6 +132,17 @@ json_t *ctl_alua_json(struct scsi_lu *lu)
 		if (pending != SCSI_ALUA_NONE)
 			json_object_set_new(o, "alua_access_state",
 					    json_integer(pending));
+		/* states the backstore derives (user:rbd ha=1: from the
+		 * image's lock) are facts of the moment, not settings: saved
+		 * as LIO's defaults, so every gateway of a group writes the
+		 * same document and applying another gateway's never sees a
+		 * "changed" object to re-create (reload.c) */
+		if (lu->bs->alua_managed) {
+			json_object_set_new(o, "alua_access_state",
+					    json_integer(0));
+			json_object_set_new(o, "alua_access_status",
+					    json_integer(0));
+		}
 		json_array_append_new(a, o);
 	}
 	return a;

@@ -197,7 +197,7 @@ struct iscsi_tpg_lun *iscsi_tpg_lun_new(struct iscsi_tpg *tpg, uint32_t index,
 		return NULL;
 	}
 	scsi_alua_port_set_name(l->alua, tpg->target->wwn, tpg->tag);
-	scsi_alua_port_set_local(l->alua, tpg->enable);
+	scsi_alua_port_set_local(l->alua, iscsi_tpg_serving(tpg));
 	scsi_lu_get(lu);
 	copy_str(l->so_path, sizeof(l->so_path), so_path);
 	list_for_each_entry(pos, &tpg->luns, link)
@@ -214,9 +214,10 @@ void iscsi_tpg_set_enable(struct iscsi_tpg *tpg, bool en)
 
 	tpg->enable = en;
 	/* the LUs' ports follow: an HA backstore's lock owner makes the
-	 * groups of its enabled ports optimized (scsi_alua_port.local) */
+	 * groups of the ports it serves optimized (scsi_alua_port.local);
+	 * another gateway's TPG of a group (remote) is never ours */
 	list_for_each_entry(l, &tpg->luns, link)
-		scsi_alua_port_set_local(l->alua, en);
+		scsi_alua_port_set_local(l->alua, iscsi_tpg_serving(tpg));
 	iscsi_fabric.generation++;
 }
 

@@ -447,3 +447,75 @@ def test_cluster_away_changes_refused_then_resume(group, ceph):
     wait_for("a change goes through with the OSD back", retry, timeout=60)
     wait_for("B has it", lambda: INI in acls(b.call("get_config"), 1))
     stop_all(group)
+
+
+def _states(c):
+    """{group id: access state} of the groups that have ports (REPORT TARGET PORT GROUPS)."""
+    cdb = bytes([0xa3, 0x0a, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0])
+    for _ in range(4):
+        p, din = c.command(cdb, edtl=4096, read=True)
+        if p is not None and p.status == 0:
+            break
+    assert p is not None and p.status == 0, p
+    n, off, out = int.from_bytes(din[0:4], "big") + 4, 4, {}
+    while off < n:
+        gid, cnt = int.from_bytes(din[off + 2:off + 4], "big"), din[off + 7]
+        if cnt:
+            out[gid] = din[off] & 0x0f
+        off += 8 + 4 * cnt
+    return out
+
+
+def test_ha_object_in_a_group_is_not_recreated_by_changes(group, ceph):
+    """A group exporting an ha=1 image (docs/rbd.md "HA gateways"): the lock owner's
+    derived states differ from the others' view for a moment after every change of
+    owner, and they must not make applying another gateway's document re-create the
+    storage object (that would close the image and drop the lock). Changes made through
+    the standby gateway leave the owner's lock and states alone; after the owner is
+    killed the survivor takes over and changes still go through it."""
+    img = image(ceph)
+    a = group("gw-a", "127.0.0.2")
+    b = group("gw-b", "127.0.0.3")
+    a.call("backstore.create", plugin="user:rbd", name="r0",
+           cfgstring=ceph.cfgstring(img, ha=1))
+    for gid in (1, 2):
+        a.call("alua.create", plugin="user:rbd", name="r0", group="gw%d" % gid, tag=gid)
+    a.call("target.create", wwn=IQN)
+    for gw, tag, host in ((a, 1, "127.0.0.2"), (b, 2, "127.0.0.3")):
+        wait_for("tpg%d's gateway has the target" % tag,
+                 lambda: any(t["wwn"] == IQN for t in gw.call("get_config")["targets"]))
+        gw.call("tpg.create", wwn=IQN, tag=tag)
+        gw.call("tpg.set_attributes", wwn=IQN, tag=tag,
+                attributes={"authentication": 0, "generate_node_acls": 1,
+                            "demo_mode_write_protect": 0})
+        gw.call("portal.create", wwn=IQN, tag=tag, ip_address=host, port=group.port)
+        gw.call("lun.create", wwn=IQN, tag=tag, storage_object="/backstores/user/r0", lun=0)
+        gw.call("lun.set_alua", wwn=IQN, tag=tag, lun=0, alua_tg_pt_gp_name="gw%d" % tag)
+        gw.call("tpg.enable", wwn=IQN, tag=tag, enable=True)
+    ca = login("127.0.0.2", group.port)
+    cb = login("127.0.0.3", group.port)
+    wait_for("A optimized, B standby", lambda: _states(ca) == {1: 0, 2: 2} and
+             _states(cb) == {1: 0, 2: 2}, timeout=20)
+    with open(a.stderr_path, "rb") as f:
+        took = f.read().count(b"owns the image's lock")
+    assert took == 1, took
+    # changes through the standby gateway: applied on A without touching the object
+    for i in range(5):
+        b.call("acl.create", wwn=IQN, tag=1, node_wwn="iqn.1994-05.com.example:n%d" % i)
+    wait_for("A has B's ACLs", lambda: len(acls(a.call("get_config"), 1)) == 5)
+    assert _states(ca) == {1: 0, 2: 2} and _states(cb) == {1: 0, 2: 2}
+    write_read(ca, 8, 0x5a)
+    with open(a.stderr_path, "rb") as f:
+        assert f.read().count(b"owns the image's lock") == 1, "A re-took the lock"
+    # the owner dies: B takes over, and the group goes on changing through B
+    ca.close()
+    a.kill()
+    wait_for("B optimized", lambda: _states(cb) == {2: 0, 1: 2}, timeout=20)
+    read_back(cb, 8, 0x5a)
+    b.call("acl.create", wwn=IQN, tag=2, node_wwn="iqn.1994-05.com.example:after")
+    assert _states(cb) == {2: 0, 1: 2}
+    write_read(cb, 16, 0x6b)
+    doc = document(ceph, group.obj)
+    so = [s for s in doc["storage_objects"] if s["name"] == "r0"][0]
+    assert all(t["alua_access_state"] == 0 for t in so["alua_tpgs"]), so["alua_tpgs"]
+    cb.close()

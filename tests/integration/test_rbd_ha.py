@@ -271,6 +271,11 @@ def test_two_gateways_states_identity_io(gateways, ceph, workdir):
     assert res.returncode == 0, ut.describe(res, d2)
     so = json.load(open(saved))["storage_objects"][0]
     assert so["config"] == "rbd/" + ceph.cfgstring(image, ha=1), so
+    # the derived states are not settings: saved as LIO's default on every gateway, so
+    # the gateways of a group write the same document (docs/gateway-group.md)
+    assert so["alua_tpgs"] and all(t["alua_access_state"] == 0 and
+                                   t["alua_access_status"] == 0
+                                   for t in so["alua_tpgs"]), so["alua_tpgs"]
     res = ut.run([cli, "/backstores/user:rbd", "create", "name=bad",
                   "cfgstring=" + ceph.cfgstring(image, ha=2)], env=env)
     assert res.returncode != 0 and "ha '2' must be 0 or 1" in res.stderr, ut.describe(res, d2)
