@@ -18,7 +18,7 @@
  * <scsi_pr_state_dir>/pr-<wwn> and read back when the LU is created
  * (SPC-4 5.12.5).
  *
- * Cluster state (issue 18; bs->pr_shared: user:rbd with pr=cluster, see
+ * Cluster state (pr_cluster.c; issue 18, bs->pr_shared: user:rbd with pr=cluster, see
  * docs/rbd.md "Persistent reservations across gateways"): several
  * gateways serve the LU, each with its own target ports, and a
  * registration or reservation made through one must hold on all of them
@@ -46,69 +46,7 @@
 #include "util/bytes.h"
 #include "util/log.h"
 
-#define INITIATOR_PORT_MAX (SCSI_NAME_MAX + 32)
-
-struct pr_reg {
-	struct list_head link;
-	uint64_t key;
-	char iport[INITIATOR_PORT_MAX]; /* initiator port name, with ISID */
-	char iname[SCSI_NAME_MAX];      /* initiator name */
-	char tname[SCSI_NAME_MAX];      /* target name */
-	uint16_t tpgt;
-	uint16_t rel_port_id;
-	bool all_tg_pt;
-};
-
-/* Cluster state: a unit attention (ua != 0) for the nexuses registration
- * reg covers, or (ua == 0) an abort of the tasks of initiator port
- * reg.iport, from the update that made state 'version'; never for the
- * nexus x_* (the one whose command caused it). */
-struct pr_ev {
-	uint64_t version;
-	unsigned ua;
-	struct pr_reg reg;
-	char x_iport[INITIATOR_PORT_MAX];
-	char x_tname[SCSI_NAME_MAX];
-	uint16_t x_tpgt;
-};
-
-struct pr_evlog {
-	struct pr_ev *v;
-	unsigned n;
-};
-
-/* Events of this many versions back are kept in the state: a gateway
- * that missed more (its watch was down) compares registrations instead. */
-#define PR_EV_VERSIONS 16
-
-struct scsi_pr {
-	struct list_head regs;
-	uint32_t generation;
-	struct pr_reg *holder; /* NULL: no persistent reservation */
-	uint8_t type;
-	bool aptpl;
-	const struct scsi_nexus *spc2; /* SPC-2 RESERVE holder */
-	/* cluster state only */
-	bool spc2_c;           /* SPC-2 RESERVE held by the nexus spc2_nx */
-	struct pr_nx {
-		char iport[INITIATOR_PORT_MAX];
-		char tname[SCSI_NAME_MAX];
-		uint16_t tpgt;
-	} spc2_nx;
-	uint64_t version;      /* of the stored state this is a copy of */
-	uint64_t events_from;  /* log holds every event of versions >= this */
-	struct pr_evlog log;
-};
-
-/* Reservation types (SPC-4 table 169) */
-enum {
-	PR_WE = 1,
-	PR_EA = 3,
-	PR_WE_RO = 5,
-	PR_EA_RO = 6,
-	PR_WE_AR = 7,
-	PR_EA_AR = 8,
-};
+#include "scsi/pr_int.h"
 
 static char *pr_state_dir;
 static pthread_mutex_t pr_dir_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -123,7 +61,7 @@ void scsi_set_pr_state_dir(const char *dir)
 	pthread_mutex_unlock(&pr_dir_lock);
 }
 
-static bool type_valid(uint8_t t)
+bool pr_type_valid(uint8_t t)
 {
 	return t == PR_WE || t == PR_EA || t == PR_WE_RO || t == PR_EA_RO ||
 	       t == PR_WE_AR || t == PR_EA_AR;
@@ -154,7 +92,7 @@ static struct scsi_pr *pr_get(struct scsi_lu *lu)
 	return lu->pr;
 }
 
-static void update_reserved(struct scsi_lu *lu)
+void pr_update_reserved(struct scsi_lu *lu)
 {
 	struct scsi_pr *pr = lu->pr;
 	bool active = pr && (pr->spc2 || pr->spc2_c || !list_empty(&pr->regs));
@@ -168,12 +106,12 @@ static void update_reserved(struct scsi_lu *lu)
 	atomic_store(&lu->reserved, active);
 }
 
-static bool pr_shared(const struct scsi_lu *lu)
+bool pr_lu_shared(const struct scsi_lu *lu)
 {
 	return lu->bs && lu->bs->pr_shared;
 }
 
-static void nx_id(struct pr_nx *id, const struct scsi_nexus *nx)
+void pr_nx_id(struct pr_nx *id, const struct scsi_nexus *nx)
 {
 	snprintf(id->iport, sizeof(id->iport), "%s", nx->initiator_port);
 	snprintf(id->tname, sizeof(id->tname), "%s", nx->tport.target_name);
@@ -200,7 +138,6 @@ static bool spc2_is(const struct scsi_pr *pr, const struct scsi_nexus *nx)
 	return pr->spc2_c ? nx_is(&pr->spc2_nx, nx) : pr->spc2 == nx;
 }
 
-static void spc2_clear_cluster(struct scsi_lu *lu, const struct scsi_nexus *nx);
 
 /* May lu->pr be trusted: loaded once, and the backstore's lease on it
  * (renewed while its watch is confirmed) not run out. */
@@ -214,7 +151,7 @@ static bool pr_fresh(struct scsi_lu *lu)
  * UNIT NOT ACCESSIBLE, ASYMMETRIC ACCESS STATE TRANSITION, which
  * initiators retry after a while and multipath takes as a path problem
  * (the same as user:rbd gives when the cluster does not answer). */
-static void set_stale(struct scsi_cmd *cmd)
+void pr_set_stale(struct scsi_cmd *cmd)
 {
 	scsi_set_sense(cmd, SK_NOT_READY, ASC_LU_NOT_ACCESSIBLE_TRANSITION);
 }
@@ -222,9 +159,9 @@ static void set_stale(struct scsi_cmd *cmd)
 /* Set while a cluster PR OUT is evaluated: unit attentions and aborts go
  * here instead of to the nexuses (they are raised once the state is
  * stored, on every gateway). */
-static _Thread_local struct pr_evlog *recording;
+_Thread_local struct pr_evlog *pr_recording;
 
-static struct pr_ev *ev_add(struct pr_evlog *log)
+struct pr_ev *pr_ev_add(struct pr_evlog *log)
 {
 	struct pr_ev *v = realloc(log->v, (log->n + 1) * sizeof(*v));
 
@@ -238,7 +175,7 @@ static struct pr_ev *ev_add(struct pr_evlog *log)
 static void record(unsigned ua, const struct pr_reg *r,
 		   const struct scsi_nexus *except)
 {
-	struct pr_ev *ev = ev_add(recording);
+	struct pr_ev *ev = pr_ev_add(pr_recording);
 
 	if (!ev) {
 		log_warn("persistent reservations: no memory for a unit attention");
@@ -257,7 +194,7 @@ static void record(unsigned ua, const struct pr_reg *r,
 }
 
 /* Does registration r belong to the I_T nexus nx? */
-static bool reg_matches(const struct scsi_lu *lu, const struct pr_reg *r,
+bool pr_reg_matches(const struct scsi_lu *lu, const struct pr_reg *r,
 			const struct scsi_nexus *nx)
 {
 	if (lu->attrs.enforce_pr_isids ? strcmp(r->iport, nx->initiator_port) :
@@ -276,7 +213,7 @@ static struct pr_reg *reg_find(const struct scsi_lu *lu,
 	if (!lu->pr || !nx)
 		return NULL;
 	list_for_each_entry(r, &lu->pr->regs, link)
-		if (reg_matches(lu, r, nx))
+		if (pr_reg_matches(lu, r, nx))
 			return r;
 	return NULL;
 }
@@ -299,14 +236,14 @@ static void ua_for(struct scsi_lu *lu, const struct pr_reg *r,
 {
 	struct scsi_lun_ent *e;
 
-	if (recording && r) {
+	if (pr_recording && r) {
 		record(ua, r, except);
 		return;
 	}
 	list_for_each_entry(e, &lu->nexus_ents, lu_link) {
 		if (e->nexus == except)
 			continue;
-		if (r && !reg_matches(lu, r, e->nexus))
+		if (r && !pr_reg_matches(lu, r, e->nexus))
 			continue;
 		atomic_fetch_or(&e->ua, ua);
 	}
@@ -351,7 +288,7 @@ static void pr_save(struct scsi_lu *lu)
 	unsigned idx = 0, hidx = 0;
 	FILE *f;
 
-	if (pr_shared(lu)) /* kept in the cluster */
+	if (pr_lu_shared(lu)) /* kept in the cluster */
 		return;
 	pthread_mutex_lock(&pr_dir_lock);
 	if (!pr_state_dir) {
@@ -391,7 +328,6 @@ static void pr_save(struct scsi_lu *lu)
 			 strerror(errno));
 }
 
-static void pr_cluster_attach(struct scsi_lu *lu);
 
 void scsi_pr_restore(struct scsi_lu *lu)
 {
@@ -400,7 +336,7 @@ void scsi_pr_restore(struct scsi_lu *lu)
 	unsigned n = 0;
 	FILE *f;
 
-	if (pr_shared(lu)) {
+	if (pr_lu_shared(lu)) {
 		pr_cluster_attach(lu);
 		return;
 	}
@@ -426,7 +362,7 @@ void scsi_pr_restore(struct scsi_lu *lu)
 		if (sscanf(line, "generation %u", &a) == 1) {
 			lu->pr->generation = a;
 		} else if (sscanf(line, "resv %u %u", &h, &ty) == 2) {
-			if (h >= 1 && h <= n && type_valid((uint8_t)ty)) {
+			if (h >= 1 && h <= n && pr_type_valid((uint8_t)ty)) {
 				lu->pr->holder = regs[h - 1];
 				lu->pr->type = (uint8_t)ty;
 			}
@@ -448,7 +384,7 @@ void scsi_pr_restore(struct scsi_lu *lu)
 			regs[n++] = r;
 		}
 	}
-	update_reserved(lu);
+	pr_update_reserved(lu);
 	log_info("storage object %s: restored %u persistent reservation "
 		 "registration(s)", lu->name, n);
 out:
@@ -456,7 +392,7 @@ out:
 	fclose(f);
 }
 
-static void pr_destroy(struct scsi_pr *pr)
+void pr_destroy(struct scsi_pr *pr)
 {
 	struct pr_reg *r, *n;
 
@@ -480,10 +416,10 @@ void scsi_pr_nexus_gone(struct scsi_lu *lu, const struct scsi_nexus *nx)
 {
 	pthread_mutex_lock(&lu->lock);
 	if (lu->pr && lu->pr->spc2_c && spc2_is(lu->pr, nx))
-		spc2_clear_cluster(lu, nx);
+		pr_spc2_clear_cluster(lu, nx);
 	if (lu->pr && lu->pr->spc2 == nx) {
 		lu->pr->spc2 = NULL;
-		update_reserved(lu);
+		pr_update_reserved(lu);
 	}
 	pthread_mutex_unlock(&lu->lock);
 }
@@ -493,10 +429,10 @@ void scsi_pr_nexus_gone(struct scsi_lu *lu, const struct scsi_nexus *nx)
 void scsi_pr_reset_locked(struct scsi_lu *lu)
 {
 	if (lu->pr && lu->pr->spc2_c)
-		spc2_clear_cluster(lu, NULL);
+		pr_spc2_clear_cluster(lu, NULL);
 	if (lu->pr && lu->pr->spc2) {
 		lu->pr->spc2 = NULL;
-		update_reserved(lu);
+		pr_update_reserved(lu);
 	}
 }
 
@@ -586,12 +522,12 @@ int scsi_pr_check(struct scsi_cmd *cmd)
 {
 	bool conflict;
 
-	if (pr_shared(cmd->lu)) {
+	if (pr_lu_shared(cmd->lu)) {
 		/* Only what does not depend on the reservation state gets by
 		 * a cache that may be stale; PR OUT reads the cluster's. */
 		if (!pr_fresh(cmd->lu) &&
 		    (pr_class(cmd->cdb) != PRC_ALLOWED || cmd->cdb[0] == 0x5e)) {
-			set_stale(cmd);
+			pr_set_stale(cmd);
 			return 1;
 		}
 		if (!atomic_load(&cmd->lu->pr_active))
@@ -631,7 +567,7 @@ int spc_prepare_reserve(struct scsi_cmd *cmd)
 
 /* lu->lock held. With cluster state the holder is named, not pointed
  * at, so that every gateway enforces it. */
-static void reserve_eval(struct scsi_cmd *cmd)
+void pr_reserve_eval(struct scsi_cmd *cmd)
 {
 	struct scsi_lu *lu = cmd->lu;
 	bool reserve = cmd->cdb[0] == 0x16 || cmd->cdb[0] == 0x56;
@@ -644,9 +580,9 @@ static void reserve_eval(struct scsi_cmd *cmd)
 				       ASC_INTERNAL_TARGET_FAILURE);
 		} else if (spc2_held(lu->pr) && !spc2_is(lu->pr, cmd->nexus)) {
 			set_conflict(cmd);
-		} else if (pr_shared(lu)) {
+		} else if (pr_lu_shared(lu)) {
 			lu->pr->spc2_c = true;
-			nx_id(&lu->pr->spc2_nx, cmd->nexus);
+			pr_nx_id(&lu->pr->spc2_nx, cmd->nexus);
 			scsi_set_good(cmd);
 		} else {
 			lu->pr->spc2 = cmd->nexus;
@@ -662,19 +598,18 @@ static void reserve_eval(struct scsi_cmd *cmd)
 	}
 }
 
-static void pr_out_cluster_start(struct scsi_cmd *cmd);
 
 void spc_exec_reserve(struct scsi_cmd *cmd)
 {
 	struct scsi_lu *lu = cmd->lu;
 
-	if (pr_shared(lu)) {
+	if (pr_lu_shared(lu)) {
 		pr_out_cluster_start(cmd);
 		return;
 	}
 	pthread_mutex_lock(&lu->lock);
-	reserve_eval(cmd);
-	update_reserved(lu);
+	pr_reserve_eval(cmd);
+	pr_update_reserved(lu);
 	pthread_mutex_unlock(&lu->lock);
 	scsi_cmd_complete(cmd);
 }
@@ -747,7 +682,7 @@ static void pr_in(struct scsi_cmd *cmd, uint8_t *b)
 		put_be16(b, 8);
 		b[2] = 0x10 | 0x04; /* CRH, ATP_C */
 		pthread_mutex_lock(&pr_dir_lock);
-		if (pr_state_dir || pr_shared(lu))
+		if (pr_state_dir || pr_lu_shared(lu))
 			b[2] |= 0x01; /* PTPL_C */
 		pthread_mutex_unlock(&pr_dir_lock);
 		/* TMV, ALLOW COMMANDS 001b (SPC-4 table 175) */
@@ -791,8 +726,8 @@ void spc_exec_pr_in(struct scsi_cmd *cmd)
 
 	if (!b) {
 		scsi_set_sense(cmd, SK_HARDWARE_ERROR, ASC_INTERNAL_TARGET_FAILURE);
-	} else if (pr_shared(cmd->lu) && !pr_fresh(cmd->lu)) {
-		set_stale(cmd);
+	} else if (pr_lu_shared(cmd->lu) && !pr_fresh(cmd->lu)) {
+		pr_set_stale(cmd);
 		free(b);
 	} else {
 		pthread_mutex_lock(&cmd->lu->lock);
@@ -867,7 +802,7 @@ static bool forced_aptpl(const struct scsi_lu *lu, bool aptpl)
 	bool dir;
 
 	/* cluster state is kept whatever APTPL says (docs/rbd.md) */
-	if (aptpl || !lu->attrs.force_pr_aptpl || pr_shared(lu))
+	if (aptpl || !lu->attrs.force_pr_aptpl || pr_lu_shared(lu))
 		return aptpl;
 	pthread_mutex_lock(&pr_dir_lock);
 	dir = pr_state_dir != NULL;
@@ -879,7 +814,7 @@ static bool aptpl_ok(struct scsi_cmd *cmd, bool aptpl)
 {
 	bool ok;
 
-	if (!aptpl || pr_shared(cmd->lu))
+	if (!aptpl || pr_lu_shared(cmd->lu))
 		return true;
 	pthread_mutex_lock(&pr_dir_lock);
 	ok = pr_state_dir != NULL;
@@ -1041,7 +976,7 @@ static unsigned remove_key(struct scsi_cmd *cmd, uint64_t sark,
 			continue;
 		ua_for(lu, o, cmd->nexus, SCSI_UA_REG_PREEMPTED);
 		if (preempt_abort && strcmp(o->iport, cmd->nexus->initiator_port)) {
-			if (recording)
+			if (pr_recording)
 				record(0, o, cmd->nexus);
 			else
 				scsi_lu_abort_tasks(lu, o->iport, cmd->nexus);
@@ -1221,7 +1156,7 @@ static void pr_register_move(struct scsi_cmd *cmd, struct pr_reg *r,
 	scsi_set_good(cmd);
 }
 
-static void pr_out(struct scsi_cmd *cmd)
+void pr_out(struct scsi_cmd *cmd)
 {
 	struct scsi_lu *lu = cmd->lu;
 	const uint8_t *cdb = cmd->cdb;
@@ -1258,7 +1193,7 @@ static void pr_out(struct scsi_cmd *cmd)
 			scsi_set_sense_field(cmd, true, 2, 7);
 			return;
 		}
-		if (!type_valid(type) && !(sa == SA_PREEMPT && !lu->pr->holder)) {
+		if (!pr_type_valid(type) && !(sa == SA_PREEMPT && !lu->pr->holder)) {
 			scsi_set_sense_field(cmd, true, 2, 3);
 			return;
 		}
@@ -1292,658 +1227,13 @@ void spc_exec_pr_out(struct scsi_cmd *cmd)
 {
 	struct scsi_lu *lu = cmd->lu;
 
-	if (pr_shared(lu)) {
+	if (pr_lu_shared(lu)) {
 		pr_out_cluster_start(cmd);
 		return;
 	}
 	pthread_mutex_lock(&lu->lock);
 	pr_out(cmd);
-	update_reserved(lu);
+	pr_update_reserved(lu);
 	pthread_mutex_unlock(&lu->lock);
 	scsi_cmd_complete(cmd);
-}
-
-/* --- cluster state (bs->pr_shared) --- */
-
-static struct scsi_pr *pr_new(void)
-{
-	struct scsi_pr *pr = calloc(1, sizeof(*pr));
-
-	if (pr)
-		list_init(&pr->regs);
-	return pr;
-}
-
-/* A deep copy, for evaluating a PR OUT without touching the cache. */
-static struct scsi_pr *pr_dup(const struct scsi_pr *src)
-{
-	struct scsi_pr *pr = pr_new();
-	const struct pr_reg *r;
-
-	if (!pr)
-		return NULL;
-	pr->generation = src->generation;
-	pr->type = src->type;
-	pr->aptpl = src->aptpl;
-	pr->spc2 = src->spc2;
-	pr->spc2_c = src->spc2_c;
-	pr->spc2_nx = src->spc2_nx;
-	pr->version = src->version;
-	pr->events_from = src->events_from;
-	list_for_each_entry(r, &src->regs, link) {
-		struct pr_reg *c = malloc(sizeof(*c));
-
-		if (!c) {
-			pr_destroy(pr);
-			return NULL;
-		}
-		*c = *r;
-		list_add_tail(&c->link, &pr->regs);
-		if (src->holder == r)
-			pr->holder = c;
-	}
-	if (src->log.n) {
-		pr->log.v = malloc(src->log.n * sizeof(*pr->log.v));
-		if (!pr->log.v) {
-			pr_destroy(pr);
-			return NULL;
-		}
-		memcpy(pr->log.v, src->log.v, src->log.n * sizeof(*pr->log.v));
-		pr->log.n = src->log.n;
-	}
-	return pr;
-}
-
-/* The new version's events join the log; those older than
- * PR_EV_VERSIONS versions leave it. */
-static int pr_log_add(struct scsi_pr *pr, const struct pr_evlog *evs)
-{
-	uint64_t from = pr->version > PR_EV_VERSIONS ?
-			pr->version - PR_EV_VERSIONS + 1 : 1;
-	unsigned i, k = 0;
-
-	for (i = 0; i < pr->log.n; i++)
-		if (pr->log.v[i].version >= from)
-			pr->log.v[k++] = pr->log.v[i];
-	pr->log.n = k;
-	for (i = 0; i < evs->n; i++) {
-		struct pr_ev *ev = ev_add(&pr->log);
-
-		if (!ev)
-			return -ENOMEM;
-		*ev = evs->v[i];
-		ev->version = pr->version;
-	}
-	pr->events_from = from;
-	return 0;
-}
-
-static const char *ua_name(unsigned ua)
-{
-	switch (ua) {
-	case SCSI_UA_RESV_PREEMPTED: return "reservations_preempted";
-	case SCSI_UA_RESV_RELEASED: return "reservations_released";
-	case SCSI_UA_REG_PREEMPTED: return "registrations_preempted";
-	default: return "abort_tasks";
-	}
-}
-
-static unsigned ua_bit(const char *s)
-{
-	if (!strcmp(s, "reservations_preempted"))
-		return SCSI_UA_RESV_PREEMPTED;
-	if (!strcmp(s, "reservations_released"))
-		return SCSI_UA_RESV_RELEASED;
-	if (!strcmp(s, "registrations_preempted"))
-		return SCSI_UA_REG_PREEMPTED;
-	if (!strcmp(s, "abort_tasks"))
-		return 0;
-	return ~0u; /* not ours to act on */
-}
-
-static json_t *reg_json(const struct pr_reg *r, bool with_key)
-{
-	json_t *o = json_object();
-	char key[24];
-
-	if (!o)
-		return NULL;
-	if (with_key) {
-		snprintf(key, sizeof(key), "0x%016" PRIx64, r->key);
-		json_object_set_new(o, "key", json_string(key));
-	}
-	json_object_set_new(o, "initiator_port", json_string(r->iport));
-	json_object_set_new(o, "initiator_name", json_string(r->iname));
-	json_object_set_new(o, "target_name", json_string(r->tname));
-	json_object_set_new(o, "tpgt", json_integer(r->tpgt));
-	if (with_key)
-		json_object_set_new(o, "rtpi", json_integer(r->rel_port_id));
-	json_object_set_new(o, "all_tg_pt", json_boolean(r->all_tg_pt));
-	return o;
-}
-
-static bool str_get(json_t *o, const char *k, char *out, size_t outlen)
-{
-	const char *v = json_string_value(json_object_get(o, k));
-
-	if (!v || strlen(v) >= outlen)
-		return false;
-	memcpy(out, v, strlen(v) + 1);
-	return true;
-}
-
-static bool reg_from_json(json_t *o, struct pr_reg *r, bool with_key)
-{
-	char key[24];
-
-	memset(r, 0, sizeof(*r));
-	if (!json_is_object(o) ||
-	    !str_get(o, "initiator_port", r->iport, sizeof(r->iport)) ||
-	    !str_get(o, "initiator_name", r->iname, sizeof(r->iname)) ||
-	    !str_get(o, "target_name", r->tname, sizeof(r->tname)))
-		return false;
-	r->tpgt = (uint16_t)json_integer_value(json_object_get(o, "tpgt"));
-	r->all_tg_pt = json_is_true(json_object_get(o, "all_tg_pt"));
-	if (with_key) {
-		if (!str_get(o, "key", key, sizeof(key)))
-			return false;
-		r->key = strtoull(key, NULL, 16);
-		r->rel_port_id =
-			(uint16_t)json_integer_value(json_object_get(o, "rtpi"));
-	}
-	return true;
-}
-
-/* The stored form (docs/rbd.md): a JSON object, keys as hex strings (a
- * JSON number cannot hold every 64-bit key). */
-static char *pr_encode(const struct scsi_pr *pr, size_t *len)
-{
-	json_t *root = json_object(), *regs = json_array(), *evs = json_array();
-	const struct pr_reg *r;
-	unsigned idx = 0, i;
-	char *out = NULL;
-
-	if (!root || !regs || !evs)
-		goto done;
-	json_object_set_new(root, "format", json_string("utarget-pr/1"));
-	json_object_set_new(root, "version", json_integer((json_int_t)pr->version));
-	json_object_set_new(root, "generation", json_integer(pr->generation));
-	json_object_set_new(root, "aptpl", json_boolean(pr->aptpl));
-	json_object_set(root, "registrations", regs);
-	list_for_each_entry(r, &pr->regs, link) {
-		json_array_append_new(regs, reg_json(r, true));
-		if (r == pr->holder) {
-			json_t *h = json_object();
-
-			json_object_set_new(h, "holder", json_integer(idx));
-			json_object_set_new(h, "type", json_integer(pr->type));
-			json_object_set_new(root, "reservation", h);
-		}
-		idx++;
-	}
-	if (!pr->holder)
-		json_object_set_new(root, "reservation", json_null());
-	if (pr->spc2_c) {
-		json_t *x = json_object();
-
-		json_object_set_new(x, "initiator_port", json_string(pr->spc2_nx.iport));
-		json_object_set_new(x, "target_name", json_string(pr->spc2_nx.tname));
-		json_object_set_new(x, "tpgt", json_integer(pr->spc2_nx.tpgt));
-		json_object_set_new(root, "spc2_reservation", x);
-	} else {
-		json_object_set_new(root, "spc2_reservation", json_null());
-	}
-	json_object_set_new(root, "events_from",
-			    json_integer((json_int_t)pr->events_from));
-	json_object_set(root, "events", evs);
-	for (i = 0; i < pr->log.n; i++) {
-		const struct pr_ev *ev = &pr->log.v[i];
-		json_t *e = json_object(), *x = json_object();
-
-		json_object_set_new(e, "version", json_integer((json_int_t)ev->version));
-		json_object_set_new(e, "event", json_string(ua_name(ev->ua)));
-		json_object_set_new(e, "for", reg_json(&ev->reg, false));
-		json_object_set_new(x, "initiator_port", json_string(ev->x_iport));
-		json_object_set_new(x, "target_name", json_string(ev->x_tname));
-		json_object_set_new(x, "tpgt", json_integer(ev->x_tpgt));
-		json_object_set_new(e, "except", x);
-		json_array_append_new(evs, e);
-	}
-	out = json_dumps(root, JSON_COMPACT);
-	if (out)
-		*len = strlen(out);
-done:
-	json_decref(regs);
-	json_decref(evs);
-	json_decref(root);
-	return out;
-}
-
-/* NULL when the bytes are not a state we understand (logged). An empty
- * object is the empty state of version 0. */
-static struct scsi_pr *pr_decode(const struct scsi_lu *lu, const char *data,
-				 size_t len)
-{
-	struct scsi_pr *pr = pr_new();
-	struct pr_reg **byidx = NULL;
-	json_t *root = NULL, *regs, *resv, *evs, *v;
-	json_error_t je;
-	size_t i, n;
-
-	if (!pr || !len)
-		return pr;
-	root = json_loadb(data, len, 0, &je);
-	if (!json_is_object(root) ||
-	    !json_is_string(json_object_get(root, "format")) ||
-	    strcmp(json_string_value(json_object_get(root, "format")),
-		   "utarget-pr/1")) {
-		log_warn("storage object %s: persistent reservation state in the "
-			 "cluster is not utarget-pr/1 (%s)", lu->name,
-			 root ? "format" : je.text);
-		goto fail;
-	}
-	pr->version = (uint64_t)json_integer_value(json_object_get(root, "version"));
-	pr->generation = (uint32_t)json_integer_value(json_object_get(root, "generation"));
-	pr->aptpl = json_is_true(json_object_get(root, "aptpl"));
-	pr->events_from =
-		(uint64_t)json_integer_value(json_object_get(root, "events_from"));
-	regs = json_object_get(root, "registrations");
-	n = json_array_size(regs);
-	byidx = calloc(n ? n : 1, sizeof(*byidx));
-	if (!byidx)
-		goto fail;
-	json_array_foreach(regs, i, v) {
-		struct pr_reg *r = malloc(sizeof(*r));
-
-		if (!r || !reg_from_json(v, r, true)) {
-			free(r);
-			log_warn("storage object %s: bad registration %zu in the "
-				 "cluster's persistent reservation state",
-				 lu->name, i);
-			goto fail;
-		}
-		list_add_tail(&r->link, &pr->regs);
-		byidx[i] = r;
-	}
-	resv = json_object_get(root, "reservation");
-	if (json_is_object(resv)) {
-		json_int_t h = json_integer_value(json_object_get(resv, "holder"));
-		uint8_t t = (uint8_t)json_integer_value(json_object_get(resv, "type"));
-
-		if (h < 0 || (size_t)h >= n || !type_valid(t)) {
-			log_warn("storage object %s: bad reservation in the cluster's "
-				 "persistent reservation state", lu->name);
-			goto fail;
-		}
-		pr->holder = byidx[h];
-		pr->type = t;
-	}
-	v = json_object_get(root, "spc2_reservation");
-	if (json_is_object(v)) {
-		if (!str_get(v, "initiator_port", pr->spc2_nx.iport,
-			     sizeof(pr->spc2_nx.iport)) ||
-		    !str_get(v, "target_name", pr->spc2_nx.tname,
-			     sizeof(pr->spc2_nx.tname)))
-			goto fail;
-		pr->spc2_nx.tpgt =
-			(uint16_t)json_integer_value(json_object_get(v, "tpgt"));
-		pr->spc2_c = true;
-	}
-	evs = json_object_get(root, "events");
-	json_array_foreach(evs, i, v) {
-		json_t *x = json_object_get(v, "except");
-		struct pr_ev *ev = ev_add(&pr->log);
-
-		if (!ev || !reg_from_json(json_object_get(v, "for"), &ev->reg, false))
-			goto fail;
-		list_init(&ev->reg.link);
-		ev->version = (uint64_t)json_integer_value(json_object_get(v, "version"));
-		ev->ua = json_is_string(json_object_get(v, "event")) ?
-			 ua_bit(json_string_value(json_object_get(v, "event"))) : ~0u;
-		if (ev->ua == ~0u)
-			pr->log.n--; /* an event a later format added: skip */
-		str_get(x, "initiator_port", ev->x_iport, sizeof(ev->x_iport));
-		str_get(x, "target_name", ev->x_tname, sizeof(ev->x_tname));
-		ev->x_tpgt = (uint16_t)json_integer_value(json_object_get(x, "tpgt"));
-	}
-	free(byidx);
-	json_decref(root);
-	return pr;
-fail:
-	free(byidx);
-	json_decref(root);
-	pr_destroy(pr);
-	return NULL;
-}
-
-static bool nexus_is(const struct scsi_nexus *nx, const struct pr_ev *ev)
-{
-	return nx->tport.tpgt == ev->x_tpgt &&
-	       !strcmp(nx->initiator_port, ev->x_iport) &&
-	       !strcmp(nx->tport.target_name, ev->x_tname);
-}
-
-/* Raises one recorded event on this gateway's nexuses. lu->lock held. */
-static void ev_apply(struct scsi_lu *lu, const struct pr_ev *ev)
-{
-	struct scsi_lun_ent *e;
-
-	if (!ev->ua) {
-		/* SPC-4 5.12.11.5: the preempted initiator's tasks end here
-		 * too, whichever gateway its commands came through */
-		scsi_lu_abort_tasks(lu, ev->reg.iport, NULL);
-		return;
-	}
-	list_for_each_entry(e, &lu->nexus_ents, lu_link) {
-		if (nexus_is(e->nexus, ev) || !reg_matches(lu, &ev->reg, e->nexus))
-			continue;
-		atomic_fetch_or(&e->ua, ev->ua);
-	}
-}
-
-/* Without the events (more versions missed than the log keeps): a nexus
- * that had a registration and has none now was preempted
- * (REGISTRATIONS PREEMPTED, SPC-4 5.12.11.4). lu->lock held. */
-static void diff_apply(struct scsi_lu *lu, const struct scsi_pr *old,
-		       const struct scsi_pr *fresh)
-{
-	struct scsi_lun_ent *e;
-	const struct pr_reg *r;
-
-	list_for_each_entry(e, &lu->nexus_ents, lu_link) {
-		bool had = false, has = false;
-
-		list_for_each_entry(r, &old->regs, link)
-			had = had || reg_matches(lu, r, e->nexus);
-		list_for_each_entry(r, &fresh->regs, link)
-			has = has || reg_matches(lu, r, e->nexus);
-		if (had && !has)
-			atomic_fetch_or(&e->ua, SCSI_UA_REG_PREEMPTED);
-	}
-}
-
-/* Makes fresh (a state from the cluster, owned from now on) the LU's
- * cache if it is newer, raising the unit attentions of the versions in
- * between for this gateway's nexuses. lu->lock held. */
-static void pr_install_locked(struct scsi_lu *lu, struct scsi_pr *fresh)
-{
-	struct scsi_pr *old = lu->pr;
-	bool loaded = atomic_load(&lu->pr_loaded);
-	unsigned i;
-
-	/* versions only grow (compare-and-swap); an older one is a notify
-	 * or a store overtaken by another gateway's */
-	if (old && loaded && fresh->version <= old->version) {
-		pr_destroy(fresh);
-		return;
-	}
-	if (old && loaded) {
-		if (fresh->events_from > old->version + 1)
-			diff_apply(lu, old, fresh);
-		for (i = 0; i < fresh->log.n; i++)
-			if (fresh->log.v[i].version > old->version)
-				ev_apply(lu, &fresh->log.v[i]);
-	}
-	lu->pr = fresh;
-	pr_destroy(old);
-	atomic_store(&lu->pr_loaded, true);
-	update_reserved(lu);
-}
-
-/* The backstore's changed hook (its watch thread): another gateway stored
- * a state (data), or the watch came back and we must read it (NULL).
- * Taken before returning: the notifier's PR OUT waits for that. */
-static int pr_changed(void *arg, const char *data, size_t len)
-{
-	struct scsi_lu *lu = arg;
-	struct scsi_pr *fresh;
-	char *buf = NULL;
-
-	if (!data || !len) {
-		int e = lu->bs->ops->pr_load(lu->bs, &buf, &len);
-
-		if (e < 0)
-			return e;
-		data = buf;
-	}
-	fresh = pr_decode(lu, data, len);
-	free(buf);
-	if (!fresh)
-		return -EINVAL;
-	pthread_mutex_lock(&lu->lock);
-	pr_install_locked(lu, fresh);
-	pthread_mutex_unlock(&lu->lock);
-	return 0;
-}
-
-static void pr_cluster_attach(struct scsi_lu *lu)
-{
-	int e;
-
-	/* reads the state through pr_changed before it returns (and, if
-	 * that fails, keeps trying: until then pr_loaded is false and
-	 * nothing that depends on the state is served) */
-	lu->bs->ops->pr_attach(lu->bs, pr_changed, lu);
-	e = atomic_load(&lu->pr_loaded) ? 0 : -EAGAIN;
-	pthread_mutex_lock(&lu->lock);
-	if (e >= 0) {
-		const struct pr_reg *r;
-		unsigned n = 0;
-
-		if (lu->pr)
-			list_for_each_entry(r, &lu->pr->regs, link)
-				n++;
-		log_info("storage object %s: persistent reservations kept in "
-			 "the cluster (%u registration(s))", lu->name, n);
-	}
-	update_reserved(lu);
-	pthread_mutex_unlock(&lu->lock);
-}
-
-/* Evaluates a change against a copy of the state (lu->pr is the copy,
- * lu->lock held): 1 to store it, 0 to leave the state as it is. */
-typedef int (*pr_eval_fn)(struct scsi_lu *lu, void *ctx);
-
-/* One update of the cluster's state: load the latest, evaluate against it,
- * compare-and-swap; another gateway's store in between means doing it
- * all again against theirs. Blocks: helper threads only. 0, or -errno
- * when the cluster could not be read or written (-ENOMEM, -EINVAL: the
- * state is not ours to understand). */
-static int cluster_update(struct scsi_lu *lu, pr_eval_fn eval, void *ctx)
-{
-	struct bs_dev *bs = lu->bs;
-	unsigned tries;
-
-	for (tries = 0;; tries++) {
-		struct scsi_pr *fresh, *work, *cached;
-		struct pr_evlog evs = { 0 };
-		char *buf = NULL, *out;
-		size_t len = 0;
-		uint64_t base;
-		int e, store;
-
-		e = bs->ops->pr_load(bs, &buf, &len);
-		fresh = e < 0 ? NULL : pr_decode(lu, buf, len);
-		free(buf);
-		if (!fresh) {
-			log_warn("storage object %s: cannot read the persistent "
-				 "reservation state from the cluster: %s", lu->name,
-				 e < 0 ? strerror(-e) : "not understood");
-			return e < 0 ? e : -EINVAL;
-		}
-		pthread_mutex_lock(&lu->lock);
-		pr_install_locked(lu, fresh);
-		cached = lu->pr;
-		work = pr_dup(cached);
-		if (!work) {
-			pthread_mutex_unlock(&lu->lock);
-			return -ENOMEM;
-		}
-		base = cached->version;
-		/* the same rules as a local LU, on a copy nobody else sees
-		 * (the lock is held throughout), with the unit attentions
-		 * recorded instead of raised */
-		lu->pr = work;
-		recording = &evs;
-		store = eval(lu, ctx);
-		recording = NULL;
-		lu->pr = cached;
-		pthread_mutex_unlock(&lu->lock);
-		if (!store) {
-			free(evs.v);
-			pr_destroy(work);
-			return 0;
-		}
-		work->version = base + 1;
-		e = pr_log_add(work, &evs);
-		free(evs.v);
-		out = e < 0 ? NULL : pr_encode(work, &len);
-		if (!out) {
-			pr_destroy(work);
-			return -ENOMEM;
-		}
-		e = bs->ops->pr_store(bs, base, base + 1, out, len);
-		free(out);
-		if (e == -ECANCELED && tries < 1000) {
-			/* another gateway stored first: evaluate again against
-			 * its state (after a short random pause, so that many
-			 * racing gateways do not keep colliding) */
-			pr_destroy(work);
-			usleep((useconds_t)(rand() % (1000 * (tries < 20 ? tries + 1 : 20))));
-			continue;
-		}
-		if (e < 0) {
-			log_warn("storage object %s: cannot store the persistent "
-				 "reservation state in the cluster: %s", lu->name,
-				 strerror(-e));
-			pr_destroy(work);
-			return e;
-		}
-		pthread_mutex_lock(&lu->lock);
-		pr_install_locked(lu, work);
-		pthread_mutex_unlock(&lu->lock);
-		return 0;
-	}
-}
-
-/* PERSISTENT RESERVE OUT (SPC-4 6.16), RESERVE / RELEASE (SPC-2 7.21,
- * 7.13): stored when it succeeded. */
-static int eval_cmd(struct scsi_lu *lu, void *ctx)
-{
-	struct scsi_cmd *cmd = ctx;
-
-	if (cmd->cdb[0] == 0x5f)
-		pr_out(cmd);
-	else
-		reserve_eval(cmd);
-	return cmd->status == SAM_STAT_GOOD;
-}
-
-static void pr_out_complete_post(void *arg)
-{
-	scsi_cmd_complete(arg);
-}
-
-static void *pr_out_cluster(void *arg)
-{
-	struct scsi_cmd *cmd = arg;
-	int e = cluster_update(cmd->lu, eval_cmd, cmd);
-
-	if (e == -ENOMEM)
-		scsi_set_sense(cmd, SK_HARDWARE_ERROR, ASC_INTERNAL_TARGET_FAILURE);
-	else if (e < 0)
-		set_stale(cmd); /* retryable; see docs/rbd.md for a lost reply */
-	if (cmd->loop) {
-		/* the completion belongs to the command's worker */
-		cmd->bio.post.fn = pr_out_complete_post;
-		cmd->bio.post.arg = cmd;
-		cmd->bio.post.owned = false;
-		io_loop_post_node(cmd->loop, &cmd->bio.post);
-	} else {
-		scsi_cmd_complete(cmd);
-	}
-	return NULL;
-}
-
-static bool spawn(void *(*fn)(void *), void *arg)
-{
-	pthread_attr_t a;
-	pthread_t t;
-	int e;
-
-	pthread_attr_init(&a);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	e = pthread_create(&t, &a, fn, arg);
-	pthread_attr_destroy(&a);
-	return e == 0;
-}
-
-static void pr_out_cluster_start(struct scsi_cmd *cmd)
-{
-	if (!spawn(pr_out_cluster, cmd)) {
-		cmd->status = SAM_STAT_BUSY;
-		cmd->sense_len = 0;
-		scsi_cmd_complete(cmd);
-	}
-}
-
-/* The end of an SPC-2 reservation that nobody's command asked for: its
- * nexus ended (any: a LUN or target reset, SPC-2 5.5.1) */
-struct spc2_clear {
-	struct scsi_lu *lu;
-	bool any;
-	struct pr_nx nx;
-};
-
-static int eval_spc2_clear(struct scsi_lu *lu, void *ctx)
-{
-	struct spc2_clear *c = ctx;
-	struct scsi_pr *pr = lu->pr;
-
-	if (!pr->spc2_c)
-		return 0;
-	if (!c->any && (pr->spc2_nx.tpgt != c->nx.tpgt ||
-			strcmp(pr->spc2_nx.iport, c->nx.iport) ||
-			strcmp(pr->spc2_nx.tname, c->nx.tname)))
-		return 0;
-	pr->spc2_c = false;
-	return 1;
-}
-
-static void *spc2_clear_thread(void *arg)
-{
-	struct spc2_clear *c = arg;
-	int e = cluster_update(c->lu, eval_spc2_clear, c);
-
-	if (e < 0)
-		log_warn("storage object %s: the SPC-2 reservation could not be "
-			 "released in the cluster: %s", c->lu->name, strerror(-e));
-	scsi_lu_put(c->lu);
-	free(c);
-	return NULL;
-}
-
-/* lu->lock held, so nothing blocks here: the update runs on a thread of
- * its own. Until it is stored the reservation still holds (on every
- * gateway alike). */
-static void spc2_clear_cluster(struct scsi_lu *lu, const struct scsi_nexus *nx)
-{
-	struct spc2_clear *c = calloc(1, sizeof(*c));
-
-	if (!c) {
-		log_warn("storage object %s: no memory to release an SPC-2 "
-			 "reservation", lu->name);
-		return;
-	}
-	c->lu = lu;
-	c->any = nx == NULL;
-	if (nx)
-		nx_id(&c->nx, nx);
-	scsi_lu_get(lu);
-	if (!spawn(spc2_clear_thread, c)) {
-		log_warn("storage object %s: cannot release an SPC-2 "
-			 "reservation (no thread)", lu->name);
-		scsi_lu_put(lu);
-		free(c);
-	}
 }
