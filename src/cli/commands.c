@@ -2,7 +2,7 @@
  * version), the join of the per-file tables (cmd_*.c: targetcli-fb's
  * names, arguments and defaults, on top of libutarget; get / set live in
  * groups.c), help, and the line dispatcher. Messages are
- * targetcli's words (reference/lio-targetcli.md). */
+ * targetcli's words (docs/utargetcli.md). */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>

@@ -210,3 +210,29 @@ class LinuxGuest:
         assert rc == 0 and not fails, "guest: exit %s, failures %s\n%s" % (rc, fails,
                                                                           self.tail())
         return self.results()
+
+
+# A guest shell fragment (the test scripts provide until_true): verified I/O through a
+# multipath map, for the failover tests (test_kernel_initiator.py, test_rbd_ha.py).
+IO_LOOP_SH = r"""# io_loop: write, read back and compare 1 MiB regions of the map $DM until /tmp/io.stop;
+# /tmp/io.count holds "ROUNDS ERRORS", /tmp/io.times "ROUND@UPTIME" per round
+io_loop() {
+  i=0; errs=0
+  while [ ! -e /tmp/io.stop ]; do
+    # 1 MiB commands: few of them, as each one through a non-optimized port waits for
+    # the group's nonop_delay_msecs
+    seek=$(( i % 8 + 1 ))
+    dd if=/tmp/pat of=$DM bs=1M seek=$seek oflag=direct conv=fsync 2>/tmp/io.err || \
+      { errs=$((errs+1)); echo "@@WARN round $i write: $(cat /tmp/io.err)"; }
+    dd if=$DM of=/tmp/io.back bs=1M skip=$seek count=1 iflag=direct 2>/tmp/io.err || \
+      { errs=$((errs+1)); echo "@@WARN round $i read: $(cat /tmp/io.err)"; }
+    cmp -s /tmp/pat /tmp/io.back || { errs=$((errs+1)); echo "@@WARN round $i: read back differs"; }
+    i=$((i+1))
+    echo "$i $errs" > /tmp/io.count
+    echo "$i@$(cut -d' ' -f1 /proc/uptime)" >> /tmp/io.times
+  done
+}
+rounds() { cut -d' ' -f1 /tmp/io.count 2>/dev/null || echo 0; }
+# more_rounds N WHAT [SECONDS]: wait until the loop has done N rounds more than now
+more_rounds() { _r=$(( $(rounds) + $1 )); until_true ${3:-120} "$2" '[ $(rounds) -ge $_r ]'; }
+"""

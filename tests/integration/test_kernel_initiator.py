@@ -18,7 +18,7 @@ import threading
 import pytest
 
 import uthelpers as ut
-from guest import LinuxGuest
+from guest import IO_LOOP_SH, LinuxGuest
 from rpcclient import RpcClient
 from uthelpers import MiB
 
@@ -216,28 +216,7 @@ result map_paths "$(multipathd show maps raw format '%N')"
 DM=/dev/$(ls /sys/block | grep '^dm-' | head -1)
 [ "$DM" = /dev/ ] && { fail "multipathd made no map"; echo "@@EXIT 1"; poweroff -f; }
 result dm $DM
-# io_loop: write, read back and compare 1 MiB regions through the map until /tmp/io.stop;
-# /tmp/io.count holds "ROUNDS ERRORS"
-io_loop() {
-  i=0; errs=0
-  while [ ! -e /tmp/io.stop ]; do
-    # 1 MiB commands: few of them, as each one through a non-optimized port waits for
-    # the group's nonop_delay_msecs
-    seek=$(( i % 8 + 1 ))
-    dd if=/tmp/pat of=$DM bs=1M seek=$seek oflag=direct conv=fsync 2>/tmp/io.err || \
-      { errs=$((errs+1)); echo "@@WARN round $i write: $(cat /tmp/io.err)"; }
-    dd if=$DM of=/tmp/io.back bs=1M skip=$seek count=1 iflag=direct 2>/tmp/io.err || \
-      { errs=$((errs+1)); echo "@@WARN round $i read: $(cat /tmp/io.err)"; }
-    cmp -s /tmp/pat /tmp/io.back || { errs=$((errs+1)); echo "@@WARN round $i: read back differs"; }
-    i=$((i+1))
-    echo "$i $errs" > /tmp/io.count
-    echo "$i@$(cut -d' ' -f1 /proc/uptime)" >> /tmp/io.times
-  done
-}
-rounds() { cut -d' ' -f1 /tmp/io.count 2>/dev/null || echo 0; }
-# more_rounds N WHAT: wait until the loop has done N rounds more than now
-more_rounds() { _r=$(( $(rounds) + $1 )); until_true 120 "$2" '[ $(rounds) -ge $_r ]'; }
-echo "0 0" > /tmp/io.count
+""" + IO_LOOP_SH + r"""echo "0 0" > /tmp/io.count
 step io
 io_loop &
 IO=$!

@@ -23,6 +23,7 @@ import pytest
 import iscsiraw as raw
 import uthelpers as ut
 from uthelpers import MiB
+from guest import IO_LOOP_SH
 from test_rbd import _naa
 
 IQN = "iqn.2003-01.org.linux-iscsi.test:ha"
@@ -476,27 +477,11 @@ result serial_b "$(udevadm info -q property -n /dev/$DB | sed -n 's/^ID_SERIAL=/
 multipathd show topology
 DM=/dev/$(ls /sys/block | grep '^dm-' | head -1)
 [ "$DM" = /dev/ ] && { fail "multipathd made no map"; echo "@@EXIT 1"; poweroff -f; }
-io_loop() {
-  i=0; errs=0
-  while [ ! -e /tmp/io.stop ]; do
-    seek=$(( i % 8 + 1 ))
-    dd if=/tmp/pat of=$DM bs=1M seek=$seek oflag=direct conv=fsync 2>/tmp/io.err || \
-      { errs=$((errs+1)); echo "@@WARN round $i write: $(cat /tmp/io.err)"; }
-    dd if=$DM of=/tmp/io.back bs=1M skip=$seek count=1 iflag=direct 2>/tmp/io.err || \
-      { errs=$((errs+1)); echo "@@WARN round $i read: $(cat /tmp/io.err)"; }
-    cmp -s /tmp/pat /tmp/io.back || { errs=$((errs+1)); echo "@@WARN round $i: read back differs"; }
-    i=$((i+1))
-    echo "$i $errs" > /tmp/io.count
-    echo "$i@$(cut -d' ' -f1 /proc/uptime)" >> /tmp/io.times
-  done
-}
-rounds() { cut -d' ' -f1 /tmp/io.count 2>/dev/null || echo 0; }
-more_rounds() { _r=$(( $(rounds) + $1 )); until_true 180 "$2" '[ $(rounds) -ge $_r ]'; }
-echo "0 0" > /tmp/io.count
+""" + IO_LOOP_SH + r"""echo "0 0" > /tmp/io.count
 step io
 io_loop &
 IO=$!
-more_rounds 3 "three verified rounds through the map"
+more_rounds 3 "three verified rounds through the map" 180
 result pg_a_before $(pg_of $DA)
 result a_io_before $(iocount $DA)
 result b_io_before $(iocount $DB)
@@ -504,7 +489,7 @@ step kill
 until_true 120 "gw2 optimized and carrying the I/O" \
   '[ "$(access $DB)" = active/optimized ] && [ "$(pg_of $DB)" = active ]'
 B0=$(iocount $DB)
-more_rounds 3 "three rounds through gw2"
+more_rounds 3 "three rounds through gw2" 180
 result b_io_failed $(( $(iocount $DB) - B0 ))
 multipathd show topology
 step killed
@@ -512,9 +497,9 @@ step killed
 until_true 180 "gw1's session back, its path standby" \
   '[ "$(cat /sys/class/iscsi_session/$SESS1/state)" = LOGGED_IN ] && [ "$(access $DA)" = standby ]'
 result access_a_rejoined "$(access $DA)"
-more_rounds 1 "a round after gw1 rejoined"
+more_rounds 1 "a round after gw1 rejoined" 180
 A0=$(iocount $DA); B0=$(iocount $DB)
-more_rounds 3 "three rounds after gw1 rejoined"
+more_rounds 3 "three rounds after gw1 rejoined" 180
 result a_io_rejoined $(( $(iocount $DA) - A0 ))
 result b_io_rejoined $(( $(iocount $DB) - B0 ))
 result access_b_rejoined "$(access $DB)"
