@@ -93,8 +93,8 @@ void iscsi_conn_request_logout(struct iscsi_conn *c, unsigned secs,
 	b[1] = ISCSI_FLAG_FINAL;
 	put_be32(b + BHS_ITT, ISCSI_RSVD_TAG);
 	b[36] = 1; /* AsyncEvent: the target requests a logout */
-	put_be16(b + 38, 0); /* Parameter1: reserved for event 1 */
-	put_be16(b + 42, (uint16_t)secs); /* Parameter3: time to logout */
+	put_be16(b + BHS_ASYNC_P1, 0); /* Parameter1: reserved for event 1 */
+	put_be16(b + BHS_ASYNC_P3, (uint16_t)secs); /* Parameter3: time to logout */
 	iscsi_conn_send_simple(c, b, NULL, 0, true);
 	iscsi_conn_log(c, UT_LOG_INFO, "%s: logout requested", why);
 	/* the bound: whatever the initiator does, the connection ends */
@@ -563,13 +563,13 @@ static void handle_logout(struct iscsi_conn *c)
 	 * per session both end everything. 2 (recovery) needs ERL 2. */
 	if (reason == 2) {
 		r[2] = 2; /* connection recovery is not supported */
-	} else if (reason == 1 && get_be16(h + 20) != c->cid) {
+	} else if (reason == 1 && get_be16(h + BHS_CID) != c->cid) {
 		r[2] = 1; /* CID not found */
 	} else {
 		r[2] = 0;
 	}
-	put_be16(r + 40, (uint16_t)c->sess->params.time2wait);
-	put_be16(r + 42, (uint16_t)c->sess->params.time2retain);
+	put_be16(r + BHS_T2W, (uint16_t)c->sess->params.time2wait);
+	put_be16(r + BHS_T2R, (uint16_t)c->sess->params.time2retain);
 	e = iscsi_txe_new(0);
 	if (!e) {
 		iscsi_conn_close(c, "out of memory");

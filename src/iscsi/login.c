@@ -99,8 +99,8 @@ static void login_respond(struct iscsi_conn *c, bool transit, int nsg,
 	}
 	b[2] = 0; /* version-max */
 	b[3] = 0; /* version-active */
-	memcpy(b + 8, l->isid, 6);
-	put_be16(b + 14, tsih);
+	memcpy(b + BHS_ISID, l->isid, 6);
+	put_be16(b + BHS_TSIH, tsih);
 	put_be32(b + BHS_ITT, l->itt);
 	put_be32(b + BHS_CMDSN, c->stat_sn++);
 	put_be32(b + BHS_EXPSTATSN, l->cmdsn);
@@ -574,10 +574,10 @@ static struct iscsi_login_state *login_state(struct iscsi_conn *c)
 		iscsi_sess_params_default(&l->sp);
 	}
 	if (!l->started) {
-		memcpy(l->isid, h + 8, 6);
-		l->tsih = get_be16(h + 14);
+		memcpy(l->isid, h + BHS_ISID, 6);
+		l->tsih = get_be16(h + BHS_TSIH);
 		l->itt = get_be32(h + BHS_ITT);
-		l->cid = get_be16(h + 20);
+		l->cid = get_be16(h + BHS_CID);
 		l->cmdsn = get_be32(h + BHS_CMDSN);
 		l->stage = (h[1] >> 2) & 3;
 		c->cid = l->cid;
@@ -618,8 +618,9 @@ void iscsi_login_rx(struct iscsi_conn *c)
 			return;
 		}
 	}
-	if (memcmp(l->isid, h + 8, 6) || l->tsih != get_be16(h + 14) ||
-	    l->cid != get_be16(h + 20)) {
+	if (memcmp(l->isid, h + BHS_ISID, 6) ||
+	    l->tsih != get_be16(h + BHS_TSIH) ||
+	    l->cid != get_be16(h + BHS_CID)) {
 		login_fail(c, ISCSI_LOGIN_INITIATOR_ERROR,
 			   "ISID/TSIH/CID changed during login");
 		return;

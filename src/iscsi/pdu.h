@@ -61,6 +61,21 @@
 #define BHS_CMDSN 24 /* StatSN in target PDUs */
 #define BHS_EXPSTATSN 28 /* ExpCmdSN in target PDUs */
 #define BHS_MAXCMDSN 32
+/* Fields of particular PDUs (RFC 7143 section of the layout) */
+#define BHS_ISID 8      /* Login Request / Response, 6 bytes (11.12) */
+#define BHS_TSIH 14     /* Login Request / Response (11.12.5) */
+#define BHS_CID 20      /* Login Request (11.12.6), Logout Request (11.14.3) */
+#define BHS_EDTL 20     /* SCSI Command: Expected Data Transfer Length (11.3.4) */
+#define BHS_REFTT 20    /* Task Management Function: Referenced Task Tag (11.5.2) */
+#define BHS_DATASN 36   /* Data-In / Data-Out DataSN (11.7.4), R2TSN (11.8.2),
+			 * SCSI Response ExpDataSN (11.4.6) */
+#define BHS_BUFOFF 40   /* Data-In / Data-Out, R2T: Buffer Offset (11.7.5, 11.8.3) */
+#define BHS_RESIDUAL 44 /* SCSI Response, Data-In: Residual Count (11.4.5);
+			 * R2T: Desired Data Transfer Length (11.8.4) */
+#define BHS_ASYNC_P1 38 /* Asynchronous Message Parameter1 (11.9.1) */
+#define BHS_ASYNC_P3 42 /* Asynchronous Message Parameter3 */
+#define BHS_T2W 40      /* Logout Response: Time2Wait (11.15.2) */
+#define BHS_T2R 42      /* Logout Response: Time2Retain (11.15.3) */
 
 /* Reject reasons (§11.17.1) */
 #define ISCSI_REJECT_DATA_DIGEST 0x02

@@ -260,8 +260,8 @@ static void send_response(struct iscsi_task *t)
 	b[2] = 0; /* command completed at target */
 	b[3] = cmd->status;
 	put_be32(b + BHS_ITT, t->itt);
-	put_be32(b + 36, t->datasn); /* ExpDataSN: Data-Ins sent */
-	put_be32(b + 44, residual(t, &b[1]));
+	put_be32(b + BHS_DATASN, t->datasn); /* ExpDataSN: Data-Ins sent */
+	put_be32(b + BHS_RESIDUAL, residual(t, &b[1]));
 	if (dlen) {
 		uint8_t *d = (uint8_t *)(e + 1);
 
@@ -307,12 +307,12 @@ static void send_data_in(struct iscsi_task *t)
 			b[1] |= ISCSI_FLAG_FINAL;
 		put_be32(b + BHS_ITT, t->itt);
 		put_be32(b + BHS_TTT, ISCSI_RSVD_TAG);
-		put_be32(b + 36, t->datasn++);
-		put_be32(b + 40, off);
+		put_be32(b + BHS_DATASN, t->datasn++);
+		put_be32(b + BHS_BUFOFF, off);
 		if (last && status_in_data) {
 			b[1] |= ISCSI_FLAG_DATA_STATUS | ISCSI_FLAG_FINAL;
 			b[3] = cmd->status;
-			put_be32(b + 44, residual(t, &b[1]));
+			put_be32(b + BHS_RESIDUAL, residual(t, &b[1]));
 		}
 		e->data = t->buf + off;
 		e->dlen = n;
@@ -409,9 +409,9 @@ static void send_r2ts(struct iscsi_task *t)
 		scsi_lun_encode(t->cmd.lun, b + BHS_LUN);
 		put_be32(b + BHS_ITT, t->itt);
 		put_be32(b + BHS_TTT, t->ttt);
-		put_be32(b + 36, t->r2tsn++);
-		put_be32(b + 40, t->r2t_next);
-		put_be32(b + 44, len);
+		put_be32(b + BHS_DATASN, t->r2tsn++);
+		put_be32(b + BHS_BUFOFF, t->r2t_next);
+		put_be32(b + BHS_RESIDUAL, len);
 		iscsi_conn_send_simple(c, b, NULL, 0, false);
 		t->r2t_next += len;
 		t->r2t_outstanding++;
@@ -452,7 +452,7 @@ void iscsi_scsi_cmd_rx_hdr(struct iscsi_conn *c)
 	struct iscsi_sess_params *sp = &s->params;
 	bool immediate = h[0] & ISCSI_OP_IMMEDIATE;
 	uint32_t itt = get_be32(h + BHS_ITT);
-	uint32_t edtl = get_be32(h + 20);
+	uint32_t edtl = get_be32(h + BHS_EDTL);
 	struct iscsi_task *t;
 	uint32_t unsol, cap;
 
@@ -628,7 +628,8 @@ void iscsi_data_out_rx_hdr(struct iscsi_conn *c)
 {
 	const uint8_t *h = c->hdr;
 	uint32_t itt = get_be32(h + BHS_ITT), ttt = get_be32(h + BHS_TTT);
-	uint32_t off = get_be32(h + 40), datasn = get_be32(h + 36);
+	uint32_t off = get_be32(h + BHS_BUFOFF);
+	uint32_t datasn = get_be32(h + BHS_DATASN);
 	struct iscsi_task *t = iscsi_task_find(c->sess, itt);
 	unsigned i;
 

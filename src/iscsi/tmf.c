@@ -42,7 +42,7 @@ void iscsi_tmf_rx(struct iscsi_conn *c)
 	struct iscsi_session *s = c->sess;
 	uint8_t fn = h[1] & 0x7f;
 	uint64_t lun = scsi_lun_decode(h + BHS_LUN);
-	uint32_t rtt = get_be32(h + 20);
+	uint32_t rtt = get_be32(h + BHS_REFTT);
 	struct scsi_lun_ent *ent;
 	struct iscsi_task *t;
 
