@@ -91,10 +91,14 @@ integration: all sanitize
 	  pytest-3 -q tests/integration
 
 # libiscsi's conformance suite against the sanitizer build (issue 7), on a
-# fileio LUN and on an RBD image of a throwaway Ceph cluster (issue 16).
+# fileio LUN and on an RBD image of a throwaway Ceph cluster (issue 16), and
+# its persistent reservation tests across two gateways (issue 18).
 conformance: all sanitize
 	@scripts/conformance.sh build/san/utargetd
 	@BACKSTORE=rbd CONFORMANCE_TIMEOUT=900 scripts/conformance.sh build/san/utargetd
+	@# two gateways on one image, cluster persistent reservations (issue 18)
+	@BACKSTORE=rbd GATEWAYS=2 CONFORMANCE_TIMEOUT=900 scripts/conformance.sh \
+	  build/san/utargetd 'ALL.Prin*,ALL.Prout*'
 
 # utargetd against tgt and istgt side by side (docs/performance.md);
 # `make bench BENCH_ARGS=--quick` for a short run.
