@@ -30,9 +30,8 @@ class Gateway(ut.Daemon):
     (its portal, if any, is on its own address, not 127.0.0.1)."""
 
     def __init__(self, binary, workdir, ceph, obj, name, host, port, opts=""):
-        self.host = host
         cfg = ut.Config(port, workdir)
-        super().__init__(binary, cfg, workdir, name=name)
+        super().__init__(binary, cfg, workdir, name=name, host=host)
         self.argv = [binary, "-c", self.cfg_path, "-s", self.sock, "-f",
                      "-o", "group=rbd/%s;conf=%s%s" % (obj, ceph.conf, opts), "-o", "gateway=" + name]
 
