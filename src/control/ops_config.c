@@ -254,6 +254,7 @@ json_t *m_restore_config(json_t *p, struct rpc_error *e)
 	const char *ssel = ops_p_str(p, "storage_object", false, e, &bad);
 	json_t *config = json_object_get(p, "config");
 	json_t *root, *errors, *before, *after, *changes;
+	bool held = false;
 	json_error_t jerr;
 	char err[1024];
 	int rc;
@@ -286,6 +287,9 @@ json_t *m_restore_config(json_t *p, struct rpc_error *e)
 			return NULL;
 		}
 		root = part;
+		/* the replaced target's portals keep listening (portal.c) */
+		iscsi_portals_hold();
+		held = true;
 		if (drop_t) {
 			char wwn[ISCSI_NAME_MAX];
 
@@ -301,6 +305,8 @@ json_t *m_restore_config(json_t *p, struct rpc_error *e)
 		return ops_fail(e, RPC_REFUSED,
 			    "Configuration is not empty: use clear_existing=true to replace it");
 	} else if (clear) {
+		iscsi_portals_hold();
+		held = true;
 		clear_all();
 	}
 	errors = json_array();
@@ -322,6 +328,8 @@ json_t *m_restore_config(json_t *p, struct rpc_error *e)
 				"replaced objects: %s", err2);
 		json_decref(old);
 	}
+	if (held)
+		iscsi_portals_release();
 	iscsi_sessions_refresh(NULL, -1);
 	after = ctl_config_dump();
 	changes = ctl_config_diff(before, after);

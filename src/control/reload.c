@@ -201,6 +201,8 @@ int ctl_config_reload_locked(json_t *root, const char *what, json_t *errors,
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
+	/* the listeners of re-created targets' portals stay open */
+	iscsi_portals_hold();
 	/* targets first: their LUNs hold the storage objects */
 	for (i = 0; i < drop_tgts.n; i++)
 		iscsi_target_free(drop_tgts.p[i]);
@@ -212,6 +214,7 @@ int ctl_config_reload_locked(json_t *root, const char *what, json_t *errors,
 	rest = to_create(root, kept_paths, kept_wwns);
 	rc = ctl_config_restore(rest, false, errors, err, errlen);
 	json_decref(rest);
+	iscsi_portals_release();
 	iscsi_sessions_refresh(NULL, -1);
 	ctl_config_version++;
 	if (kept)

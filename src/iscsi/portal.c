@@ -42,6 +42,7 @@ struct iscsi_limits iscsi_limits = {
 static pthread_mutex_t ls_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct list_head listeners = LIST_HEAD_INIT(listeners);
 static struct io_loop *accept_loop;
+static int ls_holds; /* iscsi_portals_hold() depth: idle listeners stay open */
 
 void iscsi_listeners_set_loop(struct io_loop *l)
 {
@@ -471,10 +472,39 @@ void iscsi_portal_free(struct iscsi_portal *p)
 	/* The last portal using a listener (shared by a wildcard and the
 	 * specific addresses riding on it, or by the same address in
 	 * several TPGs) closes it; connections already accepted carry on. */
-	if (ls && --ls->refs == 0)
+	if (ls && --ls->refs == 0 && !ls_holds)
 		listener_close(ls);
 	pthread_mutex_unlock(&ls_lock);
 	list_del(&p->link);
 	iscsi_fabric.generation++;
 	free(p);
+}
+
+/* A reload or a gateway group's apply frees a changed target and creates
+ * it again from the new document in one step. Closing the listening
+ * socket in between would reset every connection still in its accept
+ * queue (a SYN the kernel already answered: the initiator sees its login
+ * cut off, not refused) and refuse new ones for a moment, on a portal the
+ * change never touched. While held, a listener whose last portal goes
+ * stays open and listening, and a portal created on the same address
+ * takes it over; at the last release the ones still without a portal
+ * close. Connections accepted meanwhile log in against whatever the
+ * configuration is by then (iscsi_tpg_for_addr at login). */
+void iscsi_portals_hold(void)
+{
+	pthread_mutex_lock(&ls_lock);
+	ls_holds++;
+	pthread_mutex_unlock(&ls_lock);
+}
+
+void iscsi_portals_release(void)
+{
+	struct iscsi_listener *ls, *tmp;
+
+	pthread_mutex_lock(&ls_lock);
+	if (--ls_holds == 0)
+		list_for_each_entry_safe(ls, tmp, &listeners, link)
+			if (ls->refs == 0)
+				listener_close(ls);
+	pthread_mutex_unlock(&ls_lock);
 }

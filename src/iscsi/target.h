@@ -170,6 +170,10 @@ struct iscsi_mapped_lun *iscsi_mapped_lun_new(struct iscsi_acl *acl,
 int iscsi_portal_new(struct iscsi_tpg *tpg, const char *ip, uint16_t port,
 		     struct iscsi_portal **out, char *err, size_t errlen);
 void iscsi_portal_free(struct iscsi_portal *p);
+/* Keep listening sockets open while portals are freed and created again
+ * (reload, group apply): see portal.c. Caller holds iscsi_fabric.lock. */
+void iscsi_portals_hold(void);
+void iscsi_portals_release(void);
 
 /* Lookups (caller holds the lock). */
 struct iscsi_target *iscsi_target_find(const char *wwn);

@@ -226,6 +226,41 @@ def test_changed_storage_object_recreates_its_targets(utarget, config, workdir):
         c1.close()
 
 
+def test_reload_keeps_listening_on_a_recreated_targets_portal(utarget, config, workdir):
+    """A reload that re-creates a target frees its portal and creates it again in one
+    step; the listening socket must stay open throughout. Closed and opened again, a
+    connection the kernel had already accepted into its queue is reset (the initiator
+    sees its login cut off) although the portal was never changed. Made deterministic
+    by stopping the daemon: the SIGHUP is pending before the connection arrives, so on
+    SIGCONT the reload runs before the accept."""
+    rd1 = config.ramdisk("rd1", size=8 * ut.MiB)
+    rd2 = config.ramdisk("rd2", size=8 * ut.MiB)
+    config.target(T1).tpg().lun(0, rd1)
+    d = utarget(config)
+    new = config.dump()
+    new["targets"][0]["tpgs"][0]["luns"].append(
+        {"index": 1, "storage_object": "/backstores/ramdisk/rd2"})
+    with open(d.cfg_path, "w") as f:
+        json.dump(new, f)
+    c = None
+    os.kill(d.proc.pid, signal.SIGSTOP)
+    try:
+        os.kill(d.proc.pid, signal.SIGHUP)
+        time.sleep(0.1)
+        c = iscsiraw.RawConn("127.0.0.1", d.port)   # queued, not accepted yet
+    finally:
+        os.kill(d.proc.pid, signal.SIGCONT)
+    try:
+        wait_log(d, "reload %s: kept" % d.cfg_path)
+        c.login(T1)
+        assert c.ping() is not None, d.stderr_tail()
+    finally:
+        c.close()
+    assert [l["index"] for l in get_config(d)["targets"][0]["tpgs"][0]["luns"]] == [0, 1]
+    res, _ = ut.iscsi_inq(d.lun_url(1, T1))
+    assert res.returncode == 0, ut.describe(res, d)
+
+
 # ---------------------------------------------------------------- unprivileged user
 
 def _nobody():
