@@ -4,7 +4,7 @@ the same image, on a throwaway single-node cluster (scripts/ceph-cluster.sh: one
 memstore OSD on 127.0.0.1). `rbd bench` is librbd with no gateway in between: the ceiling
 for what a gateway on librbd can deliver here.
 
-    bench/rbd_bench.py [--utargetd build/utargetd] [--seconds 5] [--runs 3]
+    bench/rbd_bench.py [--utargetd build/utargetd] [--seconds 5] [--runs 5]
 
 Prints a markdown table of medians (IOPS and MiB/s per load, utargetd / rbd bench, and at
 QD1 the latency the gateway adds). The iSCSI side is bench/ddperf (built if missing).
@@ -112,7 +112,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--utargetd", default=os.path.join(REPO, "build", "utargetd"))
     ap.add_argument("--seconds", type=int, default=5, help="per ddperf run")
-    ap.add_argument("--runs", type=int, default=3, help="rounds; medians are printed")
+    ap.add_argument("--runs", type=int, default=5, help="rounds; medians are printed")
     args = ap.parse_args()
     if not os.access(DDPERF, os.X_OK):
         run(["make", "--no-print-directory", "-C", REPO, "build/bench/ddperf"])
@@ -131,13 +131,21 @@ def main():
         rbd_bench(conf, image, "write", 4 * MiB, 4, "seq", IMAGE_MB * MiB)
         ref = {k[0]: [] for k in LOADS}
         got = {k[0]: [] for k in LOADS}
+        # rbd bench is count-based: one calibration pass (not counted) sizes each
+        # load's --io-total so that its runs last about as long as ddperf's, so
+        # both sides see the same stretch of this shared machine's noise.
+        totals = {}
+        for key, _, io_type, size, qd, pattern, total in LOADS:
+            iops = rbd_bench(conf, image, io_type, size, qd, pattern, total)
+            totals[key] = max(total, int(iops * args.seconds) * size)
         port = free_port()
         # Rounds alternate librbd-direct and the gateway, so drift on this shared
         # machine hits both sides alike. The gateway is stopped while rbd bench runs
         # (no exclusive-lock hand-over inside a measurement).
         for n in range(args.runs):
-            for key, _, io_type, size, qd, pattern, total in LOADS:
-                ref[key].append(rbd_bench(conf, image, io_type, size, qd, pattern, total))
+            for key, _, io_type, size, qd, pattern, _ in LOADS:
+                ref[key].append(rbd_bench(conf, image, io_type, size, qd, pattern,
+                                          totals[key]))
             proc = start_daemon(args.utargetd, tmp, conf, image, port, n)
             for key, _, io_type, size, qd, pattern, _ in LOADS:
                 got[key].append(iscsi_bench(port, io_type, size, qd, pattern, args.seconds))
@@ -146,14 +154,15 @@ def main():
             proc = None
         print("medians of %d rounds; utargetd over iSCSI: bench/ddperf, %d s per run"
               % (args.runs, args.seconds))
-        print("| load | rbd bench (librbd) IOPS | utargetd user:rbd over iSCSI IOPS | "
-              "utargetd MiB/s | utargetd / rbd bench | added latency (QD1) |")
+        print("| load | rbd bench (librbd) IOPS, median (min–max) | utargetd user:rbd over iSCSI "
+              "IOPS, median (min–max) | utargetd MiB/s | utargetd / rbd bench | added latency (QD1) |")
         print("|---|---:|---:|---:|---:|---:|")
         for key, label, _, size, qd, _, _ in LOADS:
             r, g = median(ref[key]), median(got[key])
             lat = "%.0f µs" % (1e6 / g - 1e6 / r) if qd == 1 else ""
-            print("| %s | %.0f | %.0f | %.1f | %.2f | %s |" % (
-                label, r, g, g * size / MiB, g / r, lat))
+            print("| %s | %.0f (%.0f–%.0f) | %.0f (%.0f–%.0f) | %.1f | %.2f | %s |" % (
+                label, r, min(ref[key]), max(ref[key]), g, min(got[key]), max(got[key]),
+                g * size / MiB, g / r, lat))
     finally:
         if proc:
             proc.terminate()

@@ -102,6 +102,39 @@ def test_qemu_io_patterns_match_rbd_export(config, utarget, ceph, workdir, diges
     assert ut.check_regions_in_file(exp, regions, zero_regions=[(4096, 1 * MiB)]) == []
 
 
+def test_admission_below_the_objecter_throttle(config, utarget, ceph, workdir):
+    """librbd runs a request's dispatch in the worker's thread (rbd_non_blocking_aio
+    off), where the Objecter's in-flight throttle would block it; the gateway admits
+    requests only while under three quarters of that throttle and queues the rest
+    (rbd.c "Admission"). With the throttle at 4 object requests and 1 MiB, 44
+    concurrent writes from qemu-io (4 KiB, 256 KiB, and 1 MiB ones that alone exceed
+    the byte cap) all complete, in any order, and land: read back over iSCSI and in
+    `rbd export`."""
+    image = _image(ceph)
+    conf = os.path.join(str(workdir), "ceph-throttled.conf")
+    with open(ceph.conf) as f:
+        text = f.read()
+    sections = [l.strip() for l in text.splitlines() if l.startswith("[")]
+    assert sections[-1] == "[client]", sections
+    with open(conf, "w") as f:
+        # the file ends in its [client] section: these land there
+        f.write(text.rstrip() + "\nobjecter inflight ops = 4\n"
+                "objecter inflight op bytes = 1048576\n")
+    so = config.rbd("r0", "rbd/%s;conf=%s" % (image, conf))
+    config.target(IQN).tpg().lun(0, so)
+    d = utarget(config)
+    regions = [(i * 1 * MiB + (i % 3) * 4096, 4096, 0x10 + i) for i in range(32)]
+    regions += [(32 * MiB + i * 512 * 1024, 256 * 1024, 0x60 + i) for i in range(8)]
+    regions += [(OBJ * 10 - 512 * 1024 + i * 2 * MiB, 1 * MiB, 0x80 + i) for i in range(4)]
+    opts = d.image_opts(0, IQN)
+    res = ut.qemu_io(opts, ut.pattern_commands(regions, "aio_write") + ["aio_flush"])
+    assert not ut.qemu_io_problems(res), ut.describe(res, d)
+    res = ut.qemu_io(opts, ut.pattern_commands(regions, "read"), read_only=True)
+    assert not ut.qemu_io_problems(res), ut.describe(res, d)
+    assert ut.check_regions_in_file(_export(ceph, image, workdir), regions) == []
+    assert d.proc.poll() is None, d.stderr_tail()
+
+
 def test_unmap_shrinks_rbd_du_and_reads_zeros(config, utarget, ceph, workdir):
     image = _image(ceph)
     d = _serve(config, utarget, ceph, image)
