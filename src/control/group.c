@@ -13,7 +13,8 @@
  * listed under another gateway's name is created remote (iscsi/target.h:
  * no listener, no login) and one listed under nobody's is remote on all.
  *
- * A change through the control API (ctl_group_run): apply the newest
+ * A change through the control API (ctl_group_run): take the object's
+ * change lock (change_lock: fairness, see there), apply the newest
  * document, run the method, dump, write with compare-and-swap
  * (cmpxattr version == N, write_full, setxattr N+1: one OSD op, all or
  * nothing). -ECANCELED means another gateway wrote first: its document is
@@ -26,13 +27,16 @@
  *
  * Rados calls made here are synchronous, on the control thread, with the
  * fabric lock held (so a change is whole against logins, as every other
- * change is); they are bounded by the group's timeout option. */
+ * change is); they are bounded by the group's timeout option, and the
+ * wait for another gateway's change lock by GROUP_LOCK_WAIT_MS. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <rados/librados.h>
@@ -51,6 +55,9 @@
 #define GROUP_RETRIES 16
 #define GROUP_WATCH_TIMEOUT_S 30
 #define GROUP_DEFAULT_TIMEOUT 10 /* seconds, every rados request */
+#define GROUP_LOCK "utarget.change"
+#define GROUP_LOCK_S 15		/* a holder that died frees it after this */
+#define GROUP_LOCK_WAIT_MS 20000 /* > GROUP_LOCK_S: outlasts a dead holder */
 
 static struct {
 	bool configured, active;
@@ -72,7 +79,9 @@ static struct {
 	json_t *doc;		/* that document */
 	json_t *gateways;	/* its gateways section (owned) */
 	bool in_change;		/* a local method runs: new TPGs are ours */
-	uint64_t applied, written, conflicts;
+	uint64_t applied, written, conflicts, lock_waits;
+	char cookie[96];	/* our change lock's cookie: gateway + pid */
+	unsigned seed;		/* jitter of the lock's retries */
 	char last_error[600];
 } g = { .timeout = GROUP_DEFAULT_TIMEOUT };
 
@@ -494,8 +503,70 @@ static void revert_locked(void)
 	json_decref(doc);
 }
 
-json_t *ctl_group_run(const struct rpc_method *m, json_t *params,
-		      struct rpc_error *e)
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The change lock: an exclusive cls_lock lock on the object, held from
+ * the sync to the write. Compare-and-swap alone keeps every change, but
+ * it is not fair: a gateway that just wrote has the newest version and
+ * makes its next change in a few round trips, while one that lost must
+ * first apply the other's document, and a gateway changing continuously
+ * wins every race against it (CI saw a loser refused after 16 lost races
+ * in a row). With the lock a change that starts always ends; waiters
+ * poll with jitter. The lock has a duration so a gateway that died
+ * holding it frees it; one that outlived it (stopped, then resumed) is
+ * still caught by the compare-and-swap. */
+static int change_lock(char *err, size_t errlen)
+{
+	struct timeval dur = { .tv_sec = GROUP_LOCK_S };
+	uint64_t end = mono_ms() + GROUP_LOCK_WAIT_MS;
+	bool waited = false;
+	int rc;
+
+	if (!g.cookie[0]) {
+		snprintf(g.cookie, sizeof(g.cookie), "%s.%ld", g.gateway,
+			 (long)getpid());
+		g.seed = (unsigned)getpid() ^ (unsigned)mono_ms();
+	}
+	for (;;) {
+		rc = rados_lock_exclusive(g.io, g.obj, GROUP_LOCK, g.cookie,
+					  "utargetd configuration change",
+					  &dur, 0);
+		if (rc == 0 || rc == -EEXIST) /* EEXIST: ours, not unlocked */
+			return 0;
+		if (rc != -EBUSY) {
+			snprintf(err, errlen, "lock: %s", strerror(-rc));
+			return rc;
+		}
+		if (!waited) {
+			waited = true;
+			g.lock_waits++;
+		}
+		if (mono_ms() >= end) {
+			snprintf(err, errlen, "another gateway's change held "
+				 "the lock for %d s", GROUP_LOCK_WAIT_MS / 1000);
+			return -ETIMEDOUT;
+		}
+		usleep(1000 + (unsigned)rand_r(&g.seed) % 4000);
+	}
+}
+
+static void change_unlock(void)
+{
+	int rc = rados_unlock(g.io, g.obj, GROUP_LOCK, g.cookie);
+
+	if (rc < 0 && rc != -ENOENT)
+		log_warn("group %s/%s: unlock: %s (it expires in %d s)", g.pool,
+			 g.obj, strerror(-rc), GROUP_LOCK_S);
+}
+
+static json_t *group_run_locked(const struct rpc_method *m, json_t *params,
+				struct rpc_error *e)
 {
 	char err[512];
 	int attempt, rc;
@@ -537,6 +608,23 @@ json_t *ctl_group_run(const struct rpc_method *m, json_t *params,
 	return ops_fail(e, RPC_REFUSED, "The gateway group's configuration kept "
 			"changing under this change (%d attempts): it was not "
 			"made; retry", GROUP_RETRIES);
+}
+
+json_t *ctl_group_run(const struct rpc_method *m, json_t *params,
+		      struct rpc_error *e)
+{
+	char err[512];
+	json_t *res;
+
+	if (change_lock(err, sizeof(err))) {
+		snprintf(g.last_error, sizeof(g.last_error), "%s", err);
+		return ops_fail(e, RPC_REFUSED, "The gateway group's "
+				"configuration could not be locked for this change "
+				"(%s): nothing changed; retry", err);
+	}
+	res = group_run_locked(m, params, e);
+	change_unlock();
+	return res;
 }
 
 /* ---- watch, notify, periodic check ---- */
@@ -897,12 +985,13 @@ json_t *m_group_status(json_t *p, struct rpc_error *e)
 							t->wwn, "tag",
 							(int)tpg->tag, "gateway", o));
 		}
-	return json_pack("{s:s, s:s, s:s, s:I, s:b, s:O, s:o, s:o, s:I, s:I, s:I, s:s}",
+	return json_pack("{s:s, s:s, s:s, s:I, s:b, s:O, s:o, s:o, s:I, s:I, s:I, s:I, s:s}",
 			 "pool", g.pool, "object", g.obj, "gateway", g.gateway,
 			 "version", (json_int_t)g.version, "watching", g.watching,
 			 "gateways", g.gateways, "local_tpgs", local,
 			 "remote_tpgs", remote, "applied", (json_int_t)g.applied,
 			 "written", (json_int_t)g.written,
-			 "conflicts", (json_int_t)g.conflicts, "last_error",
+			 "conflicts", (json_int_t)g.conflicts,
+			 "lock_waits", (json_int_t)g.lock_waits, "last_error",
 			 g.last_error);
 }

@@ -320,8 +320,8 @@ def test_remote_tpg_binds_no_portal(group, ceph):
 
 def test_concurrent_changes_from_two_gateways_are_all_kept(group, ceph):
     """20 ACL creates through A and 20 through B, in parallel, all in A's TPG: every one
-    is in both gateways' configuration and in the document (compare-and-swap: a gateway
-    that lost the race takes the other's change and makes its own again)."""
+    is in both gateways' configuration and in the document (the change lock makes
+    them one at a time; neither gateway starves the other)."""
     a, b = two_gateways(group, ceph)
     names = {gw: ["iqn.1994-05.com.example:%s-%02d" % (gw.host, i) for i in range(20)]
              for gw in (a, b)}
@@ -348,7 +348,34 @@ def test_concurrent_changes_from_two_gateways_are_all_kept(group, ceph):
     assert acls(document(ceph, group.obj), 1) == want
     sa, sb = a.call("group.status"), b.call("group.status")
     assert sa["version"] == sb["version"] and sa["written"] + sb["written"] >= 40 + 6
-    print("compare-and-swap retries: A %d, B %d" % (sa["conflicts"], sb["conflicts"]))
+    print("waits for the change lock: A %d, B %d" % (sa["lock_waits"], sb["lock_waits"]))
+    # the change lock serialises the changes: no compare-and-swap race is lost
+    # (before it, a gateway changing continuously could starve the other)
+    assert sa["conflicts"] == sb["conflicts"] == 0, (sa, sb)
+    stop_all(group)
+
+
+def test_change_lock_left_by_a_dead_gateway_expires(group, ceph):
+    """A change lock taken by a client that then goes away (a gateway killed inside a
+    change) holds a change only until its duration runs out: the change waits, then is
+    made, on both gateways."""
+    a, b = two_gateways(group, ceph)
+    res = subprocess.run(["rados", "-c", ceph.conf, "-p", "rbd", "lock", "get", group.obj,
+                          "utarget.change", "--lock-cookie", "dead-gateway",
+                          "--lock-duration", "3"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    t0 = time.monotonic()
+    a.call("acl.create", wwn=IQN, tag=1, node_wwn=INI)
+    waited = time.monotonic() - t0
+    assert 1.5 <= waited < 15, waited
+    assert a.call("group.status")["lock_waits"] == 1
+    wait_for("B has the ACL", lambda: INI in acls(b.call("get_config"), 1))
+    assert INI in acls(document(ceph, group.obj), 1)
+    # released after the change: the next one does not wait
+    t0 = time.monotonic()
+    b.call("acl.create", wwn=IQN, tag=2, node_wwn=INI)
+    assert time.monotonic() - t0 < 1.5
+    assert b.call("group.status")["lock_waits"] == 0
     stop_all(group)
 
 
