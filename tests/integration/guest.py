@@ -2,7 +2,7 @@
 
 LinuxGuest(workdir, script) boots /boot/vmlinuz-K with the initramfs of
 scripts/guest/build_initramfs.py (built once per pytest session) plus a small appended
-cpio holding /test.sh, under qemu-system-x86_64 (-accel kvm when /dev/kvm is usable, else
+cpio holding /test.sh, under qemu-system-x86_64 (-accel kvm when a kernel boots under it, else
 tcg) with user-mode networking restricted to the test's forwards (slirp `restrict=on`): each
 `forwards` entry (GUEST_ADDR, GUEST_PORT, HOST_PORT) lets the guest reach the host's
 127.0.0.1:HOST_PORT as GUEST_ADDR:GUEST_PORT, through scripts/guest/fwd.py, which qemu
@@ -45,10 +45,45 @@ def base_image(cache_dir):
     return _BASE["img"]
 
 
-def accel():
-    if os.path.exists("/dev/kvm") and os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return "kvm"
-    return "tcg"
+def accel(kernel):
+    """kvm when /dev/kvm is usable and a guest kernel really runs under it, else tcg.
+    The probe matters: on some nested hosts /dev/kvm opens but a guest kernel hangs right
+    after the boot loader (seen: a host whose vCPU lacks SSE3, "host doesn't support
+    requested feature: CPUID.01H:ECX.pni"), which left every guest test waiting for a
+    guest that never starts. Probed once per process."""
+    if "accel" not in _BASE:
+        _BASE["accel"] = "tcg"
+        if os.path.exists("/dev/kvm") and os.access("/dev/kvm", os.R_OK | os.W_OK):
+            if kvm_boots(kernel):
+                _BASE["accel"] = "kvm"
+            else:
+                print("guest: /dev/kvm is there but a kernel does not boot under it; "
+                      "using tcg", file=sys.stderr)
+    return _BASE["accel"]
+
+
+def kvm_boots(kernel, timeout=15):
+    """Whether `kernel` prints its first line under -accel kvm within `timeout`."""
+    p = subprocess.Popen(["qemu-system-x86_64", "-accel", "kvm", "-m", "128", "-nographic",
+                          "-no-reboot", "-kernel", kernel, "-append",
+                          "console=ttyS0 panic=-1 earlyprintk=ttyS0", "-display", "none",
+                          "-vga", "none", "-net", "none"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    found = threading.Event()
+
+    def read():
+        for line in p.stdout:
+            if b"Linux version" in line:
+                found.set()
+                return
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    found.wait(timeout)
+    p.kill()
+    p.wait()
+    t.join(5)
+    return found.is_set()
 
 
 class LinuxGuest:
@@ -84,7 +119,7 @@ class LinuxGuest:
 
     def command(self):
         kernel, initrd = self._initrd()
-        a = accel()
+        a = accel(kernel)
         cmd = ["qemu-system-x86_64", "-nographic", "-no-reboot", "-m", str(self.memory),
                "-smp", str(self.cpus), "-accel", a, "-kernel", kernel, "-initrd", initrd,
                "-append", "console=ttyS0 panic=-1 quiet loglevel=4 ut.initiator=%s"
