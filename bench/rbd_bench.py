@@ -5,6 +5,11 @@ memstore OSD on 127.0.0.1). `rbd bench` is librbd with no gateway in between: th
 for what a gateway on librbd can deliver here.
 
     bench/rbd_bench.py [--utargetd build/utargetd] [--seconds 5] [--runs 5]
+                       [--loads w4k32,r4k1] [--gateway-option ms_async_op_threads=1]
+
+--loads picks rows by key (default: all); --gateway-option (repeatable) sets a librbd /
+librados option for the gateway only, in a [client] section of a copy of the cluster's
+ceph.conf (an A/B of a tuning against the same rbd bench ceiling).
 
 Prints a markdown table of medians (IOPS and MiB/s per load, utargetd / rbd bench, and at
 QD1 the latency the gateway adds). The iSCSI side is bench/ddperf (built if missing).
@@ -113,7 +118,13 @@ def main():
     ap.add_argument("--utargetd", default=os.path.join(REPO, "build", "utargetd"))
     ap.add_argument("--seconds", type=int, default=5, help="per ddperf run")
     ap.add_argument("--runs", type=int, default=5, help="rounds; medians are printed")
+    ap.add_argument("--loads", default="", help="comma-separated keys: %s"
+                    % ",".join(k[0] for k in LOADS))
+    ap.add_argument("--gateway-option", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
+    loads = [k for k in LOADS if not args.loads or k[0] in args.loads.split(",")]
+    if not loads:
+        sys.exit("--loads: none of %s" % args.loads)
     if not os.access(DDPERF, os.X_OK):
         run(["make", "--no-print-directory", "-C", REPO, "build/bench/ddperf"])
     tmp = tempfile.mkdtemp(prefix="utarget-rbdbench.")
@@ -123,19 +134,27 @@ def main():
     if res.returncode != 0:
         sys.exit("cannot start a Ceph cluster: %s" % res.stderr)
     conf = os.path.join(cdir, "ceph.conf")
+    gw_conf = conf
+    if args.gateway_option:
+        gw_conf = os.path.join(tmp, "gateway.conf")
+        with open(conf) as f, open(gw_conf, "w") as out:
+            out.write(f.read() + "\n[client]\n")
+            for kv in args.gateway_option:
+                k, _, v = kv.partition("=")
+                out.write("%s = %s\n" % (k.strip(), v.strip()))
     proc = None
     try:
         image = "bench"
         run(["rbd", "-c", conf, "create", "--size", "%dM" % IMAGE_MB, "rbd/" + image])
         # fill the image once so reads hit written objects on both sides
         rbd_bench(conf, image, "write", 4 * MiB, 4, "seq", IMAGE_MB * MiB)
-        ref = {k[0]: [] for k in LOADS}
-        got = {k[0]: [] for k in LOADS}
+        ref = {k[0]: [] for k in loads}
+        got = {k[0]: [] for k in loads}
         # rbd bench is count-based: one calibration pass (not counted) sizes each
         # load's --io-total so that its runs last about as long as ddperf's, so
         # both sides see the same stretch of this shared machine's noise.
         totals = {}
-        for key, _, io_type, size, qd, pattern, total in LOADS:
+        for key, _, io_type, size, qd, pattern, total in loads:
             iops = rbd_bench(conf, image, io_type, size, qd, pattern, total)
             totals[key] = max(total, int(iops * args.seconds) * size)
         port = free_port()
@@ -143,11 +162,11 @@ def main():
         # machine hits both sides alike. The gateway is stopped while rbd bench runs
         # (no exclusive-lock hand-over inside a measurement).
         for n in range(args.runs):
-            for key, _, io_type, size, qd, pattern, _ in LOADS:
+            for key, _, io_type, size, qd, pattern, _ in loads:
                 ref[key].append(rbd_bench(conf, image, io_type, size, qd, pattern,
                                           totals[key]))
-            proc = start_daemon(args.utargetd, tmp, conf, image, port, n)
-            for key, _, io_type, size, qd, pattern, _ in LOADS:
+            proc = start_daemon(args.utargetd, tmp, gw_conf, image, port, n)
+            for key, _, io_type, size, qd, pattern, _ in loads:
                 got[key].append(iscsi_bench(port, io_type, size, qd, pattern, args.seconds))
             proc.terminate()
             proc.wait(30)
@@ -157,7 +176,9 @@ def main():
         print("| load | rbd bench (librbd) IOPS, median (min–max) | utargetd user:rbd over iSCSI "
               "IOPS, median (min–max) | utargetd MiB/s | utargetd / rbd bench | added latency (QD1) |")
         print("|---|---:|---:|---:|---:|---:|")
-        for key, label, _, size, qd, _, _ in LOADS:
+        if args.gateway_option:
+            print("gateway options: %s" % " ".join(args.gateway_option))
+        for key, label, _, size, qd, _, _ in loads:
             r, g = median(ref[key]), median(got[key])
             lat = "%.0f µs" % (1e6 / g - 1e6 / r) if qd == 1 else ""
             print("| %s | %.0f (%.0f–%.0f) | %.0f (%.0f–%.0f) | %.1f | %.2f | %s |" % (

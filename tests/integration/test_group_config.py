@@ -150,18 +150,14 @@ def two_gateways(group, ceph, opts=""):
     b = group("gw-b", "127.0.0.3", opts)
     a.call("backstore.create", plugin="user:rbd", name="r0", cfgstring=ceph.cfgstring(img))
     a.call("target.create", wwn=IQN)
-    a.call("tpg.create", wwn=IQN, tag=1)
-    a.call("tpg.enable", wwn=IQN, tag=1, enable=True)
-    a.call("tpg.set_attributes", wwn=IQN, tag=1, attributes={"authentication": 0})
-    a.call("portal.create", wwn=IQN, tag=1, ip_address="127.0.0.2", port=group.port)
-    a.call("lun.create", wwn=IQN, tag=1, storage_object="/backstores/user/r0", lun=0)
-    wait_for("B has tpg1", lambda: tpg_of(b.call("get_config"), 1))
-    b.call("tpg.create", wwn=IQN, tag=2)
-    b.call("tpg.enable", wwn=IQN, tag=2, enable=True)
-    b.call("tpg.set_attributes", wwn=IQN, tag=2, attributes={"authentication": 0})
-    b.call("portal.create", wwn=IQN, tag=2, ip_address="127.0.0.3", port=group.port)
-    b.call("lun.create", wwn=IQN, tag=2, storage_object="/backstores/user/r0", lun=0)
-    wait_for("A has tpg2", lambda: tpg_of(a.call("get_config"), 2))
+    for gw, other, tag in ((a, b, 1), (b, a, 2)):
+        gw.call("tpg.create", wwn=IQN, tag=tag)
+        gw.call("tpg.enable", wwn=IQN, tag=tag, enable=True)
+        gw.call("tpg.set_attributes", wwn=IQN, tag=tag, attributes={"authentication": 0})
+        gw.call("portal.create", wwn=IQN, tag=tag, ip_address=gw.host, port=group.port)
+        gw.call("lun.create", wwn=IQN, tag=tag, storage_object="/backstores/user/r0", lun=0)
+        wait_for("%s has tpg%d" % (other.host, tag),
+                 lambda other=other, tag=tag: tpg_of(other.call("get_config"), tag))
     return a, b
 
 
