@@ -36,7 +36,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <rados/librados.h>
@@ -503,14 +502,6 @@ static void revert_locked(void)
 	json_decref(doc);
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* The change lock: an exclusive cls_lock lock on the object, held from
  * the sync to the write. Compare-and-swap alone keeps every change, but
  * it is not fair: a gateway that just wrote has the newest version and
@@ -524,14 +515,14 @@ static uint64_t mono_ms(void)
 static int change_lock(char *err, size_t errlen)
 {
 	struct timeval dur = { .tv_sec = GROUP_LOCK_S };
-	uint64_t end = mono_ms() + GROUP_LOCK_WAIT_MS;
+	uint64_t end = io_now_ms() + GROUP_LOCK_WAIT_MS;
 	bool waited = false;
 	int rc;
 
 	if (!g.cookie[0]) {
 		snprintf(g.cookie, sizeof(g.cookie), "%s.%ld", g.gateway,
 			 (long)getpid());
-		g.seed = (unsigned)getpid() ^ (unsigned)mono_ms();
+		g.seed = (unsigned)getpid() ^ (unsigned)io_now_ms();
 	}
 	for (;;) {
 		rc = rados_lock_exclusive(g.io, g.obj, GROUP_LOCK, g.cookie,
@@ -547,7 +538,7 @@ static int change_lock(char *err, size_t errlen)
 			waited = true;
 			g.lock_waits++;
 		}
-		if (mono_ms() >= end) {
+		if (io_now_ms() >= end) {
 			snprintf(err, errlen, "another gateway's change held "
 				 "the lock for %d s", GROUP_LOCK_WAIT_MS / 1000);
 			return -ETIMEDOUT;
